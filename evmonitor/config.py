@@ -1,0 +1,88 @@
+"""One `Settings` object, built once per entry point and passed down.
+
+Library code never reads `os.environ`: entry points (CLI, Celery app, bridge) call
+`Settings()` which reads `EVMON_*` variables and a `.env` file; tests build
+`Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+EVENT_TOPICS: tuple[str, ...] = (
+    "ev.station.status",
+    "ev.session.started",
+    "ev.session.progress",
+    "ev.session.completed",
+)
+DEADLETTER_TOPIC = "ev.deadletter"
+
+
+class Settings(BaseSettings):
+    """Every knob of evmonitor. Environment: `EVMON_<NAME>`; also read from `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="EVMON_", env_file=".env", extra="ignore")
+
+    # --- one URL per service (defaults: the embedded local stack) ---
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: str = "postgresql+psycopg2://evuser:evpass@127.0.0.1:5432/evcharging"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    # Used only by `evmonitor up` to create the role and database above where the server allows.
+    admin_database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+    # --- Kafka ---
+    topic_partitions: int = Field(6, ge=1)
+    deadletter_topic: str = DEADLETTER_TOPIC
+    consumer_group: str = "evmonitor-bridge"
+
+    # --- bridge ---
+    batch_max_events: int = Field(500, ge=1, description="flush a micro-batch at this many events ...")
+    batch_max_ms: int = Field(200, ge=1, description="... or when its oldest event is this old")
+    max_inflight_batches: int = Field(64, ge=1, description="pause fetching beyond this many unfinished batches")
+    commit_interval_s: float = Field(1.0, gt=0)
+    completion_poll_s: float = Field(0.1, gt=0)
+    republish_after_s: float = Field(60.0, gt=0, description="re-publish a batch not completed by then")
+    deadletter_max_ratio: float = Field(
+        0.5, ge=0, le=1, description="stop when more than this share of a window is invalid"
+    )
+    deadletter_window: int = Field(1000, ge=1)
+
+    # --- the event contract's limits ---
+    max_payload_bytes: int = Field(64 * 1024, ge=256)
+    max_event_age_s: float = Field(30 * 86400, gt=0, description="older timestamps are rejected")
+    max_event_future_s: float = Field(15 * 60, ge=0, description="timestamps further ahead are rejected")
+    max_power_kw: float = 1000.0
+    max_meter_wh: int = 10**12
+    max_price_eur_per_kwh: float = 10.0
+    id_tag_hash_key: str = Field("", description="HMAC key for id_tag hashes (empty: plain SHA-256)")
+
+    # --- workers ---
+    worker_prefetch: int = Field(2, ge=1)
+    visibility_timeout_s: int = Field(300, ge=1)
+    retry_backoff_max_s: int = Field(60, ge=1)
+
+    # --- Flower (basic auth; `evmonitor up` generates credentials for the embedded stack) ---
+    flower_port: int = 5555
+    flower_user: str = "evmonitor"
+    flower_password: str = Field("", description="required by `evmonitor flower`; no default outside the embedded stack")
+
+    # --- search ---
+    index_prefix: str = "charging-events"
+
+    # --- embedded stack ---
+    state_dir: Path = Path(".evmonitor")
+    sql_dir: Path = REPO_ROOT / "sql"
+    timezone: str = "UTC"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+        return url

@@ -1,0 +1,65 @@
+"""Errors of evmonitor, in two families.
+
+    EvmonitorError
+    ├── InvalidEvent     permanent: the input itself is wrong. Dead-lettered, never retried.
+    │                    Carries a `Reason` that travels with the record.
+    ├── TransientError   a service (Kafka, Redis, PostgreSQL, Elasticsearch) is unreachable or
+    │                    busy. Retried with backoff; never a reason to dead-letter valid data.
+    └── ConfigError      the operator must change something (a setting, a missing service).
+
+Driver exceptions (psycopg2, elasticsearch, kafka-python, redis) are translated into these once,
+at the edge: see `evmonitor.storage.postgres.translate_errors` and
+`evmonitor.storage.search.translate_errors`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["ConfigError", "EvmonitorError", "InvalidEvent", "Reason", "SinkRejected", "TransientError"]
+
+
+class Reason(StrEnum):
+    """Machine-readable reason a record went to the dead-letter topic."""
+
+    TOO_LARGE = "too_large"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    INVALID_VALUE = "invalid_value"
+    OUT_OF_RANGE = "out_of_range"
+    NON_FINITE = "non_finite"
+    TIMESTAMP_OUT_OF_WINDOW = "timestamp_out_of_window"
+    # raised by a sink, not by the contract: the store refused the event for good
+    SINK_REJECTED = "sink_rejected"
+
+
+class EvmonitorError(Exception):
+    """Base of every error evmonitor raises on purpose."""
+
+
+class InvalidEvent(EvmonitorError):
+    """The event breaks the contract. Permanent: dead-letter it with `reason`."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class SinkRejected(InvalidEvent):
+    """A store refused an event for a reason that retrying will not fix."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.SINK_REJECTED, detail)
+
+
+class TransientError(EvmonitorError):
+    """A service is down or busy. Retry with backoff; the data is fine."""
+
+
+class ConfigError(EvmonitorError):
+    """Something the operator must fix; the message says what to do."""

@@ -1,0 +1,137 @@
+"""Elasticsearch: the event log, one document per valid event.
+
+Documents go to the concrete daily index `charging-events-YYYY.MM.DD` (UTC day of the event)
+with `_id = event_id`, so a replay overwrites a document with itself. The index template
+(`index_template.json`) maps the fields explicitly and puts every daily index behind the alias
+`charging-events`; the pattern `charging-events*` finds them too.
+
+`translate_errors` maps client exceptions once: connection problems, 429 and 5xx become
+`TransientError`; a per-document 4xx in a bulk answer becomes a rejection of that document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import TransportError, Urllib3HttpNode
+from elasticsearch import ApiError, Elasticsearch
+
+from evmonitor.errors import TransientError
+
+__all__ = ["SearchStore", "daily_index", "make_client", "translate_errors", "TEMPLATE_PATH"]
+
+TEMPLATE_PATH = Path(__file__).with_name("index_template.json")
+_COMPAT = "compatible-with="
+
+
+class _PlainJsonNode(Urllib3HttpNode):
+    """Send `application/json` instead of the 8.x client's compatibility media type.
+
+    Elasticsearch accepts both; API-compatible servers such as osmem only the plain one.
+    """
+
+    def perform_request(self, method: str, target: str, body: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+        if headers:
+            headers = headers.copy()
+            for name in ("accept", "content-type"):
+                value = headers.get(name)
+                if value and _COMPAT in value:
+                    headers[name] = "application/x-ndjson" if "x-ndjson" in value else "application/json"
+        return super().perform_request(method, target, body=body, headers=headers, **kwargs)
+
+
+def make_client(url: str, *, timeout_s: float = 30.0) -> Elasticsearch:
+    return Elasticsearch(url, node_class=_PlainJsonNode, request_timeout=timeout_s, max_retries=0)
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except ApiError as exc:
+        if exc.meta.status == 429 or exc.meta.status >= 500:
+            raise TransientError(f"elasticsearch {exc.meta.status}: {exc.message}") from exc
+        raise
+    except (TransportError, TransportConnectionError, OSError) as exc:
+        raise TransientError(f"elasticsearch unreachable: {exc}") from exc
+
+
+def daily_index(prefix: str, timestamp: str | datetime) -> str:
+    ts = timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
+    return f"{prefix}-{ts:%Y.%m.%d}"
+
+
+def to_document(event: dict[str, Any]) -> dict[str, Any]:
+    """The indexed form of a normalised event: the event, plus `location` where it has one."""
+    doc = dict(event)
+    if "latitude" in doc and "longitude" in doc:
+        doc["location"] = {"lat": doc["latitude"], "lon": doc["longitude"]}
+    return doc
+
+
+class SearchStore:
+    """The index sink."""
+
+    def __init__(self, client: Elasticsearch, prefix: str = "charging-events") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    @classmethod
+    def connect(cls, url: str, prefix: str = "charging-events") -> "SearchStore":
+        return cls(make_client(url), prefix)
+
+    def install_template(self) -> None:
+        """Create or update the index template for `<prefix>-*`. Idempotent."""
+        spec = json.loads(TEMPLATE_PATH.read_text())
+        spec["index_patterns"] = [f"{self.prefix}-*"]
+        spec["template"]["aliases"] = {self.prefix: {}}
+        with translate_errors():
+            self.client.indices.put_index_template(name=self.prefix, **spec)
+
+    def index_events(self, events: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+        """Bulk-index `events`; return the ones refused for good, each with the server's reason.
+
+        Raises `TransientError` if the server is unreachable or refused any document for a
+        transient reason (429, 5xx): the caller retries the whole batch, which is harmless
+        because every document is keyed by its event_id.
+        """
+        if not events:
+            return []
+        operations: list[dict[str, Any]] = []
+        for event in events:
+            operations.append({"index": {"_index": daily_index(self.prefix, event["timestamp"]), "_id": event["event_id"]}})
+            operations.append(to_document(event))
+        with translate_errors():
+            response = self.client.bulk(operations=operations)
+        if not response.get("errors"):
+            return []
+        rejected: list[tuple[dict[str, Any], str]] = []
+        transient = 0
+        for event, item in zip(events, response["items"]):
+            result = next(iter(item.values()))
+            status = result.get("status", 500)
+            if status < 300:
+                continue
+            if status == 429 or status >= 500:
+                transient += 1
+            else:
+                error = result.get("error") or {}
+                rejected.append((event, f"elasticsearch {status}: {error.get('type')}: {error.get('reason')}"))
+        if transient:
+            raise TransientError(f"elasticsearch refused {transient} documents for now (429/5xx)")
+        return rejected
+
+    def refresh(self) -> None:
+        with translate_errors():
+            self.client.indices.refresh(index=f"{self.prefix}*")
+
+    def count(self, query: dict[str, Any] | None = None) -> int:
+        with translate_errors():
+            body = {"query": query} if query else {}
+            return int(self.client.count(index=f"{self.prefix}*", **body)["count"])
