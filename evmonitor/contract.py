@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
+from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -135,7 +136,7 @@ _RFC3339 = re.compile(
 
 def _rfc3339(value: Any) -> Any:
     if not isinstance(value, str):
-        raise TypeError("timestamp must be an RFC 3339 string")
+        raise PydanticCustomError("wrong_type", "timestamp must be an RFC 3339 string")
     if not _RFC3339.match(value):
         raise ValueError("timestamp must be RFC 3339 with an offset or Z")
     return value
@@ -158,7 +159,7 @@ Price = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False), AfterValida
 
 def _uuid_str(value: Any) -> Any:
     if not isinstance(value, str):
-        raise TypeError("must be a UUID string")
+        raise PydanticCustomError("wrong_type", "must be a UUID string")
     return str(UUID(value))
 
 
@@ -305,8 +306,6 @@ _PYDANTIC_REASONS: dict[str, Reason] = {
 
 def _reason_for(error: dict[str, Any]) -> Reason:
     kind = error["type"]
-    if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), TypeError):
-        return Reason.WRONG_TYPE
     if kind in _PYDANTIC_REASONS:
         return _PYDANTIC_REASONS[kind]
     if kind.endswith("_type"):
