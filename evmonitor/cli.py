@@ -1,27 +1,253 @@
-"""The `evmonitor` command line. Filled in step by step; see README.md."""
+"""The `evmonitor` command line.
+
+Every command builds one `Settings` (EVMON_* variables and `.env`) and passes it down.
+Errors meant for the operator (`ConfigError`) print one clear line and exit 2.
+"""
 
 from __future__ import annotations
 
-import typer
+import json
+import logging
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
 
-app = typer.Typer(help="evmonitor: watch an EV charging network in real time.", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evmonitor.config import Settings
+from evmonitor.errors import ConfigError, EvmonitorError
+
+app = typer.Typer(
+    help="evmonitor: watch an EV charging network in real time.\n\n"
+    "Configuration comes from EVMON_* environment variables or a .env file "
+    "(EVMON_KAFKA_BOOTSTRAP, EVMON_DATABASE_URL, EVMON_BROKER_URL, EVMON_ELASTICSEARCH_URL, ...).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except EvmonitorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)
 
 
-# Command names are fixed (docker-compose.yml and the README use them); bodies land step by step.
-for _name, _help in [
-    ("init", "Create topics, schema and index template (idempotent), then exit."),
-    ("bridge", "Run the Kafka -> Celery bridge."),
-    ("worker", "Run a Celery worker for the given queues."),
-    ("beat", "Run Celery beat (periodic maintenance jobs)."),
-    ("flower", "Run Flower with basic auth."),
-    ("simulate", "Feed the configured Kafka with a simulated fleet."),
-    ("up", "Start the embedded stack and the pipeline."),
-    ("down", "Stop what `up` started, gracefully and in order."),
-    ("status", "Show each component's pid, address and health."),
-    ("demo", "Up, simulate, drain, reconcile, down."),
-]:
-    app.command(_name, help=_help)(lambda: (_ for _ in ()).throw(typer.Exit(2)))
+# --- one-shot set-up --------------------------------------------------------------------------
+
+
+@app.command()
+def init() -> None:
+    """Create Kafka topics, apply the SQL schema and install the index template. Idempotent."""
+    from evmonitor.stack.embedded import init_pipeline, provision_database
+
+    settings = _settings()
+    console.print(f"postgres: {provision_database(settings)}")
+    info = init_pipeline(settings)
+    out.print_json(data=info)
+
+
+# --- long-running roles -----------------------------------------------------------------------
+
+
+@app.command()
+def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
+    """Run the Kafka -> Celery bridge (consumer group evmonitor-bridge). SIGTERM: flush, commit, exit."""
+    from evmonitor.bridge.wiring import run_bridge
+
+    _logging(log_level)
+    run_bridge(_settings())
+
+
+@app.command()
+def worker(
+    queues: str = typer.Option("persist,index", "--queues", "-Q", help="Comma-separated: persist, index, maintenance."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Pool processes."),
+    name: Optional[str] = typer.Option(None, "--hostname", "-n", help="Worker node name, e.g. persist@%h."),
+    autoscale: Optional[str] = typer.Option(None, help="MAX,MIN pool processes, instead of --concurrency."),
+    log_level: str = typer.Option("INFO"),
+) -> None:
+    """Run a Celery worker (prefork pool) for the given queues. SIGTERM: finish running tasks, exit."""
+    from workers.app import create_app
+
+    celery = create_app(_settings())
+    argv = ["worker", "-Q", queues, "--loglevel", log_level, "-E", "--without-mingle", "--without-gossip"]
+    argv += ["--autoscale", autoscale] if autoscale else ["-c", str(concurrency)]
+    if name:
+        argv += ["-n", name]
+    celery.worker_main(argv)
+
+
+@app.command()
+def beat(log_level: str = typer.Option("INFO")) -> None:
+    """Run Celery beat: periodic maintenance jobs on queue `maintenance`."""
+    from workers.app import create_app
+
+    settings = _settings()
+    celery = create_app(settings)
+    state = Path(settings.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    celery.start(["beat", "--loglevel", log_level, "--schedule", str(state / "celerybeat-schedule")])
+
+
+@app.command()
+def flower() -> None:
+    """Run Flower (task monitoring) with basic auth from EVMON_FLOWER_USER / EVMON_FLOWER_PASSWORD."""
+    from workers.app import create_app
+
+    settings = _settings()
+    if not settings.flower_password:
+        raise ConfigError("set EVMON_FLOWER_PASSWORD (Flower never runs without credentials)")
+    celery = create_app(settings)
+    celery.start(
+        ["flower", f"--port={settings.flower_port}", f"--basic-auth={settings.flower_user}:{settings.flower_password}",
+         f"--address={settings.flower_address}"]  # fmt: skip
+    )
+
+
+# --- simulator --------------------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    stations: int = typer.Option(50, min=1, help="Stations in the fleet."),
+    sessions: int = typer.Option(1000, min=0, help="Drain mode: sessions to simulate."),
+    seed: int = typer.Option(7, help="Same seed, same fleet and events."),
+    live: bool = typer.Option(False, "--live", help="Real time until Ctrl-C instead of draining a fixed number."),
+    speed: float = typer.Option(1.0, min=0.01, help="Live mode: how much faster than real life stations live."),
+    duration: Optional[float] = typer.Option(None, help="Live mode: stop after this many seconds."),
+    bad_ratio: float = typer.Option(0.0, min=0, max=1, help="Share of malformed messages to mix in."),
+    duplicate_ratio: float = typer.Option(0.0, min=0, max=1, help="Probability each valid message is sent twice."),
+    reorder: bool = typer.Option(False, help="Send each session's events in random order."),
+    meter_interval: float = typer.Option(300, help="Seconds between meter readings of a session."),
+    ground_truth: Optional[Path] = typer.Option(None, help="Write the ground truth JSON here."),
+) -> None:
+    """Feed the configured Kafka with a simulated fleet (drain mode by default, --live for real time)."""
+    from evmonitor.simulation import run_drain, run_live_until_stopped
+
+    settings = _settings()
+    if live:
+        truth = run_live_until_stopped(settings, stations=stations, seed=seed, speed=speed, duration_s=duration,
+                                       say=console.print)  # fmt: skip
+    else:
+        truth, _ = run_drain(settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
+                             duplicate_ratio=duplicate_ratio, reorder=reorder, meter_interval_s=meter_interval,
+                             say=console.print)  # fmt: skip
+    if ground_truth:
+        truth.write(ground_truth)
+        console.print(f"ground truth written to {ground_truth}")
+
+
+# --- the embedded stack -----------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything runs; stop with `evmonitor down`."),
+    simulate_live: bool = typer.Option(False, "--simulate", help="Also run the simulator in live mode."),
+    speed: float = typer.Option(60.0, help="With --simulate: live speed factor."),
+    stations: int = typer.Option(50, help="With --simulate: stations."),
+) -> None:
+    """Start the embedded stack (what is not already reachable) and the pipeline's processes."""
+    from evmonitor.stack.supervisor import Stack, wait_until_stopped
+
+    settings = _settings()
+    stack = Stack(settings, say=console.print)
+    sim_args = ["--speed", str(speed), "--stations", str(stations)]
+    started = stack.up(with_simulator=simulate_live, simulator_args=sim_args)
+    console.print(f"started: {', '.join(started) or 'nothing (all running)'}")
+    _print_status(stack.status())
+    flower = stack.extra.get("flower")
+    if flower:
+        console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
+    if detach:
+        console.print("running in the background: `evmonitor status`, `evmonitor down`")
+        return
+    console.print("running; Ctrl-C stops everything")
+    try:
+        wait_until_stopped(stack)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+    finally:
+        stack.down()
+
+
+@app.command()
+def down() -> None:
+    """Stop what `up` started, gracefully and in order (simulator, bridge, workers, services)."""
+    from evmonitor.stack.supervisor import Stack
+
+    stopped = Stack(_settings(), say=console.print).down()
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _print_status(items: list[dict]) -> None:
+    table = Table(title="evmonitor")
+    for col in ("component", "pid", "address", "health", "log"):
+        table.add_column(col)
+    for item in items:
+        health = "[green]up[/]" if item["healthy"] else "[red]down[/]"
+        owner = "" if item["owned"] else " (found)"
+        table.add_row(item["name"] + owner, str(item["pid"] or "-"), item["address"] or "-", health, item["log"] or "-")
+    console.print(table)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show each component: pid, address, health. Exit 1 if any is down."""
+    from evmonitor.stack.supervisor import Stack
+
+    items = Stack(_settings()).status()
+    if as_json:
+        out.print_json(data={"components": items})
+    else:
+        _print_status(items) if items else console.print("nothing is running (start with `evmonitor up`)")
+    if any(not item["healthy"] for item in items):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    stations: int = typer.Option(50, min=1),
+    sessions: int = typer.Option(2000, min=1),
+    seed: int = typer.Option(11),
+    bad_ratio: float = typer.Option(0.0, min=0, max=1),
+    duplicate_ratio: float = typer.Option(0.0, min=0, max=1),
+    reorder: bool = typer.Option(False),
+    ground_truth: Optional[Path] = typer.Option(None, help="Also write the ground truth JSON here."),
+    timeout: float = typer.Option(900, help="Seconds to wait for the pipeline to drain."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the stack running afterwards."),
+) -> None:
+    """Up, simulate in drain mode, wait until processed, print a reconciliation table, down.
+
+    Exit 0 only if PostgreSQL, Elasticsearch and the dead-letter topic match the simulator's
+    ground truth exactly.
+    """
+    from evmonitor.demo import run_demo
+
+    ok = run_demo(
+        _settings(), stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
+        duplicate_ratio=duplicate_ratio, reorder=reorder, ground_truth=ground_truth, timeout_s=timeout,
+        keep=keep, console=console,
+    )  # fmt: skip
+    raise typer.Exit(0 if ok else 1)

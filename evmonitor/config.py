@@ -69,6 +69,7 @@ class Settings(BaseSettings):
 
     # --- Flower (basic auth; `evmonitor up` generates credentials for the embedded stack) ---
     flower_port: int = 5555
+    flower_address: str = "127.0.0.1"
     flower_user: str = "evmonitor"
     flower_password: str = Field("", description="required by `evmonitor flower`; no default outside the embedded stack")
 

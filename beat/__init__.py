@@ -1,0 +1,1 @@
+"""Periodic maintenance jobs run by Celery beat on queue `maintenance`."""

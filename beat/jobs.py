@@ -1,0 +1,1 @@
+"""Maintenance jobs (rollups, stale sessions, faults, reports) land here."""

@@ -1,0 +1,3 @@
+from evmonitor.cli import main
+
+main()

@@ -1,0 +1,302 @@
+"""The bridge: Kafka records in, Celery batch tasks out, offsets committed only when safe.
+
+    poll -> validate -> (rejected) dead-letter record ............................ done once flushed
+                     -> (valid)    micro-batch -> publish to `persist` and `index` -> done once both
+                                                                                     sinks marked it
+    every commit_interval_s: flush dead letters, commit what OffsetTracker allows
+
+Delivery rule (invariant 1): Redis keeps nothing on disk here, so a task in a queue is not safe.
+A batch is done only when PostgreSQL holds a completion marker for it from *both* sinks
+(`ingest_batches`); until then its offsets stay uncommitted and it is re-published if no marker
+appears within `republish_after_s`. A bridge that dies resumes from the committed offsets and
+replays; every write downstream is idempotent, so replays cost time, never correctness.
+
+Back-pressure: with `max_inflight_batches` unfinished batches the bridge pauses its partitions
+(the group stays alive) and resumes by itself when batches complete.
+
+Everything that does I/O is passed in (`consumer`, `publish`, `completions`, `deadletters`),
+so the loop runs against fakes in unit tests and against real services in integration tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from evmonitor.bridge.batching import Batch, Batcher
+from evmonitor.bridge.offsets import OffsetTracker
+from evmonitor.config import Settings
+from evmonitor.contract import Limits, Rejection, validate
+from evmonitor.deadletter import DeadLetters, Source, deadletter_record
+from evmonitor.errors import EvmonitorError, TransientError
+
+__all__ = ["Bridge", "BridgeHalted", "SINKS", "Stats"]
+
+log = logging.getLogger("evmonitor.bridge")
+
+SINKS = ("persist", "index")
+TP = tuple[str, int]
+Publish = Callable[[str, Batch], None]  # (sink, batch); raises TransientError
+Completions = Callable[[list[str]], dict[str, set[str]]]  # batch ids -> sinks done
+Forget = Callable[[list[str]], None]
+
+
+class BridgeHalted(EvmonitorError):
+    """The bridge stopped on purpose (e.g. the stream is mostly invalid); the message says why."""
+
+
+@dataclass
+class Stats:
+    consumed: int = 0
+    valid: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    batches_published: int = 0
+    batches_republished: int = 0
+    batches_done: int = 0
+    commits: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "consumed": self.consumed,
+            "valid": self.valid,
+            "rejected": dict(self.rejected),
+            "batches_published": self.batches_published,
+            "batches_republished": self.batches_republished,
+            "batches_done": self.batches_done,
+            "commits": self.commits,
+        }
+
+
+def _received_at(record: Any, wall: Callable[[], datetime]) -> datetime:
+    ts = getattr(record, "timestamp", None)
+    if ts is not None and ts > 0:
+        return datetime.fromtimestamp(ts / 1000, tz=timezone.utc)
+    return wall()
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        consumer: Any,
+        publish: Publish,
+        completions: Completions,
+        deadletters: DeadLetters,
+        forget: Forget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.publish = publish
+        self.completions = completions
+        self.forget = forget or (lambda ids: None)
+        self.deadletters = deadletters
+        self.clock = clock
+        self.wall = wall
+        self.limits = Limits.from_settings(settings)
+        self.batcher = Batcher(settings.batch_max_events, settings.batch_max_ms / 1000)
+        self.tracker: OffsetTracker[TP] = OffsetTracker()
+        self.inflight: dict[str, Batch] = {}
+        self.stats = Stats()
+        self.paused = False
+        self._released: list[str] = []
+        self._verdicts: deque[bool] = deque(maxlen=settings.deadletter_window)
+        now = clock()
+        self._next_commit = now + settings.commit_interval_s
+        self._next_poll_done = now + settings.completion_poll_s
+        self._next_log = now + 10.0
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, *, shutdown_timeout_s: float = 15.0) -> None:
+        """Run until `stop` is set, then publish what is batched, wait for it and commit."""
+        log.info("bridge started: group %s", self.settings.consumer_group)
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self.shutdown(timeout_s=shutdown_timeout_s)
+
+    def step(self, poll_timeout_ms: int = 100) -> None:
+        records = self.consumer.poll(timeout_ms=poll_timeout_ms, max_records=self.settings.batch_max_events)
+        for tp, batch in records.items():
+            for record in batch:
+                self._handle((tp.topic, tp.partition), record)
+        self.tick()
+
+    def tick(self) -> None:
+        now = self.clock()
+        ready = self.batcher.due(now)
+        if ready is not None:
+            self._publish(ready)
+        if now >= self._next_poll_done:
+            self._poll_completions()
+            self._republish_overdue()
+            self._next_poll_done = now + self.settings.completion_poll_s
+        self._apply_backpressure()
+        if now >= self._next_commit:
+            self.commit()
+            self._next_commit = now + self.settings.commit_interval_s
+        if now >= self._next_log:
+            log.info("bridge: %s, in flight %d", self.stats.as_dict(), len(self.inflight))
+            self._next_log = now + 10.0
+
+    def _handle(self, tp: TP, record: Any) -> None:
+        self.stats.consumed += 1
+        raw = record.value if record.value is not None else b""
+        received_at = _received_at(record, self.wall)
+        result = validate(raw, received_at=received_at, limits=self.limits)
+        if isinstance(result, Rejection):
+            self._reject(tp, record, raw, received_at, result)
+        else:
+            self.stats.valid += 1
+            self._verdicts.append(True)
+            now = self.clock()
+            batch = self.batcher.open(now)
+            self.tracker.hold(batch.batch_id, tp, record.offset)
+            full = self.batcher.add(result.to_wire(), now)
+            if full is not None:
+                self._publish(full)
+        self.tracker.consumed(tp, record.offset)
+
+    def _reject(self, tp: TP, record: Any, raw: bytes, received_at: datetime, rejection: Rejection) -> None:
+        self.stats.rejected[str(rejection.reason)] += 1
+        self._verdicts.append(False)
+        value = deadletter_record(
+            reason=rejection.reason,
+            detail=rejection.detail,
+            original=raw,
+            source=Source(tp[0], tp[1], record.offset, record.key),
+            received_at=received_at,
+        )
+        self.deadletters.send(value, reason=rejection.reason, key=record.key)
+        window = self._verdicts
+        if len(window) == window.maxlen:
+            invalid = window.count(False) / len(window)
+            if invalid > self.settings.deadletter_max_ratio:
+                raise BridgeHalted(
+                    f"{invalid:.0%} of the last {len(window)} records were invalid (limit "
+                    f"{self.settings.deadletter_max_ratio:.0%}): a producer is broken. Fix it, or raise "
+                    "EVMON_DEADLETTER_MAX_RATIO; nothing past the last commit is lost."
+                )
+
+    # --- batches ----------------------------------------------------------------------------
+
+    def _publish(self, batch: Batch, sinks: Iterable[str] = SINKS) -> None:
+        self.inflight[batch.batch_id] = batch
+        first = batch.publish_count == 0
+        try:
+            for sink in sinks:
+                if sink not in batch.done_sinks:
+                    self.publish(sink, batch)
+        except TransientError as exc:
+            log.warning("bridge: publishing batch %s failed (%s); will retry", batch.batch_id, exc)
+            batch.published_at = None
+            batch.opened_at = self.clock()  # backoff anchor for the retry
+            return
+        batch.published_at = self.clock()
+        batch.publish_count += 1
+        if first:
+            self.stats.batches_published += 1
+        else:
+            self.stats.batches_republished += 1
+
+    def _poll_completions(self) -> None:
+        if not self.inflight:
+            return
+        try:
+            done = self.completions(list(self.inflight))
+        except TransientError as exc:
+            log.warning("bridge: cannot read batch completions (%s)", exc)
+            return
+        for batch_id, sinks in done.items():
+            batch = self.inflight.get(batch_id)
+            if batch is None:
+                continue
+            batch.done_sinks |= sinks
+            if all(s in batch.done_sinks for s in SINKS):
+                del self.inflight[batch_id]
+                self.tracker.release(batch_id)
+                self._released.append(batch_id)
+                self.stats.batches_done += 1
+
+    def _republish_overdue(self) -> None:
+        now = self.clock()
+        for batch in list(self.inflight.values()):
+            if batch.published_at is None:
+                if now - batch.opened_at >= min(1.0 * 2 ** min(batch.publish_count, 5), 30.0):
+                    self._publish(batch)
+            elif now - batch.published_at >= self.settings.republish_after_s:
+                missing = [s for s in SINKS if s not in batch.done_sinks]
+                log.warning("bridge: batch %s not complete in %s after %.0fs; re-publishing", batch.batch_id, missing, now - batch.published_at)
+                self._publish(batch, missing)
+
+    def _apply_backpressure(self) -> None:
+        full = len(self.inflight) >= self.settings.max_inflight_batches
+        if full and not self.paused:
+            self.consumer.pause(*self.consumer.assignment())
+            self.paused = True
+            log.warning("bridge: %d batches in flight; pausing fetch until workers catch up", len(self.inflight))
+        elif not full and self.paused:
+            self.consumer.resume(*self.consumer.paused())
+            self.paused = False
+            log.info("bridge: resuming fetch")
+
+    # --- commits ----------------------------------------------------------------------------
+
+    def commit(self, only: Iterable[TP] | None = None) -> dict[TP, int]:
+        """Flush dead letters, then commit every offset the tracker allows. Returns what moved."""
+        offsets = self.tracker.to_commit()
+        if only is not None:
+            keep = set(only)
+            offsets = {tp: off for tp, off in offsets.items() if tp in keep}
+        try:
+            self.deadletters.flush()
+        except TransientError as exc:
+            log.warning("bridge: dead letters not flushed (%s); not committing", exc)
+            return {}
+        if not offsets:
+            return {}
+        try:
+            self.consumer.commit_offsets(offsets)
+        except TransientError as exc:
+            log.warning("bridge: commit failed (%s); will retry", exc)
+            return {}
+        self.tracker.committed(offsets)
+        self.stats.commits += 1
+        released, self._released = self._released, []
+        try:
+            self.forget(released)
+        except TransientError:
+            pass  # markers of committed batches are only garbage; beat prunes leftovers
+        return offsets
+
+    def on_revoked(self, tps: Iterable[TP]) -> None:
+        tps = list(tps)
+        self.commit(only=tps)
+        for tp in tps:
+            self.tracker.forget(tp)
+
+    def shutdown(self, timeout_s: float = 15.0) -> None:
+        """Stop fetching, publish the open batch, wait up to `timeout_s` for completions, commit."""
+        batch = self.batcher.take()
+        if batch is not None:
+            self._publish(batch)
+        deadline = self.clock() + timeout_s
+        while self.inflight and self.clock() < deadline:
+            self._poll_completions()
+            self._republish_overdue()
+            if self.inflight:
+                time.sleep(self.settings.completion_poll_s)  # waiting on other processes; nothing to poll
+        self.commit()
+        if self.inflight:
+            log.warning("bridge: %d batches unfinished at shutdown; they will be replayed", len(self.inflight))
+        log.info("bridge stopped: %s", self.stats.as_dict())

@@ -1,0 +1,124 @@
+"""The bridge's real I/O: a kafka-python consumer, Celery publishing, PostgreSQL completions."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from evmonitor.bridge.batching import Batch
+from evmonitor.bridge.bridge import Bridge
+from evmonitor.config import EVENT_TOPICS, Settings
+from evmonitor.deadletter import DeadLetters
+from evmonitor.errors import TransientError
+from evmonitor.storage.kafka import make_consumer, make_producer
+from evmonitor.storage.postgres import PostgresStore
+
+__all__ = ["CeleryPublisher", "KafkaSource", "build_bridge", "run_bridge"]
+
+log = logging.getLogger("evmonitor.bridge")
+
+TASK_BY_SINK = {"persist": "evmonitor.persist_batch", "index": "evmonitor.index_batch"}
+
+
+class KafkaSource:
+    """A KafkaConsumer seen through the few calls the bridge makes; errors become TransientError."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+
+    def assignment(self) -> set[Any]:
+        return self.consumer.assignment()
+
+    def paused(self) -> set[Any]:
+        return self.consumer.paused()
+
+    def pause(self, *tps: Any) -> None:
+        self.consumer.pause(*tps)
+
+    def resume(self, *tps: Any) -> None:
+        self.consumer.resume(*tps)
+
+    def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        try:
+            self.consumer.commit(
+                {TopicPartition(t, p): OffsetAndMetadata(off, "", -1) for (t, p), off in offsets.items()}
+            )
+        except KafkaError as exc:  # RebalanceInProgress, CommitFailed, connection errors: next tick
+            raise TransientError(f"kafka commit: {exc!r}") from exc
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class CeleryPublisher:
+    """Publishes one task per batch per sink; a publish that Redis did not take raises."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, sink: str, batch: Batch) -> None:
+        try:
+            self.app.send_task(TASK_BY_SINK[sink], args=[batch.batch_id, batch.events], queue=sink)
+        except (KombuError, RedisError, OSError) as exc:
+            raise TransientError(f"broker: {exc!r}") from exc
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self) -> None:
+        self.bridge: Bridge | None = None
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self.bridge is not None and revoked:
+            self.bridge.on_revoked([(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("bridge: assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+def build_bridge(settings: Settings, app: Any | None = None) -> tuple[Bridge, KafkaSource, Any]:
+    """Connect everything the bridge needs; returns (bridge, source, dead-letter producer)."""
+    if app is None:
+        from workers.app import create_app
+
+        app = create_app(settings)
+    store = PostgresStore.connect(settings.sqlalchemy_url, settings.sql_dir)
+    listener = _Rebalance()
+    consumer = make_consumer(settings)
+    consumer.subscribe(list(EVENT_TOPICS), listener=listener)
+    source = KafkaSource(consumer)
+    producer = make_producer(settings.kafka_bootstrap)
+    bridge = Bridge(
+        settings,
+        consumer=source,
+        publish=CeleryPublisher(app),
+        completions=store.completed,
+        forget=store.forget,
+        deadletters=DeadLetters(producer, settings.deadletter_topic),
+    )
+    listener.bridge = bridge
+    return bridge, source, producer
+
+
+def run_bridge(settings: Settings, stop: threading.Event | None = None) -> Bridge:
+    """Run the bridge until SIGTERM/SIGINT (or `stop`): then flush, commit and exit."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    bridge, source, producer = build_bridge(settings)
+    try:
+        bridge.run(stop)
+    finally:
+        source.close()
+        producer.close(timeout=10)
+    return bridge

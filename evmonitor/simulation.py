@@ -1,0 +1,108 @@
+"""Run the simulator against the configured Kafka: drain mode and live mode, with progress."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from evmonitor.config import Settings
+from evmonitor.reconcile import SentOffsets
+from evmonitor.storage.kafka import ensure_topics, make_producer
+
+__all__ = ["RecordingProducer", "run_drain", "run_live_until_stopped"]
+
+
+class RecordingProducer:
+    """A KafkaProducer that remembers the partition and offset Kafka gave each record."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.sent = SentOffsets()
+        self._lock = threading.Lock()
+        self.errors: list[BaseException] = []
+
+    def _on_ok(self, meta: Any) -> None:
+        with self._lock:
+            self.sent.add(meta.topic, meta.partition, meta.offset)
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None, **kwargs: Any) -> Any:
+        future = self.producer.send(topic, key=key, value=value, **kwargs)
+        future.add_callback(self._on_ok)
+        future.add_errback(self._on_error)
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.producer.flush(timeout=timeout)
+        if self.errors:
+            raise RuntimeError(f"Kafka refused {len(self.errors)} messages: {self.errors[0]!r}")
+
+    def close(self) -> None:
+        self.producer.close(timeout=10)
+
+
+def run_drain(
+    settings: Settings,
+    *,
+    stations: int,
+    sessions: int,
+    seed: int,
+    bad_ratio: float = 0.0,
+    duplicate_ratio: float = 0.0,
+    reorder: bool = False,
+    meter_interval_s: float = 300,
+    now: datetime | None = None,
+    say: Callable[[str], None] = print,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[Any, SentOffsets]:
+    """Plan a day of the fleet, send it as fast as Kafka takes it; return (truth, offsets sent)."""
+    from evmonitor.simulator import default_window, plan_drain, send
+
+    now = now or datetime.now(timezone.utc)
+    start, end = default_window(now)
+    plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=start, end=end, bad_ratio=bad_ratio,
+                      duplicate_ratio=duplicate_ratio, reorder=reorder, meter_interval_s=meter_interval_s, now=now)  # fmt: skip
+    total = len(plan.messages)
+    say(f"simulator: {stations} stations, {sessions} sessions, {total} messages "
+        f"({plan.truth.valid_events} valid events, {plan.truth.duplicates} duplicates, {plan.truth.bad_events} bad)")  # fmt: skip
+    ensure_topics(settings.kafka_bootstrap, settings.topic_partitions)
+    producer = RecordingProducer(make_producer(settings.kafka_bootstrap))
+    try:
+        send(plan.messages, producer, on_progress=(lambda n: on_progress(n, total)) if on_progress else None)
+        producer.flush()
+    finally:
+        producer.close()
+    return plan.truth, producer.sent
+
+
+def run_live_until_stopped(
+    settings: Settings,
+    *,
+    stations: int,
+    seed: int,
+    speed: float,
+    duration_s: float | None = None,
+    say: Callable[[str], None] = print,
+) -> Any:
+    """Live mode until SIGINT/SIGTERM or `duration_s`; in-flight sessions are completed on stop."""
+    from evmonitor.simulator import run_live
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    ensure_topics(settings.kafka_bootstrap, settings.topic_partitions)
+    producer = RecordingProducer(make_producer(settings.kafka_bootstrap))
+    say(f"simulator: live, {stations} stations, speed x{speed}; Ctrl-C to stop")
+    try:
+        truth = run_live(producer, stations=stations, seed=seed, speed=speed, stop=stop, duration_s=duration_s)
+        producer.flush()
+    finally:
+        producer.close()
+    say(f"simulator: stopped after {truth.sessions} sessions")
+    return truth

@@ -1,0 +1,82 @@
+"""Kafka edge: topics, producers and consumers configured the way this pipeline needs them.
+
+Consumers use a short session timeout so that a group (re)joins in seconds, not tens of
+seconds; producers wait for every in-sync replica (`acks="all"`): an event counts as accepted
+only once Kafka has it, which is where invariant 1 begins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from evmonitor.config import EVENT_TOPICS, Settings
+from evmonitor.errors import TransientError
+
+__all__ = ["ensure_topics", "make_consumer", "make_producer", "translate_errors"]
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except KafkaError as exc:
+        raise TransientError(f"kafka: {exc!r}") from exc
+
+
+def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = ()) -> list[str]:
+    """Create the event and dead-letter topics that do not exist yet; return the created ones."""
+    wanted = list(topics) or [*EVENT_TOPICS, "ev.deadletter"]
+    with translate_errors():
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        try:
+            existing = set(admin.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            if missing:
+                try:
+                    admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+                except TopicAlreadyExistsError:
+                    pass  # another process won the race; the topic is there
+            return missing
+        finally:
+            admin.close()
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    config: dict[str, Any] = dict(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        batch_size=256 * 1024,
+        max_request_size=2 * 1024 * 1024,
+        retries=5,
+        request_timeout_ms=15000,
+    )
+    config.update(overrides)
+    with translate_errors():
+        return KafkaProducer(**config)
+
+
+def make_consumer(settings: Settings, *topics: str, **overrides: Any) -> KafkaConsumer:
+    config: dict[str, Any] = dict(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        max_poll_records=settings.batch_max_events,
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    config.update(overrides)
+    with translate_errors():
+        consumer = KafkaConsumer(**config)
+    if topics:
+        consumer.subscribe(list(topics))
+    return consumer

@@ -1,0 +1,278 @@
+"""The bridge loop against fakes: batching, the commit rule, re-publishing, back-pressure."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import pytest
+
+from evmonitor.bridge.bridge import SINKS, Bridge, BridgeHalted
+from evmonitor.bridge.offsets import OffsetTracker
+from evmonitor.config import Settings
+from evmonitor.deadletter import DeadLetters, parse_record
+from evmonitor.errors import TransientError
+from tests.factories import NOW, encode, make_event
+
+TP = namedtuple("TP", "topic partition")
+Record = namedtuple("Record", "offset key value timestamp")
+TS = int(NOW.timestamp() * 1000)
+
+
+class FakeConsumer:
+    def __init__(self):
+        self.queue: dict[TP, list[Record]] = {}
+        self.commits: list[dict] = []
+        self._paused: set = set()
+
+    def feed(self, topic, partition, values):
+        tp = TP(topic, partition)
+        records = self.queue.setdefault(tp, [])
+        base = sum(1 for _ in records) + getattr(self, f"_n_{topic}_{partition}", 0)
+        for i, value in enumerate(values):
+            records.append(Record(base + i, b"ST-0001", value, TS))
+
+    def poll(self, timeout_ms, max_records):
+        out = {}
+        for tp, records in self.queue.items():
+            if tp in self._paused or not records:
+                continue
+            take, self.queue[tp] = records[:max_records], records[max_records:]
+            setattr(self, f"_n_{tp.topic}_{tp.partition}", take[-1].offset + 1)
+            out[tp] = take
+        return out
+
+    def assignment(self):
+        return set(self.queue)
+
+    def paused(self):
+        return set(self._paused)
+
+    def pause(self, *tps):
+        self._paused |= set(tps)
+
+    def resume(self, *tps):
+        self._paused -= set(tps)
+
+    def commit_offsets(self, offsets):
+        self.commits.append(dict(offsets))
+
+    @property
+    def committed(self):
+        merged = {}
+        for c in self.commits:
+            merged.update(c)
+        return merged
+
+
+class FakeFuture:
+    def __init__(self, ok=True):
+        self.ok = ok
+        self.exception = None if ok else RuntimeError("kafka down")
+
+    def succeeded(self):
+        return self.ok
+
+
+class FakeProducer:
+    def __init__(self):
+        self.sent = []
+        self.fail = False
+
+    def send(self, topic, key=None, value=None, headers=None):
+        self.sent.append((topic, key, value, headers))
+        return FakeFuture(ok=not self.fail)
+
+    def flush(self, timeout=None):
+        pass
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+class Harness:
+    def __init__(self, **overrides):
+        defaults = dict(batch_max_events=10, batch_max_ms=200, commit_interval_s=1.0, completion_poll_s=0.1,
+                        republish_after_s=30.0, max_inflight_batches=100, deadletter_window=1000)  # fmt: skip
+        defaults.update(overrides)
+        self.settings = Settings(**defaults)
+        self.consumer = FakeConsumer()
+        self.published: list[tuple[str, str, int]] = []
+        self.done: dict[str, set[str]] = {}
+        self.producer = FakeProducer()
+        self.clock = Clock()
+        self.publish_error: Exception | None = None
+        self.bridge = Bridge(
+            self.settings, consumer=self.consumer, publish=self.publish, completions=self.completions,
+            deadletters=DeadLetters(self.producer, "ev.deadletter"), clock=self.clock, wall=lambda: NOW,
+        )  # fmt: skip
+
+    def publish(self, sink, batch):
+        if self.publish_error:
+            raise self.publish_error
+        self.published.append((sink, batch.batch_id, len(batch.events)))
+
+    def completions(self, ids):
+        return {i: self.done[i] for i in ids if i in self.done}
+
+    def complete(self, batch_id, *sinks):
+        self.done.setdefault(batch_id, set()).update(sinks or SINKS)
+
+    def run(self, steps=1, advance=0.3):
+        for _ in range(steps):
+            self.bridge.step(poll_timeout_ms=0)
+            self.clock.t += advance
+
+    def batch_ids(self, sink="persist"):
+        return [b for s, b, _ in self.published if s == sink]
+
+
+def valid(n):
+    return [encode(make_event("station_status")) for _ in range(n)]
+
+
+def test_one_task_per_batch_per_queue_never_per_event():
+    """25 events with batches of 10 become 3 tasks on each queue."""
+    h = Harness()
+    h.consumer.feed("ev.station.status", 0, valid(25))
+    h.run(steps=4)
+    assert sorted(n for s, _, n in h.published if s == "persist") == [5, 10, 10]
+    assert sorted(n for s, _, n in h.published if s == "index") == [5, 10, 10]
+
+
+def test_offsets_are_committed_only_when_both_sinks_completed():
+    """Nothing is committed until persist AND index report the batch done."""
+    h = Harness()
+    h.consumer.feed("ev.station.status", 0, valid(10))
+    h.run(steps=5)
+    (batch,) = h.batch_ids()
+    assert h.consumer.committed == {}
+    h.complete(batch, "persist")
+    h.run(steps=5)
+    assert h.consumer.committed == {}, "committed with only the persist sink done"
+    h.complete(batch, "index")
+    h.run(steps=5)
+    assert h.consumer.committed == {("ev.station.status", 0): 10}
+
+
+def test_a_later_batch_completing_first_does_not_move_the_commit_past_an_earlier_one():
+    """Commit stops at the first unfinished batch of the partition."""
+    h = Harness()
+    h.consumer.feed("ev.station.status", 0, valid(20))
+    h.run(steps=5)
+    first, second = h.batch_ids()
+    h.complete(second)
+    h.run(steps=5)
+    assert h.consumer.committed.get(("ev.station.status", 0), 0) == 0
+    h.complete(first)
+    h.run(steps=5)
+    assert h.consumer.committed[("ev.station.status", 0)] == 20
+
+
+def test_rejected_records_are_dead_lettered_with_reason_and_original_bytes():
+    """A bad record goes to ev.deadletter with its reason and bytes, and the stream goes on."""
+    h = Harness()
+    h.consumer.feed("ev.station.status", 0, [b"{broken", *valid(3)])
+    h.run(steps=2)
+    ((topic, key, value, headers),) = h.producer.sent
+    record = parse_record(value)
+    assert topic == "ev.deadletter" and key == b"ST-0001" and headers == [("reason", b"invalid_json")]
+    assert record["reason"] == "invalid_json" and record["original"] == b"{broken"
+    assert record["source"] == {"topic": "ev.station.status", "partition": 0, "offset": 0, "key": "ST-0001"}
+    assert h.bridge.stats.rejected == {"invalid_json": 1} and h.bridge.stats.valid == 3
+
+
+def test_no_commit_past_a_dead_letter_kafka_did_not_take():
+    """If the dead-letter write fails, the offset of the bad record is not committed."""
+    h = Harness()
+    h.producer.fail = True
+    h.consumer.feed("ev.station.status", 0, [b"{broken"])
+    h.run(steps=10)
+    assert h.consumer.committed == {}
+    h.producer.fail = False
+    h.run(steps=10)
+    assert h.consumer.committed == {("ev.station.status", 0): 1}
+    assert len(h.producer.sent) >= 2  # the refused record was sent again ...
+    assert len({value for _, _, value, _ in h.producer.sent}) == 1  # ... the same record
+
+
+def test_a_batch_whose_completion_never_comes_is_republished_to_the_missing_sink():
+    """Lost with Redis or a worker: after republish_after_s the batch is published again."""
+    h = Harness(republish_after_s=30.0)
+    h.consumer.feed("ev.station.status", 0, valid(10))
+    h.run(steps=2)
+    (batch,) = h.batch_ids()
+    h.complete(batch, "persist")
+    h.run(steps=10, advance=4.0)
+    assert [s for s, b, _ in h.published if b == batch] == ["persist", "index", "index"]
+    h.complete(batch, "index")
+    h.run(steps=2)
+    assert h.consumer.committed == {("ev.station.status", 0): 10}
+
+
+def test_a_failed_publish_is_retried_and_nothing_is_committed_meanwhile():
+    """Broker down at publish time: the batch is kept, retried, and committed only once done."""
+    h = Harness()
+    h.publish_error = TransientError("redis down")
+    h.consumer.feed("ev.station.status", 0, valid(10))
+    h.run(steps=5, advance=1.0)
+    assert h.published == [] and h.consumer.committed == {}
+    h.publish_error = None
+    h.run(steps=5, advance=1.0)
+    (batch,) = h.batch_ids()
+    h.complete(batch)
+    h.run(steps=5)
+    assert h.consumer.committed == {("ev.station.status", 0): 10}
+
+
+def test_backpressure_pauses_fetching_and_resumes_by_itself():
+    """With max_inflight_batches unfinished, partitions pause; completions resume them."""
+    h = Harness(max_inflight_batches=2)
+    h.consumer.feed("ev.station.status", 0, valid(50))
+    h.run(steps=6)
+    assert len(h.batch_ids()) == 2 and h.consumer.paused()
+    for b in h.batch_ids():
+        h.complete(b)
+    h.run(steps=3)
+    assert len(h.batch_ids()) > 2
+
+
+def test_a_stream_of_mostly_garbage_halts_the_bridge():
+    """If more than the allowed share of a window is invalid, stop and say why."""
+    h = Harness(deadletter_window=20, deadletter_max_ratio=0.5)
+    h.consumer.feed("ev.station.status", 0, [b"junk"] * 30)
+    with pytest.raises(BridgeHalted, match="EVMON_DEADLETTER_MAX_RATIO"):
+        h.run(steps=3)
+
+
+def test_shutdown_publishes_the_open_batch_and_commits_what_completed():
+    """On stop the partial batch is published, awaited and committed."""
+    h = Harness(batch_max_events=100, batch_max_ms=10_000)
+    h.consumer.feed("ev.station.status", 0, valid(7))
+    h.run(steps=1)
+    assert h.published == []
+    original = h.publish
+
+    def publish_and_complete(sink, batch):
+        original(sink, batch)
+        h.complete(batch.batch_id, sink)
+
+    h.bridge.publish = publish_and_complete
+    h.bridge.shutdown(timeout_s=5)
+    assert h.consumer.committed == {("ev.station.status", 0): 7}
+
+
+def test_tracker_commit_rule_over_partitions():
+    """Each partition commits up to its own first held offset."""
+    t: OffsetTracker = OffsetTracker()
+    for off in range(5):
+        t.consumed("a", off)
+    t.hold("b1", "a", 2)
+    t.consumed("b", 0)
+    assert t.committable() == {"a": 2, "b": 1}
+    t.release("b1")
+    assert t.committable() == {"a": 5, "b": 1}
