@@ -1,0 +1,40 @@
+# The two commands of the README, and a few more. Each creates .venv and installs what is
+# needed the first time (and again whenever pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test test-unit demo bench chaos down clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "evmonitor needs Python 3.11 or newer as '$(PYTHON)' (set PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+## the whole pipeline on the embedded stack, fed by the live simulator; Ctrl-C stops it all
+run: $(STAMP)
+	$(BIN)/evmonitor up --simulate
+
+## every test: unit (pure) and integration (real PostgreSQL, Redis, Kafka API, Elasticsearch API, Celery)
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+## the issue's acceptance run: exact reconciliation of 2,000 sessions with chaos
+demo: $(STAMP)
+	$(BIN)/evmonitor demo --stations 50 --sessions 2000 --seed 11 --bad-ratio 0.05 --duplicate-ratio 0.05 --reorder
+
+down: $(STAMP)
+	$(BIN)/evmonitor down
+
+clean:
+	rm -rf $(VENV) .evmonitor .pytest_cache .hypothesis
