@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evmonitor.contract import TOPIC_BY_TYPE, EventType, Rejection, validate
-from evmonitor.errors import Reason
+from evmonitor.errors import Reason, TransientError
 from evmonitor.fold import fold_events
-from evmonitor.simulator import GroundTruth, default_window, plan_drain
+from evmonitor.simulator import GroundTruth, Message, default_window, plan_drain, send
 
 START = datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
 END = datetime(2024, 5, 1, 18, 0, tzinfo=timezone.utc)
@@ -300,3 +300,44 @@ def test_planning_2000_sessions_on_50_stations_is_fast():
     plan = plan_drain(stations=50, sessions=2000, seed=1, start=START, end=START + timedelta(days=1))
     assert time.perf_counter() - began < 5
     assert plan.truth.sessions == 2000
+
+
+class FakeFuture:
+    def __init__(self, error=None):
+        self.error = error
+
+    def add_errback(self, errback):
+        if self.error is not None:
+            errback(self.error)
+        return self
+
+
+class FakeProducer:
+    """Records what it is asked to send; optionally fails the n-th delivery."""
+
+    def __init__(self, fail_at=None):
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.flushed = 0
+        self.fail_at = fail_at
+
+    def send(self, topic, key=None, value=None):
+        self.sent.append((topic, key, value))
+        return FakeFuture(RuntimeError("broker gone") if len(self.sent) == self.fail_at else None)
+
+    def flush(self):
+        self.flushed += 1
+
+
+def test_send_passes_topic_key_value_flushes_and_reports_progress(calm):
+    """send() hands each message over unchanged, flushes once, and reports the running count."""
+    producer, progress = FakeProducer(), []
+    assert send(calm.messages, producer, on_progress=progress.append) == len(calm.messages)
+    assert producer.sent == [(m.topic, m.key, m.value) for m in calm.messages]
+    assert producer.flushed == 1
+    assert progress[-1] == len(calm.messages) and progress == sorted(progress)
+
+
+def test_send_raises_when_a_delivery_fails():
+    """A failed delivery surfaces as TransientError, not silence."""
+    with pytest.raises(TransientError):
+        send([Message("ev.session.started", b"k", b"{}")] * 5, FakeProducer(fail_at=3))
