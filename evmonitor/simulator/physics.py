@@ -160,7 +160,7 @@ def sample_visit(rng: random.Random, driver: tuple[str, Vehicle], station: Stati
     else:  # parked at work, shopping or overnight
         soc_start = round(rng.uniform(15, 75), 1)
         soc_target = rng.choices((80.0, 90.0, 100.0), weights=(40, 20, 40))[0]
-        dwell_s = rng.triangular(1800, 5 * 3600, 7200)
+        dwell_s = rng.triangular(1200, 4 * 3600, 3600)
     return Visit(
         id_tag=id_tag,
         vehicle=vehicle,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from evmonitor.contract import TOPIC_BY_TYPE, EventType, Rejection, validate
 from evmonitor.errors import Reason, TransientError
 from evmonitor.fold import fold_events
-from evmonitor.simulator import GroundTruth, Message, default_window, plan_drain, send
+from evmonitor.simulator import GroundTruth, Message, default_window, plan_drain, run_live, send
 
 START = datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
 END = datetime(2024, 5, 1, 18, 0, tzinfo=timezone.utc)
@@ -341,3 +342,66 @@ def test_send_raises_when_a_delivery_fails():
     """A failed delivery surfaces as TransientError, not silence."""
     with pytest.raises(TransientError):
         send([Message("ev.session.started", b"k", b"{}")] * 5, FakeProducer(fail_at=3))
+
+
+class FakeClock:
+    def __init__(self, at: datetime):
+        self.now = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, timeout_s: float) -> bool:
+        self.now += timeout_s
+        return False
+
+
+def check_live_truth(producer: FakeProducer, truth: GroundTruth, received_at: datetime) -> None:
+    messages = [Message(t, k, v) for t, k, v in producer.sent]
+    events = wire_events(messages, received_at)
+    fold = fold_events(events.values())
+    assert truth.valid_events == truth.messages == len(producer.sent) == len(events)
+    assert set(fold.sessions) == set(truth.by_session)
+    for session_id, row in fold.sessions.items():
+        assert row.end_time is not None and row.stop_reason
+        assert (row.energy_delivered_kwh, row.cost_eur) == (
+            truth.by_session[session_id]["energy_kwh"], truth.by_session[session_id]["cost_eur"])
+
+
+def test_run_live_on_a_fake_clock_sends_a_consistent_day():
+    """At speed 600, half a fake minute of 20 stations (5 h): sessions, and a truth equal to the fold."""
+    clock, producer = FakeClock(datetime(2024, 5, 1, 6, tzinfo=timezone.utc)), FakeProducer()
+    truth = run_live(producer, stations=20, seed=1, speed=600, stop=threading.Event(), duration_s=30,
+                     clock=clock, wait=clock.wait)
+    assert truth.sessions > 50 and truth.stations == 20
+    check_live_truth(producer, truth, datetime.fromtimestamp(clock.now, tz=timezone.utc))
+    kinds = Counter(json.loads(v)["event_type"] for _, _, v in producer.sent)
+    assert kinds["station_boot"] == 20 and kinds["session_progress"] > kinds["session_started"]
+    order = [json.loads(v)["event_type"] for _, _, v in producer.sent]
+    assert max(i for i, kind in enumerate(order) if kind == "station_boot") < order.index("session_started")
+
+
+def test_run_live_stops_on_the_event_and_completes_sessions_in_flight():
+    """Setting `stop` ends the run; every started session is completed (Local) before returning."""
+    clock, producer, stop = FakeClock(datetime(2024, 5, 1, 17, tzinfo=timezone.utc)), FakeProducer(), threading.Event()
+
+    def on_event(message: Message) -> None:
+        if message.topic == "ev.session.progress" and len(producer.sent) > 300:
+            stop.set()
+
+    truth = run_live(producer, stations=10, seed=2, speed=120, stop=stop, clock=clock, wait=clock.wait,
+                     on_event=on_event)
+    assert stop.is_set() and truth.sessions > 0
+    check_live_truth(producer, truth, datetime.fromtimestamp(clock.now, tz=timezone.utc))
+    reasons = [json.loads(v).get("stop_reason") for t, _, v in producer.sent if t == "ev.session.completed"]
+    assert "Local" in reasons
+
+
+def test_run_live_on_the_real_clock_stamps_real_time():
+    """With the wall clock, a short fast run stamps events with the real time and its truth holds."""
+    producer, began = FakeProducer(), datetime.now(timezone.utc)
+    truth = run_live(producer, stations=8, seed=3, speed=3600, stop=threading.Event(), duration_s=0.3)
+    ended = datetime.now(timezone.utc)
+    check_live_truth(producer, truth, ended)
+    stamps = [datetime.fromisoformat(json.loads(v)["timestamp"]) for _, _, v in producer.sent]
+    assert began - timedelta(milliseconds=1) <= min(stamps) <= max(stamps) <= ended
