@@ -45,37 +45,55 @@ class SentOffsets:
         return {tp: hi + 1 for tp, (_, hi) in self.ranges.items()}
 
 
+class CommitWatch:
+    """Reads the bridge group's committed offsets (without joining the group)."""
+
+    def __init__(self, settings: Settings, targets: dict[TPKey, int]) -> None:
+        self.targets = targets
+        self.total = sum(targets.values())
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group, enable_auto_commit=False
+        )
+
+    def behind(self) -> int:
+        """Records of the targets not yet committed."""
+        behind = 0
+        for (topic, partition), target in self.targets.items():
+            committed = self.consumer.committed(TopicPartition(topic, partition)) or 0
+            behind += max(0, target - committed)
+        return behind
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
 def wait_drained(
     settings: Settings,
     targets: dict[TPKey, int],
     *,
     timeout_s: float,
     on_progress: Callable[[int, int], None] | None = None,
+    until_fraction: float = 1.0,
 ) -> bool:
     """Poll the bridge group's committed offsets until they reach `targets` (or time out).
 
-    Returns True when drained. Progress is reported as (records behind, records in total).
+    Returns True when drained (or, with `until_fraction`, when that share is committed).
+    Progress is reported as (records behind, records in total).
     """
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group, enable_auto_commit=False
-    )
+    watch = CommitWatch(settings, targets)
     try:
-        total = sum(targets.values())
         deadline = time.monotonic() + timeout_s
         while True:
-            behind = 0
-            for (topic, partition), target in targets.items():
-                committed = consumer.committed(TopicPartition(topic, partition)) or 0
-                behind += max(0, target - committed)
+            behind = watch.behind()
             if on_progress:
-                on_progress(behind, total)
-            if behind == 0:
+                on_progress(behind, watch.total)
+            if watch.total - behind >= until_fraction * watch.total:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.5)  # polling another process's progress
+            time.sleep(0.2)  # polling another process's progress
     finally:
-        consumer.close(autocommit=False)
+        watch.close()
 
 
 def read_deadletters(settings: Settings, sent: SentOffsets, timeout_s: float = 30.0) -> Counter:

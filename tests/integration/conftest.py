@@ -13,22 +13,19 @@ import json
 import os
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from evmonitor.config import Settings
-from evmonitor.stack.embedded import child_env, evmonitor_cmd, init_pipeline, start_kafka, start_redis, start_search
-from evmonitor.stack.procs import Proc, free_port, spawn, stop, wait_for
+from evmonitor.stack.procs import wait_for
+from evmonitor.stack.sandbox import DEFAULT_ADMIN_URL, Sandbox
 from evmonitor.storage.kafka import make_producer
 from evmonitor.storage.search import SearchStore
 
-ADMIN_URL = os.environ.get("EVMON_TEST_ADMIN_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get("EVMON_TEST_ADMIN_DATABASE_URL", DEFAULT_ADMIN_URL)
 
 pytestmark = pytest.mark.integration
 
@@ -46,58 +43,11 @@ def pg_admin() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-@dataclass
-class Pipeline:
-    """A running evmonitor on fresh services; helpers to feed it and look at the results."""
-
-    settings: Settings
-    tmp: Path
-    services: dict[str, Proc] = field(default_factory=dict)
-    processes: dict[str, Proc] = field(default_factory=dict)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return child_env(self.settings)
-
-    # --- processes --------------------------------------------------------------------------
-
-    def start(self, name: str, *args: str) -> Proc:
-        proc = spawn(name, evmonitor_cmd(*args), log_dir=self.tmp / "logs", env=self.env)
-        self.processes[name] = proc
-        return proc
-
-    def start_worker(self, queue: str, name: str | None = None, concurrency: int = 1) -> Proc:
-        name = name or f"worker-{queue}"
-        return self.start(name, "worker", "-Q", queue, "-c", str(concurrency), "-n", f"{name}@%h")
-
-    def start_workers(self) -> None:
-        self.start_worker("persist")
-        self.start_worker("index")
-        self.wait_workers(("persist", "index"))
-
-    def start_bridge(self) -> Proc:
-        return self.start("bridge", "bridge")
-
-    def wait_workers(self, queues: tuple[str, ...], timeout_s: float = 60) -> None:
-        from workers.app import create_app
-
-        app = create_app(self.settings)
-
-        def ready() -> bool:
-            replies = app.control.inspect(timeout=0.5).active_queues() or {}
-            return all(q in {x["name"] for qs in replies.values() for x in qs} for q in queues)
-
-        wait_for(ready, timeout_s=timeout_s, what=f"workers for {queues}", hint=self.logs_hint())
-
-    def stop(self, name: str, **kwargs: Any) -> bool:
-        return stop(self.processes.pop(name), **kwargs)
+class Pipeline(Sandbox):
+    """A sandboxed evmonitor (see evmonitor.stack.sandbox) plus helpers to feed it and look at it."""
 
     def logs_hint(self) -> str:
-        return f"Logs: {self.tmp / 'logs'}"
-
-    def log(self, name: str) -> str:
-        path = self.tmp / "logs" / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return f"Logs: {self.logs}"
 
     # --- feeding ----------------------------------------------------------------------------
 
@@ -170,36 +120,5 @@ def pipeline(pg_admin: sa.Engine, tmp_path: Path) -> Iterator[Pipeline]:
     Workers and the bridge are not started: tests start what they need (`start_workers`,
     `start_bridge`) so they can also kill and restart them.
     """
-    logs = tmp_path / "logs"
-    db = f"evmon_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{db}"')
-    services: dict[str, Proc] = {}
-    try:
-        kafka_port, es_port, redis_port = free_port(), free_port(), free_port()
-        services["kafka"] = start_kafka(kafka_port, logs)
-        services["elasticsearch"] = start_search(es_port, logs)
-        services["redis"] = start_redis(redis_port, logs)
-        admin = sa.engine.make_url(ADMIN_URL)
-        settings = Settings(
-            _env_file=None,
-            kafka_bootstrap=f"127.0.0.1:{kafka_port}",
-            elasticsearch_url=f"http://127.0.0.1:{es_port}",
-            broker_url=f"redis://127.0.0.1:{redis_port}/0",
-            database_url=admin.set(database=db).render_as_string(hide_password=False),
-            state_dir=tmp_path / "state",
-            topic_partitions=3,
-            batch_max_ms=100,
-            commit_interval_s=0.5,
-            republish_after_s=20,
-        )
-        init_pipeline(settings)
-        p = Pipeline(settings=settings, tmp=tmp_path, services=services)
+    with Pipeline(tmp_path, admin_url=ADMIN_URL) as p:
         yield p
-        for name in list(p.processes):
-            p.stop(name, timeout_s=15)
-    finally:
-        for proc in services.values():
-            stop(proc, timeout_s=5)
-        with pg_admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

@@ -1,0 +1,164 @@
+"""A throw-away evmonitor: fresh Kafka (tansu), Elasticsearch API (osmem) and Redis on free ports,
+a fresh PostgreSQL database, and the pipeline's processes, all torn down on exit.
+
+Used by the integration tests (one sandbox per test, so no test sees another's data) and by the
+chaos harness (one per cell). With `proxied=True`, PostgreSQL and the search server are reached
+through `FaultProxy`s so they can be cut off without losing what they hold.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from evmonitor.chaos.proxy import FaultProxy
+from evmonitor.config import Settings
+from evmonitor.errors import ConfigError
+from evmonitor.stack.embedded import child_env, evmonitor_cmd, init_pipeline, start_kafka, start_redis, start_search
+from evmonitor.stack.procs import Proc, free_port, spawn, stop, wait_for
+
+__all__ = ["DEFAULT_ADMIN_URL", "Sandbox"]
+
+DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+class Sandbox:
+    def __init__(self, workdir: Path, *, admin_url: str = DEFAULT_ADMIN_URL, proxied: bool = False,
+                 **overrides: Any) -> None:  # fmt: skip
+        self.workdir = Path(workdir)
+        self.logs = self.workdir / "logs"
+        self.admin_url = admin_url
+        self.proxied = proxied
+        self.overrides = overrides
+        self.services: dict[str, Proc] = {}
+        self.processes: dict[str, Proc] = {}
+        self.commands: dict[str, list[str]] = {}
+        self.proxies: dict[str, FaultProxy] = {}
+        self.database = f"evmon_sandbox_{uuid.uuid4().hex[:12]}"
+        self._admin: sa.Engine | None = None
+        self.settings: Settings
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> "Sandbox":
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self._admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+        wait_for(lambda: self._admin.connect().close() is None, timeout_s=20, what=f"PostgreSQL at {self.admin_url}",
+                 hint="Start it (Debian: pg_ctlcluster 15 main start) or point EVMON_TEST_ADMIN_DATABASE_URL "
+                      "at a superuser URL of a running server.")  # fmt: skip
+        with self._admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{self.database}"')
+        kafka_port, es_port, self.redis_port = free_port(), free_port(), free_port()
+        self.services["kafka"] = start_kafka(kafka_port, self.logs)
+        self.services["elasticsearch"] = start_search(es_port, self.logs)
+        self.services["redis"] = start_redis(self.redis_port, self.logs)
+        admin = sa.engine.make_url(self.admin_url)
+        pg = (admin.host or "127.0.0.1", admin.port or 5432)
+        es = ("127.0.0.1", es_port)
+        if self.proxied:
+            self.proxies["postgres"] = FaultProxy(pg)
+            self.proxies["elasticsearch"] = FaultProxy(es)
+            pg = ("127.0.0.1", self.proxies["postgres"].port)
+            es = ("127.0.0.1", self.proxies["elasticsearch"].port)
+        values: dict[str, Any] = dict(
+            kafka_bootstrap=f"127.0.0.1:{kafka_port}",
+            elasticsearch_url=f"http://{es[0]}:{es[1]}",
+            broker_url=f"redis://127.0.0.1:{self.redis_port}/0",
+            database_url=admin.set(database=self.database, host=pg[0], port=pg[1]).render_as_string(hide_password=False),
+            state_dir=self.workdir / "state",
+            topic_partitions=3,
+            batch_max_ms=100,
+            commit_interval_s=0.5,
+            republish_after_s=20,
+        )
+        values.update(self.overrides)
+        self.settings = Settings(_env_file=None, **values)
+        init_pipeline(self.settings)
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.stop(name, timeout_s=15)
+        for proxy in self.proxies.values():
+            proxy.close()
+        for proc in self.services.values():
+            stop(proc, timeout_s=5)
+        if self._admin is not None:
+            try:
+                with self._admin.connect() as conn:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            finally:
+                self._admin.dispose()
+
+    # --- processes --------------------------------------------------------------------------
+
+    @property
+    def env(self) -> dict[str, str]:
+        return child_env(self.settings)
+
+    def start(self, name: str, *args: str) -> Proc:
+        self.commands[name] = list(args)
+        proc = spawn(name, evmonitor_cmd(*args), log_dir=self.logs, env=self.env)
+        self.processes[name] = proc
+        return proc
+
+    def start_worker(self, queue: str, name: str | None = None, concurrency: int = 1) -> Proc:
+        name = name or f"worker-{queue}"
+        return self.start(name, "worker", "-Q", queue, "-c", str(concurrency), "-n", f"{name}@%h")
+
+    def start_workers(self, queues: tuple[str, ...] = ("persist", "index")) -> None:
+        for queue in queues:
+            self.start_worker(queue)
+        self.wait_workers(queues)
+
+    def start_bridge(self) -> Proc:
+        return self.start("bridge", "bridge")
+
+    def wait_workers(self, queues: tuple[str, ...], timeout_s: float = 60) -> None:
+        from workers.app import create_app
+
+        app = create_app(self.settings)
+
+        def ready() -> bool:
+            replies = app.control.inspect(timeout=0.5).active_queues() or {}
+            return all(q in {x["name"] for qs in replies.values() for x in qs} for q in queues)
+
+        wait_for(ready, timeout_s=timeout_s, what=f"workers for {queues}", hint=f"Logs: {self.logs}")
+
+    def stop(self, name: str, **kwargs: Any) -> bool:
+        return stop(self.processes.pop(name), **kwargs)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and everything it started (a Celery worker and its pool)."""
+        proc = self.processes[name] if name in self.processes else self.services[name]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_for(lambda: not proc.alive(), timeout_s=10, what=f"{name} to die")
+
+    def restart(self, name: str) -> Proc:
+        if name == "redis":
+            self.services["redis"] = start_redis(self.redis_port, self.logs)
+            return self.services["redis"]
+        if name not in self.commands:
+            raise ConfigError(f"{name} was never started in this sandbox")
+        return self.start(name, *self.commands[name])
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
