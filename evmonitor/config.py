@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # --- workers ---
     worker_prefetch: int = Field(2, ge=1)
     visibility_timeout_s: int = Field(300, ge=1)
-    retry_backoff_max_s: int = Field(60, ge=1)
+    retry_backoff_max_s: int = Field(15, ge=1, description="cap of the retry backoff while a store is down")
 
     # --- Flower (basic auth; `evmonitor up` generates credentials for the embedded stack) ---
     flower_port: int = 5555

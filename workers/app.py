@@ -41,6 +41,10 @@ def create_app(settings: Settings | None = None) -> Celery:
         },
         # the bridge handles a failed publish itself (it keeps the batch and tries again)
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        task_annotations={
+            name: {"retry_backoff_max": settings.retry_backoff_max_s}
+            for name in ("evmonitor.persist_batch", "evmonitor.index_batch")
+        },
         worker_send_task_events=True,
         task_send_sent_event=False,
         timezone=settings.timezone,

@@ -97,7 +97,7 @@ class IngestTask(Task):
     acks_late = True
     autoretry_for = (TransientError,)
     retry_backoff = 1
-    retry_backoff_max = 60
+    retry_backoff_max = 15  # overridden from EVMON_RETRY_BACKOFF_MAX_S by the app's task_annotations
     retry_jitter = True
     max_retries = None  # a store outage is waited out; valid events are never dropped for it
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
@@ -24,6 +25,7 @@ __all__ = ["CeleryPublisher", "KafkaSource", "build_bridge", "run_bridge"]
 
 log = logging.getLogger("evmonitor.bridge")
 
+T = TypeVar("T")
 TASK_BY_SINK = {"persist": "evmonitor.persist_batch", "index": "evmonitor.index_batch"}
 
 
@@ -85,18 +87,38 @@ class _Rebalance(ConsumerRebalanceListener):
         log.info("bridge: assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
-def build_bridge(settings: Settings, app: Any | None = None) -> tuple[Bridge, KafkaSource, Any]:
-    """Connect everything the bridge needs; returns (bridge, source, dead-letter producer)."""
+def _until_connected(connect: Callable[[], T], what: str, stop: threading.Event) -> T:
+    """Call `connect` until it stops raising TransientError: a dependency may come up after us."""
+    delay = 0.5
+    while True:
+        try:
+            return connect()
+        except TransientError as exc:
+            if stop.is_set():
+                raise
+            log.warning("bridge: waiting for %s (%s); retrying in %.0fs", what, exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def build_bridge(
+    settings: Settings, app: Any | None = None, stop: threading.Event | None = None
+) -> tuple[Bridge, KafkaSource, Any]:
+    """Connect everything the bridge needs; returns (bridge, source, dead-letter producer).
+
+    Waits (with a log line) for PostgreSQL and Kafka if they are not reachable yet.
+    """
+    stop = stop or threading.Event()
     if app is None:
         from workers.app import create_app
 
         app = create_app(settings)
-    store = PostgresStore.connect(settings.sqlalchemy_url, settings.sql_dir)
+    store = _until_connected(lambda: PostgresStore.connect(settings.sqlalchemy_url, settings.sql_dir), "PostgreSQL", stop)
     listener = _Rebalance()
-    consumer = make_consumer(settings)
+    consumer = _until_connected(lambda: make_consumer(settings), "Kafka", stop)
     consumer.subscribe(list(EVENT_TOPICS), listener=listener)
     source = KafkaSource(consumer)
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = _until_connected(lambda: make_producer(settings.kafka_bootstrap), "Kafka", stop)
     bridge = Bridge(
         settings,
         consumer=source,
@@ -115,7 +137,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> Bridg
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    bridge, source, producer = build_bridge(settings)
+    bridge, source, producer = build_bridge(settings, stop=stop)
     try:
         bridge.run(stop)
     finally:

@@ -125,8 +125,15 @@ class Sandbox:
             self.start_worker(queue)
         self.wait_workers(queues)
 
-    def start_bridge(self) -> Proc:
-        return self.start("bridge", "bridge")
+    def start_bridge(self, wait: bool = True) -> Proc:
+        """Start the bridge; with `wait`, return once it has joined its group and got partitions."""
+        marker = "bridge: assigned"
+        before = self.log("bridge").count(marker)
+        proc = self.start("bridge", "bridge")
+        if wait:
+            wait_for(lambda: self.log("bridge").count(marker) > before, timeout_s=60,
+                     what="the bridge to join its group", hint=f"Logs: {self.logs}")  # fmt: skip
+        return proc
 
     def wait_workers(self, queues: tuple[str, ...], timeout_s: float = 60) -> None:
         from workers.app import create_app

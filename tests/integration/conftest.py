@@ -122,3 +122,10 @@ def pipeline(pg_admin: sa.Engine, tmp_path: Path) -> Iterator[Pipeline]:
     """
     with Pipeline(tmp_path, admin_url=ADMIN_URL) as p:
         yield p
+
+
+@pytest.fixture
+def proxied_pipeline(pg_admin: sa.Engine, tmp_path: Path) -> Iterator[Pipeline]:
+    """Like `pipeline`, with PostgreSQL and the search server behind cut-able fault proxies."""
+    with Pipeline(tmp_path, admin_url=ADMIN_URL, proxied=True) as p:
+        yield p
