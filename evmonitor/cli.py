@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 

@@ -11,7 +11,7 @@ import redis
 from evmonitor.contract import TOPIC_BY_TYPE, decode
 from evmonitor.reconcile import CommitWatch
 from evmonitor.stack.procs import wait_for
-from tests.factories import encode, make_event, session_events
+from tests.factories import encode, session_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -238,26 +238,6 @@ def test_env_file_stays_out_of_git_and_of_the_image() -> None:
     assert not [rule for rule in rules if rule.startswith("!") and ".env" in rule]
 
 
-def compose_cli() -> list[str] | None:
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    return None
-
-
-def test_docker_compose_accepts_the_file_when_installed() -> None:
-    """`docker compose config` (the real parser) accepts the file; skipped where Docker Compose is absent."""
-    cmd = compose_cli()
-    if cmd is None:
-        pytest.skip("Docker Compose is not installed here")
-    result = subprocess.run(
-        [*cmd, "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), "config", "--quiet"],
-        capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-
-
 # --- commands and configuration -------------------------------------------------------------------
 
 
