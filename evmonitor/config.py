@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,6 +44,9 @@ class Settings(BaseSettings):
     consumer_group: str = "evmonitor-bridge"
 
     # --- bridge ---
+    sinks: list[Literal["persist", "index"]] = Field(
+        ["persist", "index"], min_length=1, description="where valid events go; offsets wait for all of them"
+    )
     batch_max_events: int = Field(500, ge=1, description="flush a micro-batch at this many events ...")
     batch_max_ms: int = Field(200, ge=1, description="... or when its oldest event is this old")
     max_inflight_batches: int = Field(64, ge=1, description="pause fetching beyond this many unfinished batches")

@@ -102,6 +102,7 @@ class Bridge:
         self.clock = clock
         self.wall = wall
         self.limits = Limits.from_settings(settings)
+        self.sinks = tuple(settings.sinks)
         self.batcher = Batcher(settings.batch_max_events, settings.batch_max_ms / 1000)
         self.tracker: OffsetTracker[TP] = OffsetTracker()
         self.inflight: dict[str, Batch] = {}
@@ -190,11 +191,11 @@ class Bridge:
 
     # --- batches ----------------------------------------------------------------------------
 
-    def _publish(self, batch: Batch, sinks: Iterable[str] = SINKS) -> None:
+    def _publish(self, batch: Batch, sinks: Iterable[str] | None = None) -> None:
         self.inflight[batch.batch_id] = batch
         first = batch.publish_count == 0
         try:
-            for sink in sinks:
+            for sink in self.sinks if sinks is None else sinks:
                 if sink not in batch.done_sinks:
                     self.publish(sink, batch)
         except TransientError as exc:
@@ -222,7 +223,7 @@ class Bridge:
             if batch is None:
                 continue
             batch.done_sinks |= sinks
-            if all(s in batch.done_sinks for s in SINKS):
+            if all(s in batch.done_sinks for s in self.sinks):
                 del self.inflight[batch_id]
                 self.tracker.release(batch_id)
                 self._released.append(batch_id)
@@ -235,7 +236,7 @@ class Bridge:
                 if now - batch.opened_at >= min(1.0 * 2 ** min(batch.publish_count, 5), 30.0):
                     self._publish(batch)
             elif now - batch.published_at >= self.settings.republish_after_s:
-                missing = [s for s in SINKS if s not in batch.done_sinks]
+                missing = [s for s in self.sinks if s not in batch.done_sinks]
                 log.warning("bridge: batch %s not complete in %s after %.0fs; re-publishing", batch.batch_id, missing, now - batch.published_at)
                 self._publish(batch, missing)
 

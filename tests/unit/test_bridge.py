@@ -276,3 +276,15 @@ def test_tracker_commit_rule_over_partitions():
     assert t.committable() == {"a": 2, "b": 1}
     t.release("b1")
     assert t.committable() == {"a": 5, "b": 1}
+
+
+def test_with_only_the_persist_sink_enabled_commits_wait_for_persist_alone():
+    """EVMON_SINKS=persist: tasks go to persist only and its completion is enough to commit."""
+    h = Harness(sinks=["persist"])
+    h.consumer.feed("ev.station.status", 0, valid(10))
+    h.run(steps=3)
+    assert {s for s, _, _ in h.published} == {"persist"}
+    (batch,) = h.batch_ids()
+    h.complete(batch, "persist")
+    h.run(steps=5)
+    assert h.consumer.committed == {("ev.station.status", 0): 10}
