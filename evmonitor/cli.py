@@ -96,12 +96,25 @@ def worker(
     celery.worker_main(argv)
 
 
+BEAT_LOCK_KEY = 0x65766D62  # "evmb"
+
+
 @app.command()
 def beat(log_level: str = typer.Option("INFO")) -> None:
-    """Run Celery beat: periodic maintenance jobs on queue `maintenance`."""
+    """Run Celery beat: periodic maintenance jobs on queue `maintenance`.
+
+    Only one beat runs at a time: a second one stands by until the first stops (a PostgreSQL
+    advisory lock), so no job is ever scheduled twice.
+    """
+    from evmonitor.stack.leader import LeaderLock
     from workers.app import create_app
 
+    _logging(log_level)
     settings = _settings()
+    lock = LeaderLock(settings.sqlalchemy_url, BEAT_LOCK_KEY)
+    lock.acquire(say=console.print)
+    console.print("beat: holding the scheduler lock")
+    lock.watch()
     celery = create_app(settings)
     state = Path(settings.state_dir)
     state.mkdir(parents=True, exist_ok=True)

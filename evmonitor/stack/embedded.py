@@ -7,6 +7,7 @@ server; we create the seed's role and database where the server allows it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -176,6 +177,7 @@ def evmonitor_cmd(*args: str) -> list[str]:
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment for our child processes: ours, plus every setting made explicit."""
     env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        env[f"EVMON_{name.upper()}"] = str(value)
+    for name, value in settings.model_dump(mode="json").items():
+        # complex values (lists) are JSON, which is how pydantic-settings reads them back
+        env[f"EVMON_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
