@@ -1,6 +1,6 @@
 # evmonitor: one image for every role. The command picks the role:
 #   evmonitor init | bridge | worker -Q persist | worker -Q index | beat | flower | simulate --live
-# docker-compose.yml runs each as its own service; docs/docker.md explains the stack.
+# docker-compose.yml runs each as its own service; the README section "Running with Docker" explains the stack.
 #
 # Stage 1 compiles wheels (it needs a C toolchain); stage 2 installs them into a slim image with
 # no compiler, running as an unprivileged user under tini. Needs BuildKit (Docker Engine 23+ or

@@ -496,14 +496,16 @@ def test_kibana_setup_imports_every_saved_object_file() -> None:
 
 
 def test_docs_commands_match_the_compose_file() -> None:
-    """Every service docs/docker.md names in a docker-compose command exists; the seed's psql line is there."""
-    docs = (REPO / "docs" / "docker.md").read_text()
+    """Every service the README's Docker section names in a docker-compose command exists; the seed's psql line is there."""
+    readme = (REPO / "README.md").read_text()
+    docs = readme[readme.index("## Running with Docker"):]
+    docs = docs[: docs.index("\n## ", 1)]
     assert "docker exec -it ev-postgres psql -U evuser -d evcharging" in docs
     named = set(re.findall(r"--scale ([\w-]+)=", docs))
     for line in re.findall(r"^\s*docker-compose (?:logs|up|build|restart)\b([^#\n]*)", docs, re.M):
         named |= {word for word in line.split() if not word.startswith("-") and "=" not in word}
     assert {"producer", "consumer", "worker-persist"} <= named
-    assert named <= services().keys(), f"docs/docker.md names no such service: {named - services().keys()}"
+    assert named <= services().keys(), f"the README's Docker section names no such service: {named - services().keys()}"
 
 
 # --- Dockerfile -----------------------------------------------------------------------------------------
