@@ -333,6 +333,10 @@ def decode(raw: bytes, *, received_at: datetime, limits: Limits = Limits()) -> E
         raise InvalidEvent(Reason.INVALID_JSON, str(exc)[:200]) from None
     if not isinstance(obj, dict):
         raise InvalidEvent(Reason.NOT_AN_OBJECT, f"top level is a JSON {type(obj).__name__}, not an object")
+    # "\u0000" is JSON's only way to carry NUL, which PostgreSQL text cannot store; the scan of
+    # the parsed values runs only when the escape appears at all
+    if "\\u0000" in text and _has_nul(obj):
+        raise InvalidEvent(Reason.INVALID_VALUE, "a string contains the NUL character (\\u0000)")
 
     if "schema_version" in obj:
         version = obj["schema_version"]
@@ -364,6 +368,16 @@ def decode(raw: bytes, *, received_at: datetime, limits: Limits = Limits()) -> E
 
     _check_plausible(event, received_at, limits)
     return event
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _check_plausible(event: Event, received_at: datetime, limits: Limits) -> None:

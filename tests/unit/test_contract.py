@@ -100,6 +100,9 @@ CASES: list[tuple[str, bytes, Reason]] = [
      Reason.TIMESTAMP_OUT_OF_WINDOW),
     ("years ago", encode(make_event("station_status", timestamp=iso(NOW - timedelta(days=3 * 365)))),
      Reason.TIMESTAMP_OUT_OF_WINDOW),
+    ("NUL in a name", encode(make_event("station_boot", name="Hall\x00e 3")), Reason.INVALID_VALUE),
+    ("huge float", encode(make_event("session_progress")).replace(b"48.5", b"1e400"), Reason.NON_FINITE),
+    ("deep nesting", b'{"event_type": ' + b"[" * 5000 + b"]" * 5000 + b"}", Reason.INVALID_JSON),
     ("oversized", encode(make_event("station_status", info="x" * 70_000)), Reason.TOO_LARGE),
 ]  # fmt: skip
 
@@ -114,6 +117,11 @@ def test_every_reason_of_the_contract_is_exercised():
     """The table above covers every reason validation can give."""
     contract_reasons = set(Reason) - {Reason.SINK_REJECTED}
     assert contract_reasons <= {reason for _, _, reason in CASES}
+
+
+def test_a_literal_backslash_u0000_is_text_not_nul():
+    """A name containing the six characters \\u0000 (escaped backslash) is valid."""
+    assert verdict(encode(make_event("station_boot", name="odd \\u0000 name"))) is None
 
 
 def test_limits_are_settings():
