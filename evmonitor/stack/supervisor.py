@@ -26,6 +26,7 @@ from evmonitor.stack.embedded import (
     init_pipeline,
     provision_database,
     start_kafka,
+    start_postgres,
     start_redis,
     start_search,
 )
@@ -131,15 +132,14 @@ class Stack:
                 self.components[name] = Component(name, "service", ep.address, owned=False)
                 self.say(f"found {name} at {ep.address}")
                 continue
-            if name == "postgres":
-                raise ConfigError(
-                    f"PostgreSQL is not reachable at {ep.address}. Start it (Debian: pg_ctlcluster 15 main start) "
-                    "or point EVMON_DATABASE_URL at a running server."
-                )
             if not ep.local:
                 raise ConfigError(f"{name} is not reachable at {ep.address} and is not local, so it cannot be started here.")
             self.say(f"starting {name} on {ep.address} ...")
-            proc = INFRA_STARTERS[name](ep.port, self.log_dir, "127.0.0.1" if ep.host == "localhost" else ep.host)
+            host = "127.0.0.1" if ep.host == "localhost" else ep.host
+            if name == "postgres":
+                proc = start_postgres(ep.port, self.state_dir, host)
+            else:
+                proc = INFRA_STARTERS[name](ep.port, self.log_dir, host)
             self.components[name] = Component(name, "service", ep.address, owned=True, proc=proc)
             started.append(name)
             self.save()
