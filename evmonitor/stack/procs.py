@@ -14,7 +14,7 @@ from typing import Any
 
 from evmonitor.errors import ConfigError
 
-__all__ = ["Proc", "free_port", "port_open", "spawn", "stop", "wait_for"]
+__all__ = ["Proc", "free_port", "port_open", "spawn", "stop", "stop_all", "wait_for"]
 
 
 def free_port() -> int:
@@ -120,6 +120,19 @@ def stop(proc: Proc, *, timeout_s: float = 30.0, sig: int = signal.SIGTERM) -> b
             pass
     _reap(proc.pid)
     return False
+
+
+def stop_all(procs: list[Proc], *, timeout_s: float = 15.0) -> None:
+    """SIGTERM every process at once, wait for all (one shared deadline), SIGKILL the rest."""
+    for proc in procs:
+        if proc.alive():
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        stop(proc, timeout_s=max(0.0, deadline - time.monotonic()))
 
 
 def _reap(pid: int) -> None:

@@ -20,7 +20,7 @@ from evmonitor.chaos.proxy import FaultProxy
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
 from evmonitor.stack.embedded import child_env, evmonitor_cmd, init_pipeline, start_kafka, start_redis, start_search
-from evmonitor.stack.procs import Proc, free_port, spawn, stop, wait_for
+from evmonitor.stack.procs import Proc, free_port, spawn, stop, stop_all, wait_for
 
 __all__ = ["DEFAULT_ADMIN_URL", "Sandbox"]
 
@@ -91,12 +91,12 @@ class Sandbox:
         init_pipeline(self.settings)
 
     def close(self) -> None:
-        for name in list(self.processes):
-            self.stop(name, timeout_s=15)
+        # a sandbox's data is thrown away: no order to keep, so everything stops at once
+        stop_all(list(self.processes.values()), timeout_s=15)
+        self.processes.clear()
         for proxy in self.proxies.values():
             proxy.close()
-        for proc in self.services.values():
-            stop(proc, timeout_s=5)
+        stop_all(list(self.services.values()), timeout_s=5)
         if self._admin is not None:
             try:
                 with self._admin.connect() as conn:
