@@ -1,1 +1,91 @@
-"""Maintenance jobs (rollups, stale sessions, faults, reports) land here."""
+"""Maintenance tasks, run by beat on queue `maintenance` (routed by the `evmonitor.maintenance.*` name).
+
+Each task is a thin wrapper: it reads the wall clock once and passes it as `now` (or takes `now`
+as an ISO 8601 argument, to replay a moment) to a job in `beat.runner`, whose logic never reads a
+clock. Every job is idempotent, acknowledged late, and retried with backoff while a store is down
+(`TransientError`); the next beat tick would redo it anyway.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from celery import Task
+
+from beat import runner
+from evmonitor.errors import TransientError
+from workers.app import app
+
+__all__ = [
+    "daily_report",
+    "index_deadletters",
+    "mark_stale_sessions",
+    "prune_batch_markers",
+    "rollup_hours",
+    "track_faults",
+]
+
+_contexts: dict[int, runner.Context] = {}
+
+
+def _context(celery_app: Any) -> runner.Context:
+    """One Context per app per process, created in the pool process that first needs it."""
+    key = id(celery_app)
+    if key not in _contexts:
+        _contexts[key] = runner.Context(celery_app.conf.evmonitor_settings)
+    return _contexts[key]
+
+
+def _now(now: str | None) -> datetime:
+    if now is None:
+        return datetime.now(timezone.utc)
+    moment = datetime.fromisoformat(now)
+    if moment.tzinfo is None:
+        raise ValueError(f"now={now!r} has no UTC offset")
+    return moment
+
+
+class MaintenanceTask(Task):
+    acks_late = True
+    autoretry_for = (TransientError,)
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 5
+
+
+@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.rollup_hours")
+def rollup_hours(self: Task, now: str | None = None, days: list[str] | None = None) -> dict[str, Any]:
+    """Recompute the hourly and daily rollups that new or late events touched."""
+    return runner.do_rollups(_context(self.app), _now(now), [date.fromisoformat(d) for d in days or ()])
+
+
+@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.mark_stale_sessions")
+def mark_stale_sessions(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Mark silent active sessions stale and alert; close alerts of sessions that moved on."""
+    return runner.do_stale_sessions(_context(self.app), _now(now))
+
+
+@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_faults")
+def track_faults(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Fault, offline and maintenance alerts; availability per station and day."""
+    return runner.do_faults(_context(self.app), _now(now))
+
+
+@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_deadletters")
+def index_deadletters(self: Task) -> dict[str, Any]:
+    """Copy new records of ev.deadletter into the charging-deadletters index."""
+    return runner.do_deadletters(_context(self.app))
+
+
+@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.prune_batch_markers")
+def prune_batch_markers(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Delete ingest_batches markers left behind (the bridge forgets committed ones itself)."""
+    return runner.do_prune_batch_markers(_context(self.app), _now(now))
+
+
+@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.daily_report")
+def daily_report(self: Task, now: str | None = None, day: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Build the daily report of `day` (default: yesterday in the configured time zone)."""
+    return runner.do_daily_report(_context(self.app), _now(now), date.fromisoformat(day) if day else None, force=force)

@@ -299,3 +299,44 @@ def chaos(
     if json_out:
         json_out.write_text(json.dumps([r.to_json() for r in results], indent=2))
     raise typer.Exit(0 if all(r.exact for r in results) else 1)
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    date: Optional[str] = typer.Option(
+        None, "--date", help="Local day YYYY-MM-DD in EVMON_TIMEZONE. Default: yesterday."
+    ),
+) -> None:
+    """Build the daily network report (HTML with charts, and CSV) for one day, now.
+
+    Brings rollups, alerts and availability up to date first, then writes both files to the
+    reports folder (EVMON_REPORTS_DIR, default <state_dir>/reports) and records them.
+    """
+    from datetime import date as Date
+    from datetime import datetime, timezone
+
+    from beat.runner import Context, do_daily_report
+
+    settings = _settings()
+    try:
+        day = Date.fromisoformat(date) if date else None
+    except ValueError:
+        raise ConfigError(f"--date must look like 2026-11-23, not {date!r}") from None
+    ctx = Context(settings)
+    try:
+        result = do_daily_report(ctx, datetime.now(timezone.utc), day, force=True)
+    finally:
+        ctx.close()
+    if "skipped" in result:
+        console.print(f"report not built: {result['skipped']}; try again in a moment")
+        raise typer.Exit(1)
+    console.print(
+        f"report for {result['day']}: {result['sessions']} sessions, {result['energy_kwh']} kWh, "
+        f"EUR {result['revenue_eur']}",
+        highlight=False,
+    )
+    typer.echo(result["html"])
+    typer.echo(result["csv"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from beat.schedule import configure as configure_beat
 from evmonitor.config import Settings
 
 __all__ = ["QUEUES", "app", "create_app"]
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         enable_utc=True,
     )
     celery.conf.evmonitor_settings = settings
+    configure_beat(celery, settings)
     return celery
 
 

@@ -1,0 +1,251 @@
+"""Alerts and availability as pure functions of event history and a `now` passed in.
+
+An alert is an episode: a condition that began at `since` (event time) and, once closed, ended
+at `until`. Its id is derived from what it is about (kind, subject, since), so recomputing the
+same history yields the same ids and an upsert of them changes nothing.
+
+    connector_fault   a connector (or connector 0, the whole station) went Faulted; the next
+                      status that is not Faulted closes it. The error code is the first one.
+    station_offline   no message for `offline_after`; since = the last message; closed when the
+                      station speaks again.
+    session_stale     an active session with no event for `stale_after`; closed when it
+                      completes (until = end_time) or speaks again.
+    maintenance_due   `threshold` faults of one station starting within one `window`; open
+                      while the sliding window holds that many, closed when it no longer does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Alert",
+    "Kind",
+    "StatusChange",
+    "describe",
+    "fault_episodes",
+    "iso",
+    "maintenance_episodes",
+    "offline_alerts",
+    "stale_alert",
+    "stale_closed",
+]
+
+FAULTED = "Faulted"
+
+
+class Kind(StrEnum):
+    FAULT = "connector_fault"
+    OFFLINE = "station_offline"
+    STALE = "session_stale"
+    MAINTENANCE = "maintenance_due"
+
+
+SEVERITY = {Kind.FAULT: "warning", Kind.OFFLINE: "critical", Kind.STALE: "info", Kind.MAINTENANCE: "warning"}
+
+
+def iso(moment: datetime) -> str:
+    """UTC, microseconds only when present, `Z`: the stable spelling used inside alert ids."""
+    text = moment.astimezone(timezone.utc).isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    station_id: str
+    connector_id: int
+    ts: datetime
+    status: str
+    error_code: str
+    event_id: str
+    info: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    kind: Kind
+    station_id: str
+    since: datetime
+    until: datetime | None = None
+    connector_id: int | None = None
+    session_id: str | None = None
+    error_code: str | None = None
+    info: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "open" if self.until is None else "closed"
+
+    @property
+    def severity(self) -> str:
+        return SEVERITY[self.kind]
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.until is None else self.until - self.since
+
+
+def _minutes(span: timedelta) -> str:
+    total = int(span.total_seconds() // 60)
+    return f"{total // 60} h {total % 60:02d} min" if total >= 60 else f"{total} min"
+
+
+def describe(alert: Alert, station_name: str | None = None) -> str:
+    """One sentence an operator reads in Kibana or the report."""
+    who = f"{station_name} ({alert.station_id})" if station_name and station_name != alert.station_id else alert.station_id
+    since = alert.since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ended = f", recovered after {_minutes(alert.duration)}" if alert.duration is not None else ", still open"
+    if alert.kind is Kind.FAULT:
+        where = "whole station" if alert.connector_id == 0 else f"connector {alert.connector_id}"
+        return f"{who} {where} Faulted ({alert.error_code}) since {since}{ended}"
+    if alert.kind is Kind.OFFLINE:
+        back = f", spoke again after {_minutes(alert.duration)}" if alert.duration is not None else ", still silent"
+        return f"{who} offline: no message since {since}{back}"
+    if alert.kind is Kind.STALE:
+        done = f", closed after {_minutes(alert.duration)}" if alert.duration is not None else ""
+        return f"Session {alert.session_id} on {who} connector {alert.connector_id}: no event since {since}{done}"
+    faults = alert.details.get("faults_in_window")
+    window_h = alert.details.get("window_h")
+    done = f", cleared after {_minutes(alert.duration)}" if alert.duration is not None else ""
+    return f"{who} needs maintenance: {faults} faults within {window_h} h (since {since}){done}"
+
+
+# --- connector faults ---------------------------------------------------------------------------
+
+
+def fault_episodes(changes: Iterable[StatusChange]) -> list[Alert]:
+    """Fault episodes in a station's status history, each connector on its own.
+
+    Order-insensitive: changes are sorted by (ts, event_id). A history that begins inside an
+    episode must start with the last healthy change before it, or the episode starts late.
+    """
+    by_connector: dict[tuple[str, int], list[StatusChange]] = defaultdict(list)
+    for change in changes:
+        by_connector[(change.station_id, change.connector_id)].append(change)
+    out: list[Alert] = []
+    for (station_id, connector_id), history in sorted(by_connector.items()):
+        opened: StatusChange | None = None
+        for change in sorted(history, key=lambda c: (c.ts, c.event_id)):
+            if change.status == FAULTED and opened is None:
+                opened = change
+            elif change.status != FAULTED and opened is not None:
+                out.append(_fault(opened, until=change.ts))
+                opened = None
+        if opened is not None:
+            out.append(_fault(opened, until=None))
+    return out
+
+
+def _fault(start: StatusChange, until: datetime | None) -> Alert:
+    return Alert(
+        id=f"fault:{start.station_id}:{start.connector_id}:{iso(start.ts)}",
+        kind=Kind.FAULT,
+        station_id=start.station_id,
+        connector_id=start.connector_id,
+        since=start.ts,
+        until=until,
+        error_code=start.error_code,
+        info=start.info,
+    )
+
+
+# --- maintenance --------------------------------------------------------------------------------
+
+
+def maintenance_episodes(
+    station_id: str, fault_starts: Sequence[datetime], *, threshold: int, window: timedelta
+) -> list[Alert]:
+    """When `threshold` or more faults started within the last `window`, as episodes.
+
+    A fault at s counts for t in [s, s + window). The episode opens at the fault that reaches
+    the threshold and closes when the count falls below it (a time that may lie after `now`: the
+    caller treats such an episode as open).
+    """
+    steps = sorted([(s + window, -1) for s in fault_starts] + [(s, +1) for s in fault_starts])
+    out: list[Alert] = []
+    count, peak, opened = 0, 0, None
+    for moment, delta in steps:  # -1 sorts before +1 at the same moment: a fault leaves first
+        count += delta
+        if opened is None and count >= threshold:
+            opened, peak = moment, count
+        elif opened is not None:
+            peak = max(peak, count)
+            if count < threshold:
+                out.append(_maintenance(station_id, opened, moment, peak, threshold, window))
+                opened = None
+    return out
+
+
+def _maintenance(
+    station_id: str, since: datetime, until: datetime, peak: int, threshold: int, window: timedelta
+) -> Alert:
+    return Alert(
+        id=f"maintenance:{station_id}:{iso(since)}",
+        kind=Kind.MAINTENANCE,
+        station_id=station_id,
+        since=since,
+        until=until,
+        details={"faults_in_window": peak, "threshold": threshold, "window_h": round(window.total_seconds() / 3600, 2)},
+    )
+
+
+# --- offline stations ---------------------------------------------------------------------------
+
+
+def offline_alerts(
+    station_id: str,
+    *,
+    last_seen_at: datetime,
+    open_alert: Alert | None,
+    spoke_again_at: datetime | None,
+    now: datetime,
+    offline_after: timedelta,
+) -> list[Alert]:
+    """The offline alerts to record for one station: a closed one, a new open one, or none.
+
+    `spoke_again_at` is the first message after the open alert's `since` that the caller knows
+    of (else the latest message closes it).
+    """
+    out: list[Alert] = []
+    if open_alert is not None and last_seen_at > open_alert.since:
+        out.append(replace(open_alert, until=spoke_again_at or last_seen_at))
+        open_alert = None
+    if open_alert is None and now - last_seen_at > offline_after:
+        out.append(Alert(
+            id=f"offline:{station_id}:{iso(last_seen_at)}",
+            kind=Kind.OFFLINE,
+            station_id=station_id,
+            since=last_seen_at,
+            details={"silent_for_s": offline_after.total_seconds()},
+        ))  # fmt: skip
+    return out
+
+
+# --- stale sessions -----------------------------------------------------------------------------
+
+
+def stale_alert(session_id: str, station_id: str, connector_id: int, last_event_at: datetime) -> Alert:
+    return Alert(
+        id=f"stale:{session_id}:{iso(last_event_at)}",
+        kind=Kind.STALE,
+        station_id=station_id,
+        connector_id=connector_id,
+        session_id=session_id,
+        since=last_event_at,
+    )
+
+
+def stale_closed(alert: Alert, *, status: str, end_time: datetime | None, last_event_at: datetime) -> Alert | None:
+    """The closed form of an open stale alert once its session completed or spoke again."""
+    if status == "completed" and end_time is not None:
+        return replace(alert, until=max(end_time, alert.since))
+    if status == "active" and last_event_at > alert.since:
+        return replace(alert, until=last_event_at)
+    return None

@@ -1,0 +1,216 @@
+"""The faults job: connector faults, offline stations, maintenance flags and availability.
+
+One run, in one transaction, at a given `now`:
+
+1. Stations with new status changes (marked by a trigger on `status_events`): their fault
+   episodes are redrawn from the last healthy status before the earliest new change, so late or
+   reordered status events give the same alerts as punctual ones.
+2. Every station: offline once silent for `offline_after`, closed when it speaks again.
+3. Stations with redrawn faults or an open maintenance flag: maintenance episodes.
+4. Availability of every station for today and yesterday (local), and for every day an alert that
+   changed in this run touches (or that the caller asks for).
+
+The pure rules live in `beat.alerts`; this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from beat.alert_store import load_alerts, supersede, upsert_alerts
+from beat.alerts import Alert, Kind, StatusChange, fault_episodes, maintenance_episodes, offline_alerts
+from beat.availability import availability
+from beat.days import day_bounds, local_day, previous_day
+from beat.db import try_job_lock
+from beat.settings import MaintenanceSettings
+from evmonitor.storage.postgres import translate_errors
+
+__all__ = ["refresh_availability", "track_faults"]
+
+BEGINNING = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_HISTORY = sa.text("""
+WITH touched AS (
+    SELECT DISTINCT connector_id FROM status_events WHERE station_id = :station AND ts >= :since
+), anchors AS (
+    SELECT t.connector_id,
+           (SELECT max(p.ts) FROM status_events p
+             WHERE p.station_id = :station AND p.connector_id = t.connector_id
+               AND p.status <> 'Faulted' AND p.ts < :since) AS anchor
+    FROM touched t
+)
+SELECT e.event_id::text AS event_id, e.connector_id, e.ts, e.status, e.error_code, e.info, a.anchor
+FROM anchors a
+JOIN status_events e ON e.station_id = :station AND e.connector_id = a.connector_id
+                    AND e.ts >= coalesce(a.anchor, '-infinity')
+""")
+
+_STATIONS = sa.text(
+    "SELECT id, name, first_seen_at, last_seen_at, connector_count FROM charging_stations ORDER BY id"
+)
+
+
+def _redraw_faults(conn: sa.Connection, station_id: str, since: datetime, now: datetime, names: dict) -> list[Alert]:
+    rows = conn.execute(_HISTORY, {"station": station_id, "since": since}).all()
+    anchors = {r.connector_id: r.anchor or BEGINNING for r in rows}
+    changes = [StatusChange(station_id, r.connector_id, r.ts, r.status, r.error_code, r.event_id, r.info) for r in rows]
+    episodes = fault_episodes(changes)
+    changed = upsert_alerts(conn, episodes, now=now, names=names)
+    for connector_id, anchor in sorted(anchors.items()):
+        keep = [e.id for e in episodes if e.connector_id == connector_id]
+        changed += supersede(conn, kind=Kind.FAULT, station_id=station_id, connector_id=connector_id,
+                             since_from=anchor, keep=keep)  # fmt: skip
+    return changed
+
+
+def _offline(conn: sa.Connection, stations: list[Any], ms: MaintenanceSettings, now: datetime, names: dict) -> list[Alert]:
+    open_by_station = {a.station_id: a for a in load_alerts(conn, "kind = 'station_offline' AND status = 'open'")}
+    out: list[Alert] = []
+    for station in stations:
+        current = open_by_station.get(station.id)
+        spoke_again_at = None
+        if current is not None and station.last_seen_at > current.since:
+            spoke_again_at = conn.execute(
+                sa.text("SELECT min(ts) FROM status_events WHERE station_id = :s AND ts > :since"),
+                {"s": station.id, "since": current.since},
+            ).scalar()
+        out += offline_alerts(station.id, last_seen_at=station.last_seen_at, open_alert=current,
+                              spoke_again_at=spoke_again_at, now=now, offline_after=ms.offline_after)  # fmt: skip
+    return upsert_alerts(conn, out, now=now, names=names)
+
+
+def _maintenance(
+    conn: sa.Connection, station_ids: Iterable[str], ms: MaintenanceSettings, now: datetime, names: dict
+) -> list[Alert]:
+    # Faults before the horizon are not read, so only episodes that start a full window after it
+    # are known completely; older ones are left as they are.
+    horizon = now - ms.lookback
+    settled_from = horizon + ms.fault_window
+    changed: list[Alert] = []
+    for station_id in sorted(set(station_ids)):
+        starts = conn.execute(
+            sa.text(
+                "SELECT since FROM alerts WHERE kind = 'connector_fault' AND status <> 'superseded' "
+                "AND station_id = :s AND since >= :horizon AND since <= :now"
+            ),
+            {"s": station_id, "horizon": horizon, "now": now},
+        ).scalars().all()
+        episodes = maintenance_episodes(station_id, starts, threshold=ms.maintenance_fault_threshold,
+                                        window=ms.fault_window)  # fmt: skip
+        # an episode that ends after `now` is still open as far as anyone can know at `now`
+        episodes = [replace(e, until=None) if e.until and e.until > now else e
+                    for e in episodes if e.since >= settled_from]  # fmt: skip
+        changed += upsert_alerts(conn, episodes, now=now, names=names)
+        changed += supersede(conn, kind=Kind.MAINTENANCE, station_id=station_id, since_from=settled_from,
+                             keep=[e.id for e in episodes])  # fmt: skip
+    return changed
+
+
+def _days_of(alert: Alert, now: datetime, ms: MaintenanceSettings) -> set[date]:
+    first = local_day(max(alert.since, now - ms.lookback), ms.zone)
+    last = local_day(max(alert.since, min(alert.until or now, now)), ms.zone)
+    return {first + timedelta(days=i) for i in range((last - first).days + 1)}
+
+
+def refresh_availability(
+    conn: sa.Connection, stations: list[Any], pairs: Iterable[tuple[str, date]], ms: MaintenanceSettings, now: datetime
+) -> int:
+    """Recompute station_availability for (station_id, local day) pairs; return rows changed."""
+    by_id = {s.id: s for s in stations}
+    todo: dict[str, set[date]] = defaultdict(set)
+    for station_id, day in pairs:
+        station = by_id.get(station_id)
+        if station is not None and station.first_seen_at < day_bounds(day, ms.zone)[1]:
+            todo[station_id].add(day)
+    if not todo:
+        return 0
+    alerts = load_alerts(conn, "kind IN ('connector_fault', 'station_offline') AND station_id = ANY(:ids)",
+                         ids=sorted(todo))  # fmt: skip
+    by_station: dict[str, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        by_station[alert.station_id].append(alert)
+    rows = []
+    for station_id, days in sorted(todo.items()):
+        station = by_id[station_id]
+        faults: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+        offline = []
+        for alert in by_station[station_id]:
+            span = (alert.since, alert.until)
+            if alert.kind is Kind.FAULT:
+                faults[alert.connector_id or 0].append(span)
+            else:
+                offline.append(span)
+        for day in sorted(days):
+            t0, t1 = day_bounds(day, ms.zone)
+            result = availability(start=max(t0, station.first_seen_at), end=min(t1, now),
+                                  connectors=station.connector_count or 1, faults=faults, offline=offline)  # fmt: skip
+            rows.append({
+                "station_id": station_id, "day": day, "connectors": result.connectors,
+                "measured": result.measured_connector_min, "faulted": result.faulted_connector_min,
+                "offline": result.offline_connector_min, "pct": result.availability_pct,
+                "complete": now >= t1, "now": now,
+            })  # fmt: skip
+    changed = 0
+    upsert = sa.text("""
+        INSERT INTO station_availability AS a (station_id, day, connectors, measured_connector_min,
+            faulted_connector_min, offline_connector_min, availability_pct, complete, computed_at)
+        VALUES (:station_id, :day, :connectors, :measured, :faulted, :offline, :pct, :complete, :now)
+        ON CONFLICT (station_id, day) DO UPDATE SET
+            connectors = EXCLUDED.connectors, measured_connector_min = EXCLUDED.measured_connector_min,
+            faulted_connector_min = EXCLUDED.faulted_connector_min,
+            offline_connector_min = EXCLUDED.offline_connector_min, availability_pct = EXCLUDED.availability_pct,
+            complete = EXCLUDED.complete, computed_at = EXCLUDED.computed_at
+        WHERE (a.connectors, a.measured_connector_min, a.faulted_connector_min, a.offline_connector_min,
+               a.availability_pct, a.complete)
+              IS DISTINCT FROM
+              (EXCLUDED.connectors, EXCLUDED.measured_connector_min, EXCLUDED.faulted_connector_min,
+               EXCLUDED.offline_connector_min, EXCLUDED.availability_pct, EXCLUDED.complete)
+        RETURNING 1
+    """)
+    for row in rows:
+        changed += conn.execute(upsert, row).first() is not None
+    return changed
+
+
+def track_faults(
+    engine: sa.Engine, ms: MaintenanceSettings, now: datetime, *, days: Iterable[date] = (), page: int = 10_000
+) -> dict[str, Any]:
+    """Run steps 1-4 (see the module docstring) once; return what changed."""
+    with translate_errors(), engine.begin() as conn:
+        if not try_job_lock(conn, "faults"):
+            return {"skipped": "another run holds the lock"}
+        marks = conn.execute(
+            sa.text("SELECT id, station_id, since FROM fault_marks ORDER BY id LIMIT :page"), {"page": page}
+        ).all()
+        since_by_station: dict[str, datetime] = {}
+        for mark in marks:
+            since_by_station[mark.station_id] = min(mark.since, since_by_station.get(mark.station_id, mark.since))
+        stations = conn.execute(_STATIONS).all()
+        names = {s.id: s.name for s in stations}
+
+        changed: list[Alert] = []
+        for station_id, since in sorted(since_by_station.items()):
+            changed += _redraw_faults(conn, station_id, since, now, names)
+        changed += _offline(conn, stations, ms, now, names)
+        flagged = [a.station_id for a in load_alerts(conn, "kind = 'maintenance_due' AND status = 'open'")]
+        changed += _maintenance(conn, [*since_by_station, *flagged], ms, now, names)
+
+        recent = {local_day(now, ms.zone), previous_day(now, ms.zone), *days}
+        pairs = {(s.id, d) for s in stations for d in recent}
+        for alert in changed:
+            if alert.kind in (Kind.FAULT, Kind.OFFLINE):
+                pairs |= {(alert.station_id, d) for d in _days_of(alert, now, ms)}
+        availability_changed = refresh_availability(conn, stations, pairs, ms, now)
+        if marks:
+            conn.execute(sa.text("DELETE FROM fault_marks WHERE id = ANY(:ids)"), {"ids": [m.id for m in marks]})
+    counts: dict[str, int] = defaultdict(int)
+    for alert in changed:
+        counts[str(alert.kind)] += 1
+    return {"marks": len(marks), "alerts_changed": dict(counts), "availability_changed": availability_changed,
+            "more": len(marks) == page}  # fmt: skip

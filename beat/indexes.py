@@ -1,0 +1,106 @@
+"""The two Elasticsearch indexes beat feeds: `charging-alerts` and `charging-deadletters`.
+
+Each is one concrete index with an explicit mapping (`dynamic: false`: fields not listed here
+are kept in `_source` but not indexed), created on first use. Every document has a
+deterministic `_id`, so writing it again is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch
+
+from evmonitor.errors import TransientError
+from evmonitor.storage.search import translate_errors
+
+__all__ = ["ALERTS_MAPPING", "DEADLETTERS_MAPPING", "bulk", "ensure_index"]
+
+_KEYWORD_TEXT = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+
+ALERTS_MAPPING: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "alert_id": {"type": "keyword"},
+        "kind": {"type": "keyword"},
+        "status": {"type": "keyword"},
+        "severity": {"type": "keyword"},
+        "station_id": {"type": "keyword"},
+        "station_name": _KEYWORD_TEXT,
+        "operator": {"type": "keyword"},
+        "city": {"type": "keyword"},
+        "location": {"type": "geo_point"},
+        "connector_id": {"type": "integer"},
+        "session_id": {"type": "keyword"},
+        "error_code": {"type": "keyword"},
+        "info": {"type": "text"},
+        "since": {"type": "date"},
+        "until": {"type": "date"},
+        "duration_s": {"type": "double"},
+        "duration_min": {"type": "double"},
+        "faults_in_window": {"type": "integer"},
+        "message": {"type": "text"},
+        "opened_at": {"type": "date"},
+        "closed_at": {"type": "date"},
+        "details": {"type": "object", "enabled": False},
+    },
+}
+
+DEADLETTERS_MAPPING: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "reason": {"type": "keyword"},
+        "detail": {"type": "text"},
+        "stage": {"type": "keyword"},
+        "source_topic": {"type": "keyword"},
+        "source_partition": {"type": "integer"},
+        "source_offset": {"type": "long"},
+        "station_id": {"type": "keyword"},  # the source record's key, as kibana/deadletter_index_template.json
+        "event_id": {"type": "keyword"},
+        "received_at": {"type": "date"},
+        "deadletter_topic": {"type": "keyword"},
+        "deadletter_partition": {"type": "integer"},
+        "deadletter_offset": {"type": "long"},
+        "original_bytes": {"type": "long"},
+        "original_preview": {"type": "text", "index": False},
+    },
+}
+
+
+def ensure_index(client: Elasticsearch, name: str, mappings: dict[str, Any]) -> None:
+    """Create `name` with `mappings` unless it exists. Safe when two workers race."""
+    with translate_errors():
+        if client.indices.exists(index=name):
+            return
+        try:
+            client.indices.create(
+                index=name, mappings=mappings, settings={"number_of_shards": 1, "number_of_replicas": 0}
+            )
+        except ApiError as exc:
+            if exc.meta.status != 400 or "already_exists" not in str(exc.error):
+                raise
+
+
+def bulk(client: Elasticsearch, operations: Sequence[dict[str, Any]]) -> None:
+    """Send a bulk request; raise `TransientError` unless every item landed.
+
+    A delete of a missing document counts as done. Every other refusal is reported as transient
+    too: our documents are built by us, so a refusal is a server or mapping problem that the
+    next run must retry, not data to drop.
+    """
+    if not operations:
+        return
+    with translate_errors():
+        response = client.bulk(operations=list(operations))
+    if not response.get("errors"):
+        return
+    failed = []
+    for item in response["items"]:
+        action, result = next(iter(item.items()))
+        status = result.get("status", 500)
+        if status < 300 or (action == "delete" and status == 404):
+            continue
+        failed.append(f"{result.get('_id')}: {status} {(result.get('error') or {}).get('type')}")
+    if failed:
+        raise TransientError(f"elasticsearch refused {len(failed)} documents, e.g. {failed[0]}")

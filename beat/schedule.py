@@ -1,0 +1,67 @@
+"""When beat runs each maintenance job. `configure(app, settings)` installs it on a Celery app.
+
+Interval jobs also run once as soon as beat starts (a restarted beat brings rollups and alerts up
+to date at once instead of one interval later); each interval job expires after one interval,
+so a backlog built while no maintenance worker ran collapses into one run instead of many.
+The daily report runs at `report_time` in the app's time zone (`EVMON_TIMEZONE`).
+
+This module must not import `workers.app` (which calls `configure`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery.schedules import crontab
+from celery.signals import beat_init
+
+from beat.settings import MaintenanceSettings
+
+__all__ = ["INTERVAL_JOBS", "beat_schedule", "configure"]
+
+TASK_PREFIX = "evmonitor.maintenance."
+
+# entry name -> (task name, the MaintenanceSettings field holding its interval in seconds)
+INTERVAL_JOBS: dict[str, tuple[str, str]] = {
+    "rollups": (TASK_PREFIX + "rollup_hours", "rollup_interval_s"),
+    "stale-sessions": (TASK_PREFIX + "mark_stale_sessions", "alerts_interval_s"),
+    "faults": (TASK_PREFIX + "track_faults", "alerts_interval_s"),
+    "deadletters": (TASK_PREFIX + "index_deadletters", "deadletter_interval_s"),
+    "batch-markers": (TASK_PREFIX + "prune_batch_markers", "batch_marker_retention_s"),
+}
+
+
+def beat_schedule(ms: MaintenanceSettings) -> dict[str, dict[str, Any]]:
+    """The `beat_schedule` mapping for these settings."""
+    schedule: dict[str, dict[str, Any]] = {}
+    for entry, (task, field) in INTERVAL_JOBS.items():
+        every_s = float(getattr(ms, field))
+        if entry == "batch-markers":
+            every_s = min(every_s, 3600.0)  # prune hourly at most, whatever the retention
+        schedule[entry] = {
+            "task": task,
+            "schedule": timedelta(seconds=every_s),
+            "options": {"queue": "maintenance", "expires": every_s},
+        }
+    clock = ms.report_clock
+    schedule["daily-report"] = {
+        "task": TASK_PREFIX + "daily_report",
+        "schedule": crontab(minute=clock.minute, hour=clock.hour),
+        "options": {"queue": "maintenance"},
+    }
+    return schedule
+
+
+def configure(app: Any, settings: Any) -> None:
+    """Install the maintenance schedule on `app`; run the interval jobs once when beat starts."""
+    ms = MaintenanceSettings.from_settings(settings)
+    app.conf.beat_schedule = beat_schedule(ms)
+
+    def kick(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return
+        for task, _field in INTERVAL_JOBS.values():
+            app.send_task(task, queue="maintenance")
+
+    beat_init.connect(kick, weak=False, dispatch_uid=f"evmonitor-beat-kick-{id(app)}")

@@ -1,0 +1,58 @@
+"""Beat's schedule and the maintenance settings it is built from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from celery.schedules import crontab
+
+from beat.schedule import INTERVAL_JOBS, beat_schedule, configure
+from beat.settings import MaintenanceSettings
+from evmonitor.config import Settings
+
+
+def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_report_time():
+    """Interval jobs run every configured interval; the report is a crontab at report_time."""
+    schedule = beat_schedule(MaintenanceSettings(rollup_interval_s=30, alerts_interval_s=45, report_time="06:30"))
+    assert {e["task"] for e in schedule.values()} == {
+        "evmonitor.maintenance.rollup_hours",
+        "evmonitor.maintenance.mark_stale_sessions",
+        "evmonitor.maintenance.track_faults",
+        "evmonitor.maintenance.index_deadletters",
+        "evmonitor.maintenance.prune_batch_markers",
+        "evmonitor.maintenance.daily_report",
+    }
+    assert schedule["rollups"]["schedule"] == timedelta(seconds=30)
+    assert schedule["faults"]["schedule"] == timedelta(seconds=45)
+    assert schedule["rollups"]["options"] == {"queue": "maintenance", "expires": 30.0}
+    assert schedule["daily-report"]["schedule"] == crontab(minute=30, hour=6)
+    assert all(e["options"]["queue"] == "maintenance" for e in schedule.values())
+
+
+def test_configure_installs_the_schedule_on_the_app():
+    """configure() sets beat_schedule from the Settings object."""
+    app = Celery("test-beat-schedule")
+    configure(app, Settings(_env_file=None))
+    assert set(app.conf.beat_schedule) == {*INTERVAL_JOBS, "daily-report"}
+
+
+def test_maintenance_settings_take_what_settings_has_and_default_the_rest():
+    """Fields Settings declares win; missing ones get defaults; reports go under state_dir."""
+    settings = Settings(_env_file=None, timezone="Europe/Berlin", state_dir=Path("/tmp/evm-state"))
+    ms = MaintenanceSettings.from_settings(settings)
+    assert ms.timezone == "Europe/Berlin"
+    assert ms.stale_after_s == 1800 and ms.report_time == "06:00"
+    assert ms.kafka_bootstrap == settings.kafka_bootstrap and ms.deadletter_topic == "ev.deadletter"
+    if "reports_dir" not in Settings.model_fields:
+        assert ms.reports_dir == Path("/tmp/evm-state/reports")
+
+
+@pytest.mark.parametrize("bad", [{"report_time": "6am"}, {"report_time": "24:00"}, {"timezone": "Mars/Olympus"},
+                                 {"offline_after_heartbeats": 0}])  # fmt: skip
+def test_maintenance_settings_refuse_nonsense_at_start(bad):
+    """A bad report time, zone or threshold fails when beat starts, not at 06:00."""
+    with pytest.raises(Exception):
+        MaintenanceSettings(**bad)
