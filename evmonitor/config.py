@@ -78,13 +78,32 @@ class Settings(BaseSettings):
     flower_user: str = "evmonitor"
     flower_password: str = Field("", description="required by `evmonitor flower`; no default outside the embedded stack")
 
+    # --- maintenance (beat): stale sessions, faults, availability, reports ---
+    stale_after_s: float = Field(1800.0, gt=0, description="an active session silent this long is marked stale")
+    heartbeat_interval_s: float = Field(900.0, gt=0, description="how often stations send a heartbeat")
+    offline_after_heartbeats: int = Field(3, ge=1, description="missed heartbeats before a station is offline")
+    maintenance_fault_threshold: int = Field(3, ge=1, description="faults within the window that flag a station")
+    maintenance_fault_window_s: float = Field(86400.0, gt=0)
+    alert_lookback_s: float = Field(7 * 86400.0, gt=0, description="how far back late events may change alerts")
+    report_time: str = Field("06:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$", description="local HH:MM of the daily report")
+    reports_dir: Path | None = Field(None, description="where reports go (default: <state_dir>/reports)")
+    network_name: str = "evmonitor"
+    rollup_interval_s: float = Field(60.0, gt=0)
+    alerts_interval_s: float = Field(60.0, gt=0)
+    deadletter_interval_s: float = Field(15.0, gt=0)
+    batch_marker_retention_s: float = Field(86400.0, gt=0, description="ingest_batches markers older than this are pruned")
+    alerts_index: str = "charging-alerts"
+    deadletters_index: str = "charging-deadletters"
+    deadletter_consumer_group: str = "evmonitor-deadletter-indexer"
+    deadletter_batch_max: int = Field(2000, ge=1)
+
     # --- search ---
     index_prefix: str = "charging-events"
 
     # --- embedded stack ---
     state_dir: Path = Path(".evmonitor")
     sql_dir: Path = REPO_ROOT / "sql"
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", description="IANA zone of local days in rollups, availability and reports")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -215,6 +215,10 @@ def child_env(settings: Settings) -> dict[str, str]:
     """The environment for our child processes: ours, plus every setting made explicit."""
     env = dict(os.environ)
     for name, value in settings.model_dump(mode="json").items():
+        key = f"EVMON_{name.upper()}"
+        if value is None:  # unset stays unset: the child applies the same default
+            env.pop(key, None)
+            continue
         # complex values (lists) are JSON, which is how pydantic-settings reads them back
-        env[f"EVMON_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        env[key] = value if isinstance(value, str) else json.dumps(value)
     return env
