@@ -7,65 +7,27 @@ deterministic `_id`, so writing it again is harmless.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
 from evmonitor.errors import TransientError
+from evmonitor.storage import search
 from evmonitor.storage.search import translate_errors
 
 __all__ = ["ALERTS_MAPPING", "DEADLETTERS_MAPPING", "bulk", "ensure_index"]
 
-_KEYWORD_TEXT = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+def _mapping(name: str) -> dict[str, Any]:
+    """The mapping from the index template that `evmonitor init` installs (one definition)."""
+    template = json.loads((Path(search.__file__).with_name(f"{name}_template.json")).read_text())
+    return template["template"]["mappings"]
 
-ALERTS_MAPPING: dict[str, Any] = {
-    "dynamic": False,
-    "properties": {
-        "alert_id": {"type": "keyword"},
-        "kind": {"type": "keyword"},
-        "status": {"type": "keyword"},
-        "severity": {"type": "keyword"},
-        "station_id": {"type": "keyword"},
-        "station_name": _KEYWORD_TEXT,
-        "operator": {"type": "keyword"},
-        "city": {"type": "keyword"},
-        "location": {"type": "geo_point"},
-        "connector_id": {"type": "integer"},
-        "session_id": {"type": "keyword"},
-        "error_code": {"type": "keyword"},
-        "info": {"type": "text"},
-        "since": {"type": "date"},
-        "until": {"type": "date"},
-        "duration_s": {"type": "double"},
-        "duration_min": {"type": "double"},
-        "faults_in_window": {"type": "integer"},
-        "message": {"type": "text"},
-        "opened_at": {"type": "date"},
-        "closed_at": {"type": "date"},
-        "details": {"type": "object", "enabled": False},
-    },
-}
 
-DEADLETTERS_MAPPING: dict[str, Any] = {
-    "dynamic": False,
-    "properties": {
-        "reason": {"type": "keyword"},
-        "detail": {"type": "text"},
-        "stage": {"type": "keyword"},
-        "source_topic": {"type": "keyword"},
-        "source_partition": {"type": "integer"},
-        "source_offset": {"type": "long"},
-        "station_id": {"type": "keyword"},  # the source record's key, as kibana/deadletter_index_template.json
-        "event_id": {"type": "keyword"},
-        "received_at": {"type": "date"},
-        "deadletter_topic": {"type": "keyword"},
-        "deadletter_partition": {"type": "integer"},
-        "deadletter_offset": {"type": "long"},
-        "original_bytes": {"type": "long"},
-        "original_preview": {"type": "text", "index": False},
-    },
-}
+ALERTS_MAPPING: dict[str, Any] = _mapping("alerts")
+DEADLETTERS_MAPPING: dict[str, Any] = _mapping("deadletters")
 
 
 def ensure_index(client: Elasticsearch, name: str, mappings: dict[str, Any]) -> None:

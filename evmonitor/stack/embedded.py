@@ -202,7 +202,9 @@ def init_pipeline(settings: Settings) -> dict[str, object]:
         applied = apply_schema(engine, settings.sql_dir)
     finally:
         engine.dispose()
-    SearchStore.connect(settings.elasticsearch_url, settings.index_prefix).install_template()
+    SearchStore.connect(settings.elasticsearch_url, settings.index_prefix).install_templates(
+        settings.alerts_index, settings.deadletters_index
+    )
     return {"topics_created": created, "schema_files": applied, "index_template": settings.index_prefix}
 
 

@@ -127,6 +127,16 @@ class SearchStore:
             raise TransientError(f"elasticsearch refused {transient} documents for now (429/5xx)")
         return rejected
 
+    def install_templates(self, alerts_index: str = "charging-alerts", deadletters_index: str = "charging-deadletters") -> None:
+        """The event template, and those of the alert and dead-letter indices beat feeds."""
+        self.install_template()
+        for name, index in (("alerts", alerts_index), ("deadletters", deadletters_index)):
+            spec = json.loads(TEMPLATE_PATH.with_name(f"{name}_template.json").read_text())
+            spec["index_patterns"] = [f"{index}*"]
+            spec.pop("_meta", None)
+            with translate_errors():
+                self.client.indices.put_index_template(name=index, **spec)
+
     def refresh(self) -> None:
         with translate_errors():
             self.client.indices.refresh(index=f"{self.prefix}*")

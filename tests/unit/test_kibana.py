@@ -22,7 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 KIBANA = REPO / "kibana"
 # Elasticsearch index templates, by the indices they shape
-TEMPLATES = [REPO / "evmonitor" / "storage" / "index_template.json", KIBANA / "deadletter_index_template.json"]
+STORAGE = REPO / "evmonitor" / "storage"
+TEMPLATES = [STORAGE / "index_template.json", STORAGE / "alerts_template.json", STORAGE / "deadletters_template.json"]
 
 # what Kibana 8.11 writes when it exports these types
 CORE_MIGRATION_VERSION = "8.8.0"
@@ -348,7 +349,7 @@ def test_field_check_reports_renamed_and_mistyped_fields() -> None:
 
 def test_deadletter_index_mapping() -> None:
     """The dead-letter template shapes charging-deadletters with the fields its panels read."""
-    template = json.loads((KIBANA / "deadletter_index_template.json").read_text())
+    template = json.loads((STORAGE / "deadletters_template.json").read_text())
     assert any(fnmatch.fnmatchcase("charging-deadletters", p) for p in template["index_patterns"])
     fields = flatten(template["template"]["mappings"]["properties"])
     assert {k: fields[k] for k in ("reason", "detail", "source_topic", "received_at")} == {
