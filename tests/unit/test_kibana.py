@@ -1,9 +1,9 @@
 """Kibana saved objects in kibana/: they parse, their references resolve, their fields exist.
 
 Pure file checks; no Kibana needed. Field checks read the mappings the panels query: the index
-template the index worker installs (evmonitor/storage/index_template.json) and the dead-letter
-template in kibana/. A field renamed on either side, or used in a way its type does not allow
-(terms on text, a date histogram on a keyword, a sum of a keyword), fails here.
+templates `evmonitor init` installs (evmonitor/storage/index_template.json for the events,
+alerts_template.json, deadletters_template.json). A field renamed on either side, or used in a way
+its type does not allow (terms on text, a date histogram on a keyword, a sum of a keyword), fails here.
 """
 
 from __future__ import annotations
@@ -301,13 +301,17 @@ def test_lens_visualizations_show_columns_of_their_layers() -> None:
 
 
 def test_data_views_cover_the_indices_and_their_time_fields_are_dates() -> None:
-    """charging-events* finds the daily indices and the alias; each time field is a mapped date."""
+    """charging-events* finds the daily indices and the alias; alerts are timed by `since`; time fields are dates."""
     events = [dv for dv in objects("index-pattern") if dv["attributes"]["title"] == "charging-events*"]
     assert len(events) == 1 and events[0]["attributes"]["timeFieldName"] == "timestamp"
     for name in ("charging-events-2026.01.01", "charging-events"):
         assert fnmatch.fnmatchcase(name, events[0]["attributes"]["title"])
     titles = [dv["attributes"]["title"] for dv in objects("index-pattern")]
     assert any(fnmatch.fnmatchcase("charging-deadletters", title) for title in titles)
+    alerts = [
+        dv for dv in objects("index-pattern") if fnmatch.fnmatchcase("charging-alerts", dv["attributes"]["title"])
+    ]
+    assert len(alerts) == 1 and alerts[0]["attributes"]["timeFieldName"] == "since"
     for dv in objects("index-pattern"):
         assert mapping_for(dv["id"]).get(dv["attributes"]["timeFieldName"]) in DATE, dv["id"]
 
@@ -390,6 +394,22 @@ def test_ingest_health_shows_events_by_type_and_dead_letters_by_reason() -> None
     uses = dashboard_uses("Ingest health")
     assert ("charging-events*", "event_type", "terms") in uses
     assert ("charging-deadletters*", "reason", "terms") in uses
+
+
+def test_alerts_shows_open_alerts_by_kind_maintenance_fault_durations_and_a_map() -> None:
+    """Alerts: open alerts by kind, alerts over `since`, maintenance flags, fault durations, a map on `location`."""
+    uses = dashboard_uses("Alerts")
+    assert {("charging-alerts*", "kind", "terms"), ("charging-alerts*", "since", "date_histogram"),
+            ("charging-alerts*", "duration_min", "average"), ("charging-alerts*", "duration_min", "max"),
+            ("charging-alerts*", "error_code", "terms"), ("charging-alerts*", "location", "geo"),
+            ("charging-alerts*", "kind", "color-categorical")} <= uses  # fmt: skip
+    panel_objs = panel_objects(dashboard("Alerts"))
+    queries = [o["attributes"]["state"]["query"]["query"] for o in panel_objs if o["type"] == "lens"]
+    queries += [layer["query"]["query"] for o in panel_objs if o["type"] == "map"
+                for layer in json.loads(o["attributes"]["layerListJSON"]) if layer.get("query")]  # fmt: skip
+    assert sum('status : "open"' in q for q in queries) >= 4  # total, by kind, table, map
+    assert any('kind : "maintenance_due"' in q for q in queries)
+    assert any('kind : "connector_fault"' in q for q in queries)
 
 
 def test_dashboards_restore_a_time_range() -> None:
