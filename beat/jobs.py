@@ -24,6 +24,7 @@ __all__ = [
     "prune_batch_markers",
     "rollup_hours",
     "track_faults",
+    "index_stations",
 ]
 
 _contexts: dict[int, runner.Context] = {}
@@ -71,6 +72,12 @@ def mark_stale_sessions(self: Task, now: str | None = None) -> dict[str, Any]:
 def track_faults(self: Task, now: str | None = None) -> dict[str, Any]:
     """Fault, offline and maintenance alerts; availability per station and day."""
     return runner.do_faults(_context(self.app), _now(now))
+
+
+@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_stations")
+def index_stations(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Refresh charging-stations: every station's location and current status, for the map."""
+    return runner.do_stations(_context(self.app), _now(now))
 
 
 @app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_deadletters")

@@ -20,6 +20,7 @@ from beat.reports import build_daily_report
 from beat.rollups import refresh_rollups
 from beat.settings import MaintenanceSettings
 from beat.stale import mark_stale_sessions
+from beat.stations import sync_stations
 from evmonitor.storage.kafka import translate_errors as kafka_errors
 from evmonitor.storage.postgres import create_engine, translate_errors
 from evmonitor.storage.search import make_client
@@ -32,6 +33,7 @@ __all__ = [
     "do_prune_batch_markers",
     "do_rollups",
     "do_stale_sessions",
+    "do_stations",
     "run_all",
 ]
 
@@ -96,6 +98,10 @@ def do_faults(ctx: Context, now: datetime, days: list[date] | tuple[date, ...] =
     return result
 
 
+def do_stations(ctx: Context, now: datetime) -> dict[str, Any]:
+    return sync_stations(ctx.engine, ctx.search, ctx.ms.stations_index, ctx.ms, now)
+
+
 def do_deadletters(ctx: Context) -> dict[str, Any]:
     with kafka_errors():
         consumer = ctx.deadletter_consumer()
@@ -129,6 +135,7 @@ def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
         "rollups": do_rollups(ctx, now),
         "stale_sessions": do_stale_sessions(ctx, now),
         "faults": do_faults(ctx, now),
+        "stations": do_stations(ctx, now),
         "deadletters": do_deadletters(ctx),
         "batch_markers": do_prune_batch_markers(ctx, now),
         "daily_report": do_daily_report(ctx, now),

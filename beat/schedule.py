@@ -27,6 +27,7 @@ INTERVAL_JOBS: dict[str, tuple[str, str]] = {
     "rollups": (TASK_PREFIX + "rollup_hours", "rollup_interval_s"),
     "stale-sessions": (TASK_PREFIX + "mark_stale_sessions", "alerts_interval_s"),
     "faults": (TASK_PREFIX + "track_faults", "alerts_interval_s"),
+    "stations": (TASK_PREFIX + "index_stations", "alerts_interval_s"),
     "deadletters": (TASK_PREFIX + "index_deadletters", "deadletter_interval_s"),
     "batch-markers": (TASK_PREFIX + "prune_batch_markers", "batch_marker_retention_s"),
 }

@@ -31,6 +31,7 @@ class MaintenanceSettings:
     maintenance_fault_window_s: float = 86400.0
     alert_lookback_s: float = 7 * 86400.0  # how far back late events may still redraw alerts
     alerts_index: str = "charging-alerts"
+    stations_index: str = "charging-stations"
     # --- dead letters ---
     deadletters_index: str = "charging-deadletters"
     deadletter_consumer_group: str = "evmonitor-deadletter-indexer"

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     deadletter_interval_s: float = Field(15.0, gt=0)
     batch_marker_retention_s: float = Field(86400.0, gt=0, description="ingest_batches markers older than this are pruned")
     alerts_index: str = "charging-alerts"
+    stations_index: str = "charging-stations"
     deadletters_index: str = "charging-deadletters"
     deadletter_consumer_group: str = "evmonitor-deadletter-indexer"
     deadletter_batch_max: int = Field(2000, ge=1)

@@ -203,7 +203,7 @@ def init_pipeline(settings: Settings) -> dict[str, object]:
     finally:
         engine.dispose()
     SearchStore.connect(settings.elasticsearch_url, settings.index_prefix).install_templates(
-        settings.alerts_index, settings.deadletters_index
+        alerts=settings.alerts_index, deadletters=settings.deadletters_index, stations=settings.stations_index
     )
     return {"topics_created": created, "schema_files": applied, "index_template": settings.index_prefix}
 

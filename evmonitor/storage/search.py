@@ -127,10 +127,14 @@ class SearchStore:
             raise TransientError(f"elasticsearch refused {transient} documents for now (429/5xx)")
         return rejected
 
-    def install_templates(self, alerts_index: str = "charging-alerts", deadletters_index: str = "charging-deadletters") -> None:
-        """The event template, and those of the alert and dead-letter indices beat feeds."""
+    def install_templates(self, **indices: str) -> None:
+        """The event template, and those of the indices beat feeds (alerts, deadletters, stations).
+
+        `indices` renames them, e.g. `alerts="my-alerts"`; by default each is `charging-<name>`.
+        """
         self.install_template()
-        for name, index in (("alerts", alerts_index), ("deadletters", deadletters_index)):
+        for name in ("alerts", "deadletters", "stations"):
+            index = indices.get(name, f"charging-{name}")
             spec = json.loads(TEMPLATE_PATH.with_name(f"{name}_template.json").read_text())
             spec["index_patterns"] = [f"{index}*"]
             spec.pop("_meta", None)

@@ -21,6 +21,7 @@ def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_repor
         "evmonitor.maintenance.rollup_hours",
         "evmonitor.maintenance.mark_stale_sessions",
         "evmonitor.maintenance.track_faults",
+        "evmonitor.maintenance.index_stations",
         "evmonitor.maintenance.index_deadletters",
         "evmonitor.maintenance.prune_batch_markers",
         "evmonitor.maintenance.daily_report",
