@@ -157,9 +157,16 @@ Text = Annotated[str, Strict(), Field(min_length=1, max_length=200)]
 Price = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False), AfterValidator(lambda p: round(p, 4))]
 
 
+# The canonical form `str(UUID(value))` returns; a value already in it is returned as is, which
+# skips parsing and re-formatting for nearly every id a producer sends.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _uuid_str(value: Any) -> Any:
     if not isinstance(value, str):
         raise PydanticCustomError("wrong_type", "must be a UUID string")
+    if _CANONICAL_UUID.fullmatch(value):
+        return value
     return str(UUID(value))
 
 
@@ -283,6 +290,10 @@ def _reject_constant(name: str) -> Any:
     raise _NonFinite(name)
 
 
+# One decoder for every message: `json.loads(text, parse_constant=...)` builds a new one per call.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 # pydantic error type -> our reason. Anything not listed is an invalid value.
 _PYDANTIC_REASONS: dict[str, Reason] = {
     "missing": Reason.MISSING_FIELD,
@@ -326,7 +337,9 @@ def decode(raw: bytes, *, received_at: datetime, limits: Limits = Limits()) -> E
     except UnicodeDecodeError as exc:
         raise InvalidEvent(Reason.INVALID_JSON, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # as json.loads does
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        obj = _JSON.decode(text)
     except _NonFinite as exc:
         raise InvalidEvent(Reason.NON_FINITE, f"JSON constant {exc} is not a finite number") from None
     except (json.JSONDecodeError, RecursionError) as exc:
