@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     batch_max_ms: int = Field(200, ge=1, description="... or when its oldest event is this old")
     max_inflight_batches: int = Field(64, ge=1, description="pause fetching beyond this many unfinished batches")
     commit_interval_s: float = Field(1.0, gt=0)
+    stats_interval_s: float = Field(10.0, gt=0, description="how often the bridge logs its counters")
     completion_poll_s: float = Field(0.1, gt=0)
     republish_after_s: float = Field(60.0, gt=0, description="re-publish a batch not completed by then")
     deadletter_max_ratio: float = Field(

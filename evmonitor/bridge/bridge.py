@@ -113,7 +113,7 @@ class Bridge:
         now = clock()
         self._next_commit = now + settings.commit_interval_s
         self._next_poll_done = now + settings.completion_poll_s
-        self._next_log = now + 10.0
+        self._next_log = now + settings.stats_interval_s
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class Bridge:
             self._next_commit = now + self.settings.commit_interval_s
         if now >= self._next_log:
             log.info("bridge: %s, in flight %d", self.stats.as_dict(), len(self.inflight))
-            self._next_log = now + 10.0
+            self._next_log = now + self.settings.stats_interval_s
 
     def _handle(self, tp: TP, record: Any) -> None:
         self.stats.consumed += 1

@@ -109,3 +109,26 @@ def test_a_killed_bridge_resumes_from_committed_offsets_without_loss(pipeline):
     search = pipeline.search()
     search.refresh()
     assert search.count() == len(first) + len(second)
+
+
+def test_sigterm_makes_the_bridge_flush_its_open_batch_commit_and_exit(pipeline):
+    """A batch still open when SIGTERM arrives is published, completed and committed before exit."""
+    pipeline.settings = pipeline.settings.model_copy(
+        update={"batch_max_ms": 60_000, "batch_max_events": 10_000, "stats_interval_s": 0.2}
+    )
+    pipeline.start_workers()
+    pipeline.start_bridge()
+    events = many_sessions(10)
+    targets = pipeline.publish(as_messages(events))
+    wait_for(lambda: f"'consumed': {len(events)}," in pipeline.log("bridge"), timeout_s=30,
+             what="the bridge to read every record")  # fmt: skip
+    assert pipeline.sql("SELECT count(*) AS n FROM charging_sessions")[0].n == 0  # the batch is still open
+    assert pipeline.stop("bridge", timeout_s=30), "the bridge did not exit on SIGTERM"
+    watch = CommitWatch(pipeline.settings, targets)
+    try:
+        assert watch.behind() == 0
+    finally:
+        watch.close()
+    assert pipeline.sql("SELECT count(*) AS n FROM charging_sessions")[0].n == 10
+    assert "bridge stopped" in pipeline.log("bridge")
+
