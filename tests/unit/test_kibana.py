@@ -2,8 +2,9 @@
 
 Pure file checks; no Kibana needed. Field checks read the mappings the panels query: the index
 templates `evmonitor init` installs (evmonitor/storage/index_template.json for the events,
-alerts_template.json, deadletters_template.json). A field renamed on either side, or used in a way
-its type does not allow (terms on text, a date histogram on a keyword, a sum of a keyword), fails here.
+alerts_template.json, deadletters_template.json, stations_template.json). A field renamed on either
+side, or used in a way its type does not allow (terms on text, a date histogram on a keyword, a sum
+of a keyword), fails here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ REPO = Path(__file__).resolve().parents[2]
 KIBANA = REPO / "kibana"
 # Elasticsearch index templates, by the indices they shape
 STORAGE = REPO / "evmonitor" / "storage"
-TEMPLATES = [STORAGE / "index_template.json", STORAGE / "alerts_template.json", STORAGE / "deadletters_template.json"]
+TEMPLATES = [
+    STORAGE / "index_template.json",
+    STORAGE / "alerts_template.json",
+    STORAGE / "deadletters_template.json",
+    STORAGE / "stations_template.json",
+]
+# the one-word statuses beat writes to charging-stations (beat.stations.network_status), worst first
+STATION_STATUSES = ["Offline", "Faulted", "Unavailable", "Occupied", "Available"]
 
 # what Kibana 8.11 writes when it exports these types
 CORE_MIGRATION_VERSION = "8.8.0"
@@ -301,7 +309,10 @@ def test_lens_visualizations_show_columns_of_their_layers() -> None:
 
 
 def test_data_views_cover_the_indices_and_their_time_fields_are_dates() -> None:
-    """charging-events* finds the daily indices and the alias; alerts are timed by `since`; time fields are dates."""
+    """charging-events* finds the daily indices and the alias; alerts are timed by `since`; time fields are dates.
+
+    charging-stations has no time field: it is the network now, which the time range must not filter.
+    """
     events = [dv for dv in objects("index-pattern") if dv["attributes"]["title"] == "charging-events*"]
     assert len(events) == 1 and events[0]["attributes"]["timeFieldName"] == "timestamp"
     for name in ("charging-events-2026.01.01", "charging-events"):
@@ -312,8 +323,14 @@ def test_data_views_cover_the_indices_and_their_time_fields_are_dates() -> None:
         dv for dv in objects("index-pattern") if fnmatch.fnmatchcase("charging-alerts", dv["attributes"]["title"])
     ]
     assert len(alerts) == 1 and alerts[0]["attributes"]["timeFieldName"] == "since"
+    stations = [
+        dv for dv in objects("index-pattern") if fnmatch.fnmatchcase("charging-stations", dv["attributes"]["title"])
+    ]
+    assert [dv["id"] for dv in stations] == ["evmonitor-charging-stations"]
+    assert not stations[0]["attributes"].get("timeFieldName") and stations[0]["attributes"]["allowNoIndex"] is True
     for dv in objects("index-pattern"):
-        assert mapping_for(dv["id"]).get(dv["attributes"]["timeFieldName"]) in DATE, dv["id"]
+        if dv["id"] != "evmonitor-charging-stations":
+            assert mapping_for(dv["id"]).get(dv["attributes"]["timeFieldName"]) in DATE, dv["id"]
 
 
 def field_problems(objs: list[dict[str, Any]], mapping_of: Any) -> list[str]:
@@ -364,12 +381,25 @@ def test_deadletter_index_mapping() -> None:
 # --- the dashboards the issue asks for ---------------------------------------------------------------------
 
 
-def test_network_now_shows_status_and_a_map_of_stations() -> None:
-    """Network now: stations by status (terms on status) and a map on the `location` geo_point."""
+def test_network_now_shows_current_status_and_a_map_of_stations_by_status() -> None:
+    """Network now: stations by current status, the faulted or offline ones, a map coloured by status.
+
+    All three read charging-stations (one document per station); the map gives each status its own colour.
+    """
     uses = dashboard_uses("Network now")
-    assert ("charging-events*", "status", "terms") in uses
-    assert ("charging-events*", "location", "geo") in uses
-    assert any(obj["type"] == "map" for obj in panel_objects(dashboard("Network now")))
+    assert {("charging-stations*", "status", "terms"), ("charging-stations*", "location", "geo"),
+            ("charging-stations*", "status", "color-categorical")} <= uses  # fmt: skip
+    assert ("charging-events*", "timestamp", "date_histogram") in uses  # status changes over time
+    panel_objs = panel_objects(dashboard("Network now"))
+    queries = [o["attributes"]["state"]["query"]["query"] for o in panel_objs if o["type"] == "lens"]
+    assert 'status : "Faulted" or status : "Offline"' in queries
+    [map_] = [o for o in panel_objs if o["type"] == "map"]
+    [layer] = [layer for layer in json.loads(map_["attributes"]["layerListJSON"]) if layer["type"] == "GEOJSON_VECTOR"]
+    assert reference(map_, layer["sourceDescriptor"]["indexPatternRefName"])["id"] == "evmonitor-charging-stations"
+    color = layer["style"]["properties"]["fillColor"]["options"]
+    assert color["useCustomColorPalette"] and color["otherCategoryColor"]
+    palette = {stop["stop"]: stop["color"] for stop in color["customColorPalette"]}
+    assert sorted(palette) == sorted(STATION_STATUSES) and len(set(palette.values())) == len(STATION_STATUSES)
 
 
 def test_sessions_and_energy_shows_sessions_over_time_and_energy() -> None:
