@@ -1,0 +1,52 @@
+"""`evmonitor up / status / down` as an operator uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+from evmonitor.stack.embedded import evmonitor_cmd
+from evmonitor.stack.procs import free_port
+
+
+def run(*args, env, timeout=180):
+    return subprocess.run(evmonitor_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def components(env):
+    done = run("status", "--json", env=env)
+    return done.returncode, {c["name"]: c for c in json.loads(done.stdout)["components"]}
+
+
+def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(pipeline, tmp_path):
+    """Services it must start get started; a died worker is the only thing a second `up` restarts."""
+    kafka_port, es_port = free_port(), free_port()
+    env = {**pipeline.env, "EVMON_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+           "EVMON_ELASTICSEARCH_URL": f"http://127.0.0.1:{es_port}", "EVMON_FLOWER_PORT": str(free_port()),
+           "EVMON_FLOWER_PASSWORD": "", "EVMON_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}  # fmt: skip
+    try:
+        up = run("up", "--detach", env=env)
+        assert up.returncode == 0, up.stderr[-3000:]
+        code, first = components(env)
+        assert code == 0 and all(c["healthy"] for c in first.values())
+        assert first["kafka"]["owned"] and first["kafka"]["address"] == f"127.0.0.1:{kafka_port}"
+        assert first["elasticsearch"]["owned"] and not first["postgres"]["owned"] and not first["redis"]["owned"]
+        assert {"bridge", "worker-persist", "worker-index", "worker-maintenance", "beat", "flower"} <= set(first)
+
+        os.killpg(first["worker-index"]["pid"], signal.SIGKILL)
+        code, _ = components(env)
+        assert code == 1, "status must exit 1 while a component is down"
+        again = run("up", "--detach", env=env)
+        assert again.returncode == 0 and "started: worker-index" in again.stderr.replace("\n", " ")
+        code, second = components(env)
+        assert code == 0 and second["worker-index"]["pid"] != first["worker-index"]["pid"]
+        assert all(second[n]["pid"] == first[n]["pid"] for n in first if n != "worker-index")
+    finally:
+        down = run("down", env=env)
+    assert down.returncode == 0
+    stopped = down.stderr.replace("\n", " ")
+    order = [stopped.index(name) for name in ("stopped bridge", "stopped worker-persist", "stopped kafka")]
+    assert order == sorted(order), stopped
+    assert "nothing is running" in run("status", env=env).stderr
