@@ -24,7 +24,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from evmonitor.errors import TransientError
 
-__all__ = ["SearchStore", "daily_index", "make_client", "translate_errors", "TEMPLATE_PATH"]
+__all__ = ["SearchStore", "bulk_body", "daily_index", "make_client", "translate_errors", "TEMPLATE_PATH"]
 
 TEMPLATE_PATH = Path(__file__).with_name("index_template.json")
 _COMPAT = "compatible-with="
@@ -63,6 +63,9 @@ def translate_errors() -> Iterator[None]:
 
 
 def daily_index(prefix: str, timestamp: str | datetime) -> str:
+    if isinstance(timestamp, str) and timestamp.endswith("Z") and timestamp[10:11] == "T":
+        # a normalised event's UTC timestamp: its first ten characters are the UTC day
+        return f"{prefix}-{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
     ts = timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
     return f"{prefix}-{ts:%Y.%m.%d}"
 
@@ -73,6 +76,21 @@ def to_document(event: dict[str, Any]) -> dict[str, Any]:
     if "latitude" in doc and "longitude" in doc:
         doc["location"] = {"lat": doc["latitude"], "lon": doc["longitude"]}
     return doc
+
+
+# The bytes elastic_transport's NDJSON serializer would make of JSON values (ensure_ascii=False,
+# compact separators), made by one encoder instead of a new one per line.
+_NDJSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def bulk_body(prefix: str, events: Sequence[dict[str, Any]]) -> bytes:
+    """The `_bulk` request for `events`: an index action keyed by event_id, then the document."""
+    lines = []
+    for event in events:
+        lines.append(_NDJSON.encode({"index": {"_index": daily_index(prefix, event["timestamp"]), "_id": event["event_id"]}}))
+        lines.append(_NDJSON.encode(to_document(event)))
+    lines.append("")
+    return "\n".join(lines).encode("utf-8", "surrogatepass")
 
 
 class SearchStore:
@@ -103,12 +121,8 @@ class SearchStore:
         """
         if not events:
             return []
-        operations: list[dict[str, Any]] = []
-        for event in events:
-            operations.append({"index": {"_index": daily_index(self.prefix, event["timestamp"]), "_id": event["event_id"]}})
-            operations.append(to_document(event))
         with translate_errors():
-            response = self.client.bulk(operations=operations)
+            response = self.client.bulk(operations=bulk_body(self.prefix, events))  # type: ignore[arg-type]
         if not response.get("errors"):
             return []
         rejected: list[tuple[dict[str, Any], str]] = []
