@@ -1,0 +1,95 @@
+"""The benchmark's workloads: drain-mode days of the simulator, sent and reconciled exactly.
+
+A workload is planned once per run (planning is CPU work that must not overlap a measurement)
+and sent to as many fresh sandboxes as the scenarios need; the same plan gives the same truth,
+so every scenario is checked against exact totals, not against "roughly all of it".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from evmonitor.config import Settings
+from evmonitor.reconcile import SentOffsets, compare, observe
+from evmonitor.simulation import RecordingProducer
+from evmonitor.simulator import Plan, plan_drain, send
+from evmonitor.storage.kafka import make_producer
+
+__all__ = ["Workload", "check_exact", "plan_workload", "produce"]
+
+
+@dataclass
+class Workload:
+    name: str
+    stations: int
+    sessions: int
+    seed: int
+    plan: Plan
+
+    @property
+    def events(self) -> int:
+        return len(self.plan.messages)
+
+    @property
+    def mean_bytes(self) -> float:
+        return sum(len(m.value) for m in self.plan.messages) / max(1, self.events)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "stations": self.stations, "sessions": self.sessions, "seed": self.seed,
+                "events": self.events, "mean_event_bytes": round(self.mean_bytes)}  # fmt: skip
+
+
+WINDOW = timedelta(hours=6)
+
+
+def fleet_for(events: int) -> tuple[int, int]:
+    """(stations, sessions) whose 6-hour drain plan holds about `events` events.
+
+    A station sends ~27 events in 6 hours besides its sessions (boot, statuses, heartbeats
+    every 15 minutes), a session ~11.6 (statuses, start, progress every 5 minutes, completion).
+    """
+    stations = min(5000, max(20, events // 160))
+    return stations, max(10, round((events - 27 * stations) / 11.6))
+
+
+def plan_workload(name: str, *, events: int, seed: int, now: datetime | None = None) -> Workload:
+    """A clean drain-mode plan of about `events` events (no bad events, no duplicates, so every
+    message is a valid event), over the 6 hours before `now`: a fixed window, so the size does not
+    depend on the time of day the benchmark runs."""
+    now = now or datetime.now(timezone.utc)
+    stations, sessions = fleet_for(events)
+    plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=now - WINDOW, end=now, now=now)
+    return Workload(name, stations, sessions, seed, plan)
+
+
+def produce(settings: Settings, workload: Workload) -> tuple[SentOffsets, float]:
+    """Send every message of `workload` as fast as Kafka takes it; return (offsets, seconds)."""
+    producer = RecordingProducer(make_producer(settings.kafka_bootstrap))
+    try:
+        started = time.monotonic()
+        send(workload.plan.messages, producer)
+        producer.flush()
+        return producer.sent, time.monotonic() - started
+    finally:
+        producer.close()
+
+
+_ROWS_BY_SINK = {
+    "persist": ("sessions", "energy kWh", "revenue EUR", "sessions differing", "stations"),
+    "index": ("documents (valid events)",),
+}
+
+
+def check_exact(settings: Settings, workload: Workload, sent: SentOffsets, sinks: tuple[str, ...]) -> tuple[bool, str]:
+    """Reconcile the stores of `sinks` against the workload's truth; (exact, what differs)."""
+    rows = compare(workload.plan.truth, observe(settings, workload.plan.truth, sent))
+    wanted = {name for sink in sinks for name in _ROWS_BY_SINK[sink]} | {"dead letters"}
+    bad = [
+        f"{r.metric.strip()}: expected {r.expected}, got {r.postgres if r.postgres != '-' else r.elasticsearch}"
+        for r in rows
+        if r.metric in wanted and not r.ok
+    ]
+    return not bad, "; ".join(bad)
