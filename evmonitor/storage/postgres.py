@@ -22,7 +22,6 @@ import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields as dataclass_fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.engine import Engine
 
 from evmonitor.errors import ConfigError, SinkRejected, TransientError
-from evmonitor.fold import ConnectorRow, Fold, SessionRow, StationRow, StatusLogRow, fold_events, row_dict
+from evmonitor.fold import Columns, ConnectorRow, Fold, SessionRow, StationRow, StatusLogRow, fold_columns, row_dict
 
 __all__ = ["PostgresStore", "apply_schema", "create_engine", "translate_errors"]
 
@@ -103,18 +102,20 @@ def _greatest(t: sa.Table, ex: Any, col: str) -> Any:
     return func.greatest(t.c[col], getattr(ex, col))
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a column value")
-
-
-def _to_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, default=_json_value, separators=(",", ":"))
-
-
 def _column_names(row_type: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclass_fields(row_type))
+
+
+def _time_columns(row_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclass_fields(row_type) if "datetime" in str(f.type))
+
+
+_TIMES = {
+    "stations": _time_columns(StationRow),
+    "connectors": _time_columns(ConnectorRow),
+    "status_events": _time_columns(StatusLogRow),
+    "sessions": _time_columns(SessionRow),
+}
 
 
 def _from_json(t: sa.Table, columns: Sequence[str], key: Sequence[str]) -> Any:
@@ -227,20 +228,46 @@ class PostgresStore:
 
         Raises `TransientError` (retry later) or `SinkRejected` (some event is unacceptable).
         """
-        self.write_fold(fold_events(events))
+        self.write_rows(self.column_rows(fold_columns(events)))
 
     def write_fold(self, fold: Fold) -> None:
         self.write_rows(self.fold_rows(fold))
 
     def fold_rows(self, fold: Fold) -> dict[str, str]:
-        """The parameters of the four statements for `fold`: per table, its rows as one JSON array."""
-        rows = {
-            "stations": [self._station_params(r) for r in fold.stations.values()],
-            "connectors": [row_dict(r) for r in fold.connectors.values()],
-            "status_events": [row_dict(r) for r in fold.status_log.values()],
-            "sessions": [self._session_params(r) for r in fold.sessions.values()],
-        }
-        return {table: _to_json(values) for table, values in rows.items() if values}
+        """`column_rows` for a `Fold` of row objects."""
+        return self.column_rows(Columns(
+            stations={k: row_dict(r) for k, r in fold.stations.items()},
+            connectors={k: row_dict(r) for k, r in fold.connectors.items()},
+            status_log={k: row_dict(r) for k, r in fold.status_log.items()},
+            sessions={k: row_dict(r) for k, r in fold.sessions.items()},
+        ))  # fmt: skip
+
+    @staticmethod
+    def column_rows(columns: Columns) -> dict[str, str]:
+        """The parameters of the four statements: per table, its rows as one JSON array.
+
+        Takes the column dicts over (they are completed in place): a station without a boot yet
+        is named by its id, a session's status follows from its end, timestamps become ISO 8601.
+        """
+        for row in columns.stations.values():
+            if row.get("name") is None:
+                row["name"] = row["id"]
+        for row in columns.sessions.values():
+            row["status"] = "completed" if row.get("end_time") is not None else "active"
+        tables = {"stations": columns.stations, "connectors": columns.connectors,
+                  "status_events": columns.status_log, "sessions": columns.sessions}  # fmt: skip
+        out = {}
+        for table, rows in tables.items():
+            if not rows:
+                continue
+            times = _TIMES[table]
+            for row in rows.values():
+                for name in times:
+                    moment = row.get(name)
+                    if moment is not None:
+                        row[name] = moment.isoformat()
+            out[table] = json.dumps(list(rows.values()), separators=(",", ":"))
+        return out
 
     def write_rows(self, rows: dict[str, str]) -> None:
         """Merge what `fold_rows` made, in one transaction (the statements sort rows by key)."""
@@ -254,19 +281,6 @@ class PostgresStore:
             for table, statement in statements:
                 if table in rows:
                     conn.execute(statement, {"rows": rows[table]})
-
-    @staticmethod
-    def _station_params(row: Any) -> dict[str, Any]:
-        params = row_dict(row)
-        if params["name"] is None:
-            params["name"] = row.id
-        return params
-
-    @staticmethod
-    def _session_params(row: Any) -> dict[str, Any]:
-        params = row_dict(row)
-        params["status"] = row.status
-        return params
 
     def mark_done(self, batch_id: str, sink: str, events: int, rejected: int = 0) -> None:
         """Record durably that `sink` holds every event of `batch_id` (or dead-lettered it)."""
