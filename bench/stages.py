@@ -31,7 +31,7 @@ from bench.stats import rate
 from bench.workload import Workload, produce
 from evmonitor.config import EVENT_TOPICS, Settings
 from evmonitor.contract import Limits, Rejection, validate
-from evmonitor.fold import fold_events
+from evmonitor.fold import fold_columns
 from evmonitor.storage.kafka import make_consumer
 from evmonitor.storage.postgres import PostgresStore
 from evmonitor.storage.search import daily_index, to_document
@@ -112,7 +112,7 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
     try:
         batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
         cpu0 = _thread_cpu()
-        params = [store.fold_rows(fold_events(batch)) for batch in batches]
+        params = [store.column_rows(fold_columns(batch)) for batch in batches]
         prepare_cpu = _thread_cpu() - cpu0
         rows = sum(len(json.loads(text)) for p in params for text in p.values())
         store.write_rows({})  # connect before the clock starts
