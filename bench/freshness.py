@@ -8,7 +8,8 @@ seen, every `poll_s`:
 * PostgreSQL: `status_events` rows by event_id (every status change gets one; they share their
   batches and transactions with every other event, so their delay is every event's delay);
 * search: an `ids` query over `charging-events*` for a sample of the events (one in
-  `search_every`). osmem makes a document searchable when its bulk request returns;
+  `search_every`, polled every `search_poll_s`: the queries load the same server that indexes,
+  so they are kept few). osmem makes a document searchable when its bulk request returns;
   Elasticsearch with the index template's `refresh_interval: 1s` would add up to 1 s.
 
 A delay is (the poll's answer arrived) - (just before `send`), so it includes up to one poll
@@ -44,6 +45,7 @@ class Freshness:
     achieved_per_s: float
     seconds: float
     poll_s: float
+    search_poll_s: float
     postgres_ms: dict[str, float | None] = field(default_factory=dict)
     search_ms: dict[str, float | None] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
@@ -135,14 +137,15 @@ def measure_freshness(
     seconds: float,
     warmup_s: float = 3.0,
     poll_s: float = 0.05,
-    search_every: int = 5,
+    search_poll_s: float = 0.1,
+    search_every: int = 20,
     settle_s: float = 15.0,
 ) -> Freshness:
     """Offer `rate_per_s` for `seconds`; `meter` covers the run's processes (for the background share)."""
     messages = workload.plan.messages[: int(rate_per_s * seconds)]
     meter.start()
     pg = _Poller("postgres", _postgres_lookup(settings), poll_s)
-    search = _Poller("search", _search_lookup(settings), poll_s)
+    search = _Poller("search", _search_lookup(settings), search_poll_s)
     pg.start()
     search.start()
     producer = RecordingProducer(make_producer(settings.kafka_bootstrap))
@@ -179,7 +182,7 @@ def measure_freshness(
     cpu.pop("_wall")
     cutoff = wall0 + warmup_s
     result = Freshness(offered_per_s=rate_per_s, achieved_per_s=round(sent / elapsed, 1), seconds=round(elapsed, 1),
-                       poll_s=poll_s, machine_busy_fraction=round(busy / total, 3),
+                       poll_s=poll_s, search_poll_s=search_poll_s, machine_busy_fraction=round(busy / total, 3),
                        background_fraction=round(max(0.0, busy - sum(cpu.values())) / total, 3))  # fmt: skip
     for name, poller in (("postgres", pg), ("search", search)):
         delays = [d for at, d in sorted(poller.delays) if at >= cutoff]

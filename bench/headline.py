@@ -152,6 +152,11 @@ def targets(results: dict[str, Any]) -> list[Target]:
                if (search.get("last_third_p50") or 0) > 2 * (search.get("first_third_p50") or 0) + 500
                else "the delay is high from the start")  # fmt: skip
         why += f"; machine {fresh.get('machine_busy_fraction', 0):.0%} busy, {fresh.get('background_fraction', 0):.0%} not ours"
+        paced = stages.get("bulk_latency", {}).get("extra")
+        if paced:
+            why += (f"; the search server alone at that pace answers bulk requests in p50 {paced['request_ms_p50']} ms, "
+                    f"p99 {paced['request_ms_p99']} ms, max {paced['request_ms_max']} ms "
+                    f"({paced['stalls_over_500ms']} requests over 500 ms)")  # fmt: skip
     out.append(Target(f"p99 produce -> searchable at {fresh.get('offered_per_s', 1000):,.0f} events/s", "< 2 s",
                       f"{p99 / 1000:.2f} s" if p99 is not None else "not measured",
                       None if p99 is None else p99 < 2000, why))  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline import Scenario, start_pipeline
+from bench.pipeline import BENCH_SETTINGS, Scenario, start_pipeline
 from bench.profile import Profiler
 from bench.workload import Workload, produce
 from evmonitor.reconcile import wait_drained
@@ -17,7 +17,7 @@ __all__ = ["profile_persist"]
 
 def profile_persist(workload: Workload, workdir: Path, admin_url: str, say: Callable[[str], None]) -> dict[str, Any]:
     say("profile: the persist path with py-spy on the bridge and the persist worker")
-    with Sandbox(workdir, admin_url=admin_url, sinks=["persist"]) as sandbox:
+    with Sandbox(workdir, admin_url=admin_url, sinks=["persist"], **BENCH_SETTINGS) as sandbox:
         start_pipeline(sandbox, Scenario("profile", ("persist",)))
         profiler = Profiler({name: proc.pid for name, proc in sandbox.processes.items()}, workdir / "py-spy")
         if not profiler.available:

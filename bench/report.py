@@ -155,8 +155,8 @@ def markdown(results: dict[str, Any]) -> str:
     fresh = results.get("freshness")
     if fresh:
         lines += ["", f"Freshness: offered {fresh['offered_per_s']:,.0f} events/s (sent {fresh['achieved_per_s']:,.0f}/s) "
-                      f"for {fresh['seconds']} s, both sinks, batch settings as in production; polled every "
-                      f"{fresh['poll_s'] * 1000:.0f} ms; machine {fresh.get('machine_busy_fraction', 0):.0%} busy, "
+                      f"for {fresh['seconds']} s, both sinks, batch settings as in production; PostgreSQL polled every "
+                      f"{fresh['poll_s'] * 1000:.0f} ms, search every {fresh.get('search_poll_s', fresh['poll_s']) * 1000:.0f} ms; machine {fresh.get('machine_busy_fraction', 0):.0%} busy, "
                       f"{fresh.get('background_fraction', 0):.0%} of it not ours. osmem makes a document searchable "
                       "when its bulk request returns; Elasticsearch with the template's 1 s refresh_interval would "
                       "add up to 1 s. A delay that grows through the run means the path could not keep up."]  # fmt: skip

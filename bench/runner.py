@@ -25,9 +25,10 @@ from typing import Any
 from bench.celery_stage import celery_round_trip
 from bench.freshness import measure_freshness
 from bench.machine import describe_machine
-from bench.pipeline import Scenario, meter_for, postgres_backends, run_scenario, start_pipeline
+from bench.pipeline import BENCH_SETTINGS, Scenario, meter_for, postgres_backends, run_scenario, start_pipeline
 from bench.soak import run_soak
-from bench.stages import bulk_index, kafka_stages, postgres_upsert, wire_events
+from bench.search_stage import bulk_index, bulk_latency
+from bench.stages import kafka_stages, postgres_upsert, wire_events
 from bench.workload import Workload, plan_workload
 from evmonitor.stack.sandbox import Sandbox
 
@@ -80,17 +81,22 @@ def _scenarios(opts: Options) -> list[tuple[str, Scenario, str]]:
 def _stages(opts: Options, work: dict[str, Workload], base: Path, say: Callable[[str], None]) -> dict[str, Any]:
     say("stage ceilings (each stage alone)")
     out = {}
-    with Sandbox(base / "stages", admin_url=opts.admin_url) as sandbox:
+    repeats = 1 if opts.quick else 3  # stage figures are the median of this many runs
+    with Sandbox(base / "stages", admin_url=opts.admin_url, **BENCH_SETTINGS) as sandbox:
         settings = sandbox.settings
-        results = kafka_stages(settings, work["persist"], say)
+        results = kafka_stages(settings, work["persist"], repeats, say)
         persist_events, validated = wire_events(work["persist"])
         say(f"  bridge validate + normalise: {validated.cpu_us_per_item} CPU-us/event")
         results += [validated]
-        results += postgres_upsert(settings, persist_events, settings.batch_max_events, postgres_backends(sandbox), say)
+        results += postgres_upsert(settings, persist_events, settings.batch_max_events, postgres_backends(sandbox),
+                                   repeats, say)  # fmt: skip
         index_events, _ = wire_events(work["index"])
-        results += bulk_index(settings, index_events, settings.batch_max_events, sandbox.services["elasticsearch"].pid, say)
+        results += bulk_index(settings.index_prefix, index_events, settings.batch_max_events, sandbox.logs, repeats, say)
+        paced = wire_events(plan_workload("paced", events=int(opts.fresh_rate * (8 if opts.quick else 20)), seed=opts.seed + 5))[0]
+        results.append(bulk_latency(settings.index_prefix, paced, docs_per_s=opts.fresh_rate,
+                                    every_s=settings.batch_max_ms / 1000, log_dir=sandbox.logs, say=say))  # fmt: skip
         results += celery_round_trip(sandbox, persist_events, empty_tasks=600 if opts.quick else 2000,
-                                     batch_tasks=40 if opts.quick else 100, say=say)  # fmt: skip
+                                     batch_tasks=40 if opts.quick else 100, repeats=repeats, say=say)  # fmt: skip
     for result in results:
         out[result.name] = result.to_json()
     return out
@@ -121,7 +127,7 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     if "freshness" not in opts.skip:
         say(f"freshness at {opts.fresh_rate:,.0f} events/s for {opts.fresh_seconds:.0f}s (both sinks)")
         fresh_work = plan_workload("freshness", events=int(opts.fresh_rate * opts.fresh_seconds) + 100, seed=opts.seed + 7)
-        with Sandbox(base / "freshness", admin_url=opts.admin_url) as sandbox:
+        with Sandbox(base / "freshness", admin_url=opts.admin_url, **BENCH_SETTINGS) as sandbox:
             start_pipeline(sandbox, Scenario("freshness", ("persist", "index")))
             fresh = measure_freshness(sandbox.settings, fresh_work, meter_for(sandbox), rate_per_s=opts.fresh_rate,
                                       seconds=opts.fresh_seconds)  # fmt: skip

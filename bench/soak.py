@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline import OURS, Scenario, start_pipeline
+from bench.pipeline import BENCH_SETTINGS, OURS, Scenario, start_pipeline
 from bench.procstat import RssSampler
 from bench.stats import flatness
 from bench.workload import Workload, check_exact
@@ -66,7 +66,7 @@ def run_soak(
 ) -> Soak:
     minutes = workload.events / rate_per_s / 60
     say(f"  soak: {workload.events} events at {rate_per_s:.0f}/s, {minutes:.1f} minutes, both sinks")
-    with Sandbox(workdir, admin_url=admin_url) as sandbox:
+    with Sandbox(workdir, admin_url=admin_url, **BENCH_SETTINGS) as sandbox:
         start_pipeline(sandbox, Scenario("soak", ("persist", "index")))
         pids = {name: sandbox.processes[name].pid for name in OURS}
         pids.update({name: sandbox.services[name].pid for name in ("kafka", "elasticsearch", "redis")})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["Flatness", "flatness", "median", "per_thousand", "percentile", "rate", "ratio", "slowest"]
+__all__ = ["Flatness", "flatness", "median", "median_index", "per_thousand", "percentile", "rate", "ratio", "slowest"]
 
 
 def rate(count: float, seconds: float) -> float:
@@ -46,6 +46,15 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def median(values: Sequence[float]) -> float | None:
     return percentile(values, 50)
+
+
+def median_index(values: Sequence[float]) -> int:
+    """The index of a median element (the lower middle one for an even count): the run to report
+    of several, so that its other figures belong to the same run."""
+    if not values:
+        raise ValueError("no values")
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    return order[(len(values) - 1) // 2]
 
 
 def slowest(stages: dict[str, float | None]) -> tuple[str, float] | None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.stats import flatness, median, per_thousand, percentile, rate, ratio, slowest
+from bench.stats import flatness, median, median_index, per_thousand, percentile, rate, ratio, slowest
 
 
 def test_percentile_interpolates_between_closest_ranks():
@@ -67,3 +67,12 @@ def test_flatness_ignores_the_warm_up():
     mb = 2**20
     series = [(t, (50 + 10 * t) * mb if t < 10 else 150 * mb) for t in range(40)]
     assert flatness(series).flat is True
+
+
+def test_median_index_points_at_the_middle_run():
+    """Of several runs the middle one by rate is reported (the lower middle of an even count)."""
+    assert median_index([300.0, 100.0, 200.0]) == 2
+    assert median_index([5.0]) == 0
+    assert median_index([4.0, 1.0, 3.0, 2.0]) == 3  # the run of rate 2.0
+    with pytest.raises(ValueError):
+        median_index([])
