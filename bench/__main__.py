@@ -34,7 +34,7 @@ One run measures, in order:
   soak       only with --soak MINUTES: peak RSS and whether it stays flat
 
 It prints tables and writes bench/results/<timestamp>.json and .md. Default run: about
-10 minutes; --quick: about 2 to 3 minutes. Timing figures need a quiet machine: the `bg`
+9 minutes (plus the soak); --quick: about 3.5 minutes. Timing figures need a quiet machine: the `bg`
 column says how much CPU other processes took during each scenario.
 """
 
@@ -42,7 +42,7 @@ column says how much CPU other processes took during each scenario.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="smaller workloads and a 10 s freshness run (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, one run per stage ceiling, an 8 s freshness run (smoke test)")
     parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                         help="also run a soak of this many minutes (both sinks) and judge memory flatness")  # fmt: skip
     parser.add_argument("--soak-rate", type=float, default=200.0, metavar="EVENTS_PER_S",

@@ -53,12 +53,12 @@ class Options:
     def sizes(self) -> dict[str, int]:
         """Events per workload. `index` stays under ~30k documents: osmem keeps ~8 KB each."""
         if self.quick:
-            return {"persist": 30_000, "index": 6_000, "per_event": 800}
+            return {"persist": 30_000, "index": 6_000, "per_event": 500}
         return {"persist": 120_000, "index": 20_000, "per_event": 2_000}
 
     @property
     def fresh_seconds(self) -> float:
-        return 10.0 if self.quick else 30.0
+        return 8.0 if self.quick else 30.0
 
 
 def _scenarios(opts: Options) -> list[tuple[str, Scenario, str]]:
@@ -92,7 +92,7 @@ def _stages(opts: Options, work: dict[str, Workload], base: Path, say: Callable[
                                    repeats, say)  # fmt: skip
         index_events, _ = wire_events(work["index"])
         results += bulk_index(settings.index_prefix, index_events, settings.batch_max_events, sandbox.logs, repeats, say)
-        paced = wire_events(plan_workload("paced", events=int(opts.fresh_rate * (8 if opts.quick else 20)), seed=opts.seed + 5))[0]
+        paced = wire_events(plan_workload("paced", events=int(opts.fresh_rate * (5 if opts.quick else 20)), seed=opts.seed + 5))[0]
         results.append(bulk_latency(settings.index_prefix, paced, docs_per_s=opts.fresh_rate,
                                     every_s=settings.batch_max_ms / 1000, log_dir=sandbox.logs, say=say))  # fmt: skip
         results += celery_round_trip(sandbox, persist_events, empty_tasks=600 if opts.quick else 2000,
@@ -119,7 +119,7 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
         say("end to end (produce -> committed -> reconciled)")
     for i, (_, scenario, workload) in enumerate(scenarios):
         result = run_scenario(scenario, work[workload], workdir=base / f"{i}-{scenario.name}", admin_url=opts.admin_url,
-                              idle_s=2.0 if opts.quick else 3.0, say=say)  # fmt: skip
+                              idle_s=1.0 if opts.quick else 3.0, say=say)  # fmt: skip
         results["runs"][scenario.name] = result.to_json()
         results.setdefault("memory_series_mb", {})[scenario.name] = {
             name: [(round(t, 1), round(b / 2**20, 1)) for t, b in samples] for name, samples in result.rss_samples.items()
