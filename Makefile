@@ -33,7 +33,7 @@ test-unit: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/evmonitor demo --stations 50 --sessions 2000 --seed 11 --bad-ratio 0.05 --duplicate-ratio 0.05 --reorder
 
-## the benchmark harness (about 10 minutes; BENCH_ARGS="--quick" for a 2-3 minute smoke run)
+## the benchmark harness (about 9 minutes; BENCH_ARGS="--quick" for a 3.5-minute smoke run)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
