@@ -18,7 +18,7 @@ from evmonitor.errors import TransientError
 from evmonitor.storage import search
 from evmonitor.storage.search import translate_errors
 
-__all__ = ["ALERTS_MAPPING", "DEADLETTERS_MAPPING", "bulk", "ensure_index"]
+__all__ = ["ALERTS_MAPPING", "DEADLETTERS_MAPPING", "STATIONS_MAPPING", "bulk", "ensure_index"]
 
 def _mapping(name: str) -> dict[str, Any]:
     """The mapping from the index template that `evmonitor init` installs (one definition)."""
@@ -28,6 +28,7 @@ def _mapping(name: str) -> dict[str, Any]:
 
 ALERTS_MAPPING: dict[str, Any] = _mapping("alerts")
 DEADLETTERS_MAPPING: dict[str, Any] = _mapping("deadletters")
+STATIONS_MAPPING: dict[str, Any] = _mapping("stations")
 
 
 def ensure_index(client: Elasticsearch, name: str, mappings: dict[str, Any]) -> None:

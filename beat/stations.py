@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from beat.indexes import bulk, ensure_index
+from beat.indexes import STATIONS_MAPPING, bulk, ensure_index
 from beat.settings import MaintenanceSettings
 from evmonitor.storage.postgres import translate_errors
 
@@ -80,7 +80,7 @@ def sync_stations(engine: sa.Engine, client: Any, index: str, ms: MaintenanceSet
         rows = [dict(r._mapping) for r in conn.execute(_QUERY)]
     if not rows:
         return {"indexed": 0}
-    ensure_index(client, index, _mapping())
+    ensure_index(client, index, STATIONS_MAPPING)
     operations: list[dict[str, Any]] = []
     for row in rows:
         operations.append({"index": {"_index": index, "_id": row["id"]}})
@@ -88,10 +88,3 @@ def sync_stations(engine: sa.Engine, client: Any, index: str, ms: MaintenanceSet
     bulk(client, operations)
     return {"indexed": len(rows)}
 
-
-def _mapping() -> dict[str, Any]:
-    import json
-
-    from evmonitor.storage.search import TEMPLATE_PATH
-
-    return json.loads(TEMPLATE_PATH.with_name("stations_template.json").read_text())["template"]["mappings"]

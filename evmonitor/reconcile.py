@@ -96,35 +96,39 @@ def wait_drained(
         watch.close()
 
 
-def read_deadletters(settings: Settings, sent: SentOffsets, timeout_s: float = 30.0) -> Counter:
-    """Count dead letters by reason whose source record is one the run sent (deduplicated)."""
+def read_all_deadletters(settings: Settings, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """Every record on the dead-letter topic, parsed, from its beginning to its current end."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(settings.deadletter_topic) or set()
         tps = [TopicPartition(settings.deadletter_topic, p) for p in partitions]
         if not tps:
-            return Counter()
+            return []
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        seen: dict[tuple[str, int, int], str] = {}
+        out: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500, max_records=5000).values():
-                for record in records:
-                    body = parse_record(record.value)
-                    src = body.get("source") or {}
-                    if src.get("topic") is None or src.get("offset") is None:
-                        continue
-                    if sent.contains(src["topic"], src["partition"], src["offset"]):
-                        seen[(src["topic"], src["partition"], src["offset"])] = body["reason"]
-            caught_up = all(
-                consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp) for tp in tps
-            )
-            if caught_up:
+                out.extend(parse_record(record.value) for record in records)
+            # highwater(), not end_offsets(): tansu answers the latter wrongly
+            if all(consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp) for tp in tps):
                 break
-        return Counter(seen.values())
+        return out
     finally:
         consumer.close(autocommit=False)
+
+
+def read_deadletters(settings: Settings, sent: SentOffsets, timeout_s: float = 30.0) -> Counter:
+    """Count dead letters by reason whose source record is one the run sent (deduplicated)."""
+    seen: dict[tuple[str, int, int], str] = {}
+    for body in read_all_deadletters(settings, timeout_s):
+        src = body.get("source") or {}
+        if src.get("topic") is None or src.get("offset") is None:
+            continue
+        if sent.contains(src["topic"], src["partition"], src["offset"]):
+            seen[(src["topic"], src["partition"], src["offset"])] = body["reason"]
+    return Counter(seen.values())
 
 
 @dataclass

@@ -30,6 +30,7 @@ __all__ = [
     "start_kafka",
     "start_redis",
     "start_search",
+    "wait_for_workers",
 ]
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
@@ -206,6 +207,21 @@ def init_pipeline(settings: Settings) -> dict[str, object]:
         alerts=settings.alerts_index, deadletters=settings.deadletters_index, stations=settings.stations_index
     )
     return {"topics_created": created, "schema_files": applied, "index_template": settings.index_prefix}
+
+
+def wait_for_workers(settings: Settings, queues: tuple[str, ...], *, timeout_s: float, logs: Path) -> None:
+    """Block until some Celery worker consumes each of `queues` (asked over the broker)."""
+    from workers.app import create_app
+
+    app = create_app(settings)
+
+    def ready() -> bool:
+        replies = app.control.inspect(timeout=0.5).active_queues() or {}
+        serving = {q["name"] for qs in replies.values() for q in qs}
+        return all(q in serving for q in queues)
+
+    wait_for(ready, timeout_s=timeout_s, what=f"Celery workers for {', '.join(queues)}",
+             hint=f"See the worker logs in {logs}.")  # fmt: skip
 
 
 def evmonitor_cmd(*args: str) -> list[str]:

@@ -19,7 +19,15 @@ import sqlalchemy as sa
 from evmonitor.chaos.proxy import FaultProxy
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
-from evmonitor.stack.embedded import child_env, evmonitor_cmd, init_pipeline, start_kafka, start_redis, start_search
+from evmonitor.stack.embedded import (
+    child_env,
+    evmonitor_cmd,
+    init_pipeline,
+    start_kafka,
+    start_redis,
+    start_search,
+    wait_for_workers,
+)
 from evmonitor.stack.procs import Proc, free_port, spawn, stop, stop_all, wait_for
 
 __all__ = ["DEFAULT_ADMIN_URL", "Sandbox"]
@@ -136,15 +144,7 @@ class Sandbox:
         return proc
 
     def wait_workers(self, queues: tuple[str, ...], timeout_s: float = 60) -> None:
-        from workers.app import create_app
-
-        app = create_app(self.settings)
-
-        def ready() -> bool:
-            replies = app.control.inspect(timeout=0.5).active_queues() or {}
-            return all(q in {x["name"] for qs in replies.values() for x in qs} for q in queues)
-
-        wait_for(ready, timeout_s=timeout_s, what=f"workers for {queues}", hint=f"Logs: {self.logs}")
+        wait_for_workers(self.settings, queues, timeout_s=timeout_s, logs=self.logs)
 
     def stop(self, name: str, **kwargs: Any) -> bool:
         return stop(self.processes.pop(name), **kwargs)

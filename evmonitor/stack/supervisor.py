@@ -29,8 +29,9 @@ from evmonitor.stack.embedded import (
     start_postgres,
     start_redis,
     start_search,
+    wait_for_workers,
 )
-from evmonitor.stack.procs import Proc, spawn, stop
+from evmonitor.stack.procs import Proc, port_open, spawn, stop
 
 __all__ = ["APP_COMPONENTS", "Stack", "StopOrder"]
 
@@ -64,8 +65,6 @@ class Component:
         if self.proc is not None:
             return self.proc.alive()
         host, _, port = self.address.rpartition(":")
-        from evmonitor.stack.procs import port_open
-
         return bool(port) and port_open(host, int(port))
 
     def to_json(self) -> dict[str, Any]:
@@ -169,20 +168,8 @@ class Stack:
         return started
 
     def wait_workers(self, queues: tuple[str, ...] = ("persist", "index"), timeout_s: float = 60.0) -> None:
-        """Block until a worker answers for each queue (Celery ping over the broker)."""
-        from workers.app import create_app
-
-        from evmonitor.stack.procs import wait_for
-
-        app = create_app(self.settings)
-
-        def ready() -> bool:
-            replies = app.control.inspect(timeout=1.0).active_queues() or {}
-            serving = {q["name"] for qs in replies.values() for q in qs}
-            return all(q in serving for q in queues)
-
-        wait_for(ready, timeout_s=timeout_s, what=f"Celery workers for {', '.join(queues)}",
-                 hint=f"See the worker logs in {self.log_dir}.")  # fmt: skip
+        """Block until a worker answers for each queue (Celery inspect over the broker)."""
+        wait_for_workers(self.settings, queues, timeout_s=timeout_s, logs=self.log_dir)
 
     # --- down / status ----------------------------------------------------------------------
 

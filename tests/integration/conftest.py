@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,16 +52,14 @@ class Pipeline(Sandbox):
 
     def publish(self, messages: list[tuple[str, bytes, bytes]]) -> dict[tuple[str, int], int]:
         """Send (topic, key, value) in order; return per partition the offset one past the last."""
-        producer = make_producer(self.settings.kafka_bootstrap)
-        futures = [producer.send(topic, key=key, value=value) for topic, key, value in messages]
+        from evmonitor.simulation import RecordingProducer
+
+        producer = RecordingProducer(make_producer(self.settings.kafka_bootstrap))
+        for topic, key, value in messages:
+            producer.send(topic, key=key, value=value)
         producer.flush()
-        ends: dict[tuple[str, int], int] = {}
-        for future in futures:
-            meta = future.get(timeout=10)
-            key = (meta.topic, meta.partition)
-            ends[key] = max(ends.get(key, 0), meta.offset + 1)
         producer.close()
-        return ends
+        return producer.sent.targets()
 
     def wait_drained(self, targets: dict[tuple[str, int], int], timeout_s: float = 120) -> None:
         from evmonitor.reconcile import wait_drained
@@ -91,26 +88,9 @@ class Pipeline(Sandbox):
             return json.loads(resp.read())
 
     def deadletters(self) -> list[dict[str, Any]]:
-        from kafka import KafkaConsumer, TopicPartition
+        from evmonitor.reconcile import read_all_deadletters
 
-        from evmonitor.deadletter import parse_record
-
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
-        try:
-            tps = [TopicPartition(self.settings.deadletter_topic, p)
-                   for p in consumer.partitions_for_topic(self.settings.deadletter_topic) or ()]  # fmt: skip
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            out: list[dict[str, Any]] = []
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=300).values():
-                    out.extend(parse_record(r.value) for r in records)
-                if all(consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp) for tp in tps):
-                    break
-            return out
-        finally:
-            consumer.close(autocommit=False)
+        return read_all_deadletters(self.settings, timeout_s=15)
 
 
 @pytest.fixture
