@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from bench.probe import COUNTER_EVENTS, COUNTER_TASKS, QUEUE, TASK
+from bench.probe import COUNTER_TASKS, QUEUE, TASK
 from bench.stages import StageResult, pick_median
 from bench.stats import percentile, rate
 from evmonitor.config import REPO_ROOT

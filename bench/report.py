@@ -146,7 +146,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- packages: {packages}",
         f"- background CPU before the run (other people's processes): {meta.get('background_cpu_before', 0):.0%} "
         "of the machine; the `bg` column gives it per scenario",
-        f"- workloads: " + "; ".join(f"{n}: {w['events']:,} events ({w['stations']} stations, {w['sessions']} sessions)"
+        "- workloads: " + "; ".join(f"{n}: {w['events']:,} events ({w['stations']} stations, {w['sessions']} sessions)"
                                      for n, w in results.get("workloads", {}).items()),
     ]  # fmt: skip
     for title, headers, rows in _sections(results):

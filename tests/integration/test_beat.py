@@ -300,7 +300,6 @@ def test_a_simulated_day_gives_the_expected_alerts_rollups_and_report(berlin, tm
         stale = {str(r.id) for r in pipeline.sql("SELECT id FROM charging_sessions WHERE status = 'stale'")}
         assert stale == {str(a.session_id) for a in by_kind["session_stale"]}
 
-        search = pipeline.search()
         pipeline.http("POST", "/charging-alerts/_refresh")
         assert pipeline.http("GET", "/charging-alerts/_count")["count"] == len(alerts)
         doc = pipeline.http("GET", f"/charging-alerts/_doc/{flag.id}")["_source"]
