@@ -1,0 +1,79 @@
+"""The pipeline's own wire values, one `StrEnum` each: topics, sinks, queues, task names, stages.
+
+These strings cross process boundaries (Kafka topic names, Celery queue and task names, the
+`sink` column of `ingest_batches`, the `stage` of a dead letter), so each is written exactly once,
+here, and every other module names the member. The event contract's own enumerations (event
+types, OCPP statuses, error codes, stop reasons) live with the contract in `evmonitor.contract`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "EVENT_TOPICS",
+    "MAINTENANCE_TASK_PREFIX",
+    "QUEUE_BY_SINK",
+    "TASK_BY_SINK",
+    "Queue",
+    "SinkName",
+    "Stage",
+    "TaskName",
+    "Topic",
+]
+
+
+class Topic(StrEnum):
+    """Kafka topics of ../shared/DESIGN.md (one per kind of event, plus the dead letters)."""
+
+    STATION_STATUS = "ev.station.status"
+    SESSION_STARTED = "ev.session.started"
+    SESSION_PROGRESS = "ev.session.progress"
+    SESSION_COMPLETED = "ev.session.completed"
+    DEADLETTER = "ev.deadletter"
+
+
+EVENT_TOPICS: tuple[Topic, ...] = (
+    Topic.STATION_STATUS,
+    Topic.SESSION_STARTED,
+    Topic.SESSION_PROGRESS,
+    Topic.SESSION_COMPLETED,
+)
+
+
+class SinkName(StrEnum):
+    """Where valid events go. A Kafka offset is committed once every sink holds its events."""
+
+    PERSIST = "persist"
+    INDEX = "index"
+
+
+class Queue(StrEnum):
+    """Celery queues: one per sink, and one for beat's jobs."""
+
+    PERSIST = "persist"
+    INDEX = "index"
+    MAINTENANCE = "maintenance"
+
+
+QUEUE_BY_SINK: dict[SinkName, Queue] = {SinkName.PERSIST: Queue.PERSIST, SinkName.INDEX: Queue.INDEX}
+
+MAINTENANCE_TASK_PREFIX = "evmonitor.maintenance."
+
+
+class TaskName(StrEnum):
+    """Celery task names (explicit and namespaced, so producer and worker agree without imports)."""
+
+    PERSIST_BATCH = "evmonitor.persist_batch"
+    INDEX_BATCH = "evmonitor.index_batch"
+
+
+TASK_BY_SINK: dict[SinkName, TaskName] = {SinkName.PERSIST: TaskName.PERSIST_BATCH, SinkName.INDEX: TaskName.INDEX_BATCH}
+
+
+class Stage(StrEnum):
+    """Where in the pipeline a record was dead-lettered."""
+
+    BRIDGE = "bridge"
+    PERSIST = "persist"
+    INDEX = "index"
