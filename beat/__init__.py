@@ -1,12 +1,45 @@
-"""Periodic maintenance jobs run by Celery beat on queue `maintenance`.
+"""Periodic maintenance jobs, run by Celery beat on queue `maintenance`.
 
-    schedule   when each job runs (`configure(app, settings)`)
-    jobs       the Celery tasks, `evmonitor.maintenance.<job>`: thin wrappers passing `now`
-    runner     the jobs as plain calls (tests, the CLI)
-    rollups    hourly and daily rollups, in SQL
-    stale      stale sessions
-    faults     connector faults, offline stations, maintenance flags, availability
-    reports    the daily report
-    deadletters   ev.deadletter -> the charging-deadletters index
+    schedule      when each job runs (`configure(app, settings)`, called by `evmonitor.app`)
+    jobs          the Celery tasks `evmonitor.maintenance.<job>` (shared tasks): thin wrappers passing `now`
+    runner        the jobs as plain calls (tests, the CLI)
+    leader        one beat at a time (a PostgreSQL advisory lock)
+    rollups       hourly and daily rollups, in SQL
+    stale         stale sessions
+    faults        connector faults, offline stations, maintenance flags, availability
+    daily_report  the daily report, from the database (rendered by `evmonitor.reports`)
+    stations, deadletters   the charging-stations and charging-deadletters indices
     alerts, days  pure rules; alert_store, indexes: their storage
+
+Beat never imports `workers`: the Celery app composes both.
 """
+
+from beat.leader import LeaderLock
+from beat.runner import (
+    Context,
+    do_daily_report,
+    do_deadletters,
+    do_faults,
+    do_prune_batch_markers,
+    do_rollups,
+    do_stale_sessions,
+    do_stations,
+    run_all,
+)
+from beat.schedule import INTERVAL_JOBS, beat_schedule, configure
+
+__all__ = [
+    "INTERVAL_JOBS",
+    "Context",
+    "LeaderLock",
+    "beat_schedule",
+    "configure",
+    "do_daily_report",
+    "do_deadletters",
+    "do_faults",
+    "do_prune_batch_markers",
+    "do_rollups",
+    "do_stale_sessions",
+    "do_stations",
+    "run_all",
+]

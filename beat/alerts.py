@@ -23,6 +23,8 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
+from evmonitor.contract import ChargePointStatus
+
 __all__ = [
     "Alert",
     "Kind",
@@ -35,9 +37,6 @@ __all__ = [
     "stale_alert",
     "stale_closed",
 ]
-
-FAULTED = "Faulted"
-
 
 class Kind(StrEnum):
     FAULT = "connector_fault"
@@ -133,9 +132,9 @@ def fault_episodes(changes: Iterable[StatusChange]) -> list[Alert]:
     for (station_id, connector_id), history in sorted(by_connector.items()):
         opened: StatusChange | None = None
         for change in sorted(history, key=lambda c: (c.ts, c.event_id)):
-            if change.status == FAULTED and opened is None:
+            if change.status == ChargePointStatus.FAULTED and opened is None:
                 opened = change
-            elif change.status != FAULTED and opened is not None:
+            elif change.status != ChargePointStatus.FAULTED and opened is not None:
                 out.append(_fault(opened, until=change.ts))
                 opened = None
         if opened is not None:

@@ -30,10 +30,10 @@ __all__ = ["deadletter_document", "index_deadletters"]
 PREVIEW_CHARS = 2000
 
 
-def _ms_iso(ms: int | None) -> str | None:
-    if ms is None or ms < 0:
+def _ms_iso(settings: int | None) -> str | None:
+    if settings is None or settings < 0:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(settings / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def deadletter_document(

@@ -28,7 +28,7 @@ from beat.alerts import Alert, Kind, StatusChange, fault_episodes, maintenance_e
 from beat.availability import availability
 from beat.days import day_bounds, local_day, previous_day
 from beat.db import try_job_lock
-from beat.settings import MaintenanceSettings
+from evmonitor.config import Settings
 from evmonitor.storage.postgres import translate_errors
 
 __all__ = ["refresh_availability", "track_faults"]
@@ -69,7 +69,7 @@ def _redraw_faults(conn: sa.Connection, station_id: str, since: datetime, now: d
     return changed
 
 
-def _offline(conn: sa.Connection, stations: list[Any], ms: MaintenanceSettings, now: datetime, names: dict) -> list[Alert]:
+def _offline(conn: sa.Connection, stations: list[Any], settings: Settings, now: datetime, names: dict) -> list[Alert]:
     open_by_station = {a.station_id: a for a in load_alerts(conn, "kind = 'station_offline' AND status = 'open'")}
     out: list[Alert] = []
     for station in stations:
@@ -81,17 +81,17 @@ def _offline(conn: sa.Connection, stations: list[Any], ms: MaintenanceSettings, 
                 {"s": station.id, "since": current.since},
             ).scalar()
         out += offline_alerts(station.id, last_seen_at=station.last_seen_at, open_alert=current,
-                              spoke_again_at=spoke_again_at, now=now, offline_after=ms.offline_after)  # fmt: skip
+                              spoke_again_at=spoke_again_at, now=now, offline_after=settings.offline_after)  # fmt: skip
     return upsert_alerts(conn, out, now=now, names=names)
 
 
 def _maintenance(
-    conn: sa.Connection, station_ids: Iterable[str], ms: MaintenanceSettings, now: datetime, names: dict
+    conn: sa.Connection, station_ids: Iterable[str], settings: Settings, now: datetime, names: dict
 ) -> list[Alert]:
     # Faults before the horizon are not read, so only episodes that start a full window after it
     # are known completely; older ones are left as they are.
-    horizon = now - ms.lookback
-    settled_from = horizon + ms.fault_window
+    horizon = now - settings.lookback
+    settled_from = horizon + settings.fault_window
     changed: list[Alert] = []
     for station_id in sorted(set(station_ids)):
         starts = conn.execute(
@@ -101,8 +101,8 @@ def _maintenance(
             ),
             {"s": station_id, "horizon": horizon, "now": now},
         ).scalars().all()
-        episodes = maintenance_episodes(station_id, starts, threshold=ms.maintenance_fault_threshold,
-                                        window=ms.fault_window)  # fmt: skip
+        episodes = maintenance_episodes(station_id, starts, threshold=settings.maintenance_fault_threshold,
+                                        window=settings.fault_window)  # fmt: skip
         # an episode that ends after `now` is still open as far as anyone can know at `now`
         episodes = [replace(e, until=None) if e.until and e.until > now else e
                     for e in episodes if e.since >= settled_from]  # fmt: skip
@@ -112,21 +112,21 @@ def _maintenance(
     return changed
 
 
-def _days_of(alert: Alert, now: datetime, ms: MaintenanceSettings) -> set[date]:
-    first = local_day(max(alert.since, now - ms.lookback), ms.zone)
-    last = local_day(max(alert.since, min(alert.until or now, now)), ms.zone)
+def _days_of(alert: Alert, now: datetime, settings: Settings) -> set[date]:
+    first = local_day(max(alert.since, now - settings.lookback), settings.zone)
+    last = local_day(max(alert.since, min(alert.until or now, now)), settings.zone)
     return {first + timedelta(days=i) for i in range((last - first).days + 1)}
 
 
 def refresh_availability(
-    conn: sa.Connection, stations: list[Any], pairs: Iterable[tuple[str, date]], ms: MaintenanceSettings, now: datetime
+    conn: sa.Connection, stations: list[Any], pairs: Iterable[tuple[str, date]], settings: Settings, now: datetime
 ) -> int:
     """Recompute station_availability for (station_id, local day) pairs; return rows changed."""
     by_id = {s.id: s for s in stations}
     todo: dict[str, set[date]] = defaultdict(set)
     for station_id, day in pairs:
         station = by_id.get(station_id)
-        if station is not None and station.first_seen_at < day_bounds(day, ms.zone)[1]:
+        if station is not None and station.first_seen_at < day_bounds(day, settings.zone)[1]:
             todo[station_id].add(day)
     if not todo:
         return 0
@@ -147,7 +147,7 @@ def refresh_availability(
             else:
                 offline.append(span)
         for day in sorted(days):
-            t0, t1 = day_bounds(day, ms.zone)
+            t0, t1 = day_bounds(day, settings.zone)
             result = availability(start=max(t0, station.first_seen_at), end=min(t1, now),
                                   connectors=station.connector_count or 1, faults=faults, offline=offline)  # fmt: skip
             rows.append({
@@ -179,7 +179,7 @@ def refresh_availability(
 
 
 def track_faults(
-    engine: sa.Engine, ms: MaintenanceSettings, now: datetime, *, days: Iterable[date] = (), page: int = 10_000
+    engine: sa.Engine, settings: Settings, now: datetime, *, days: Iterable[date] = (), page: int = 10_000
 ) -> dict[str, Any]:
     """Run steps 1-4 (see the module docstring) once; return what changed."""
     with translate_errors(), engine.begin() as conn:
@@ -197,16 +197,16 @@ def track_faults(
         changed: list[Alert] = []
         for station_id, since in sorted(since_by_station.items()):
             changed += _redraw_faults(conn, station_id, since, now, names)
-        changed += _offline(conn, stations, ms, now, names)
+        changed += _offline(conn, stations, settings, now, names)
         flagged = [a.station_id for a in load_alerts(conn, "kind = 'maintenance_due' AND status = 'open'")]
-        changed += _maintenance(conn, [*since_by_station, *flagged], ms, now, names)
+        changed += _maintenance(conn, [*since_by_station, *flagged], settings, now, names)
 
-        recent = {local_day(now, ms.zone), previous_day(now, ms.zone), *days}
+        recent = {local_day(now, settings.zone), previous_day(now, settings.zone), *days}
         pairs = {(s.id, d) for s in stations for d in recent}
         for alert in changed:
             if alert.kind in (Kind.FAULT, Kind.OFFLINE):
-                pairs |= {(alert.station_id, d) for d in _days_of(alert, now, ms)}
-        availability_changed = refresh_availability(conn, stations, pairs, ms, now)
+                pairs |= {(alert.station_id, d) for d in _days_of(alert, now, settings)}
+        availability_changed = refresh_availability(conn, stations, pairs, settings, now)
         if marks:
             conn.execute(sa.text("DELETE FROM fault_marks WHERE id = ANY(:ids)"), {"ids": [m.id for m in marks]})
     counts: dict[str, int] = defaultdict(int)

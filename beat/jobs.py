@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 
 from beat import runner
 from evmonitor.errors import TransientError
-from workers.app import app
+from evmonitor.runtime import connections
 
 __all__ = [
     "daily_report",
@@ -27,15 +27,10 @@ __all__ = [
     "index_stations",
 ]
 
-_contexts: dict[int, runner.Context] = {}
-
-
 def _context(celery_app: Any) -> runner.Context:
-    """One Context per app per process, created in the pool process that first needs it."""
-    key = id(celery_app)
-    if key not in _contexts:
-        _contexts[key] = runner.Context(celery_app.conf.evmonitor_settings)
-    return _contexts[key]
+    """The jobs' view of this process's shared connections (`evmonitor.runtime`)."""
+    settings = celery_app.conf.evmonitor_settings
+    return runner.Context(settings, connections(settings))
 
 
 def _now(now: str | None) -> datetime:
@@ -56,43 +51,43 @@ class MaintenanceTask(Task):
     max_retries = 5
 
 
-@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.rollup_hours")
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.rollup_hours")
 def rollup_hours(self: Task, now: str | None = None, days: list[str] | None = None) -> dict[str, Any]:
     """Recompute the hourly and daily rollups that new or late events touched."""
     return runner.do_rollups(_context(self.app), _now(now), [date.fromisoformat(d) for d in days or ()])
 
 
-@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.mark_stale_sessions")
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.mark_stale_sessions")
 def mark_stale_sessions(self: Task, now: str | None = None) -> dict[str, Any]:
     """Mark silent active sessions stale and alert; close alerts of sessions that moved on."""
     return runner.do_stale_sessions(_context(self.app), _now(now))
 
 
-@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_faults")
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_faults")
 def track_faults(self: Task, now: str | None = None) -> dict[str, Any]:
     """Fault, offline and maintenance alerts; availability per station and day."""
     return runner.do_faults(_context(self.app), _now(now))
 
 
-@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_stations")
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_stations")
 def index_stations(self: Task, now: str | None = None) -> dict[str, Any]:
     """Refresh charging-stations: every station's location and current status, for the map."""
     return runner.do_stations(_context(self.app), _now(now))
 
 
-@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_deadletters")
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_deadletters")
 def index_deadletters(self: Task) -> dict[str, Any]:
     """Copy new records of ev.deadletter into the charging-deadletters index."""
     return runner.do_deadletters(_context(self.app))
 
 
-@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.prune_batch_markers")
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.prune_batch_markers")
 def prune_batch_markers(self: Task, now: str | None = None) -> dict[str, Any]:
     """Delete ingest_batches markers left behind (the bridge forgets committed ones itself)."""
     return runner.do_prune_batch_markers(_context(self.app), _now(now))
 
 
-@app.task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.daily_report")
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.daily_report")
 def daily_report(self: Task, now: str | None = None, day: str | None = None, force: bool = False) -> dict[str, Any]:
     """Build the daily report of `day` (default: yesterday in the configured time zone)."""
     return runner.do_daily_report(_context(self.app), _now(now), date.fromisoformat(day) if day else None, force=force)

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from beat.days import days_overlapping
 from beat.db import try_job_lock
-from beat.settings import MaintenanceSettings
+from evmonitor.config import Settings
 from evmonitor.storage.postgres import translate_errors
 
 __all__ = ["recompute_days", "recompute_hours", "refresh_rollups"]
@@ -165,7 +165,7 @@ def recompute_days(conn: sa.Connection, days: Iterable[date], timezone: str, now
 
 
 def refresh_rollups(
-    engine: sa.Engine, ms: MaintenanceSettings, now: datetime, *, days: Iterable[date] = (), page: int = 50_000
+    engine: sa.Engine, settings: Settings, now: datetime, *, days: Iterable[date] = (), page: int = 50_000
 ) -> dict[str, Any]:
     """Recompute every marked station-hour and the local days they touch (plus `days`).
 
@@ -183,8 +183,8 @@ def refresh_rollups(
             ).all()
             pairs = {(m.station_id, m.hour_start) for m in marks}
             deleted, written = recompute_hours(conn, pairs, now)
-            touched = days_overlapping({hour for _, hour in pairs}, ms.zone) | extra
-            days_deleted, days_written = recompute_days(conn, touched, ms.timezone, now)
+            touched = days_overlapping({hour for _, hour in pairs}, settings.zone) | extra
+            days_deleted, days_written = recompute_days(conn, touched, settings.timezone, now)
             if marks:
                 conn.execute(sa.text("DELETE FROM rollup_marks WHERE id = ANY(:ids)"), {"ids": [m.id for m in marks]})
         extra = set()

@@ -6,24 +6,23 @@ time as `now` and never reads a clock.
 
 from __future__ import annotations
 
-import threading
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from beat.alert_store import sync_alerts
+from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
-from beat.reports import build_daily_report
 from beat.rollups import refresh_rollups
-from beat.settings import MaintenanceSettings
 from beat.stale import mark_stale_sessions
 from beat.stations import sync_stations
+from evmonitor.config import Settings
+from evmonitor.runtime import Connections
 from evmonitor.storage.kafka import translate_errors as kafka_errors
-from evmonitor.storage.postgres import create_engine, translate_errors
-from evmonitor.storage.search import make_client
+from evmonitor.storage.postgres import translate_errors
 
 __all__ = [
     "Context",
@@ -39,82 +38,76 @@ __all__ = [
 
 
 class Context:
-    """What a job needs, opened once per process on first use (after a worker pool forked)."""
+    """What a job needs: the one `Settings` and this process's connections (`evmonitor.runtime`).
 
-    def __init__(self, settings: Any, ms: MaintenanceSettings | None = None) -> None:
+    Tasks use the process's shared connections; the CLI and tests make a Context of their own
+    and `close()` it.
+    """
+
+    def __init__(self, settings: Settings, conns: Connections | None = None) -> None:
         self.settings = settings
-        self.ms = ms or MaintenanceSettings.from_settings(settings)
-        self._lock = threading.Lock()
-        self._engine: Any = None
-        self._search: Any = None
+        self._own = conns is None
+        self.conns = conns or Connections(settings)
 
     @property
     def engine(self) -> sa.Engine:
-        with self._lock:
-            if self._engine is None:
-                self._engine = create_engine(self.settings.sqlalchemy_url)
-            return self._engine
+        return self.conns.engine
 
     @property
     def search(self) -> Any:
-        with self._lock:
-            if self._search is None:
-                self._search = make_client(self.settings.elasticsearch_url)
-            return self._search
+        return self.conns.search_client
 
     def deadletter_consumer(self) -> Any:
         from kafka import KafkaConsumer
 
         return KafkaConsumer(
-            bootstrap_servers=self.ms.kafka_bootstrap,
-            group_id=self.ms.deadletter_consumer_group,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.settings.deadletter_consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             request_timeout_ms=15000,
         )
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-        if self._search is not None:
-            self._search.close()
+        if self._own:
+            self.conns.close()
 
 
 def do_rollups(ctx: Context, now: datetime, days: list[date] | tuple[date, ...] = ()) -> dict[str, Any]:
-    return refresh_rollups(ctx.engine, ctx.ms, now, days=days)
+    return refresh_rollups(ctx.engine, ctx.settings, now, days=days)
 
 
 def do_stale_sessions(ctx: Context, now: datetime) -> dict[str, Any]:
-    result = mark_stale_sessions(ctx.engine, ctx.ms, now)
-    result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.ms.alerts_index)
+    result = mark_stale_sessions(ctx.engine, ctx.settings, now)
+    result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)
     return result
 
 
 def do_faults(ctx: Context, now: datetime, days: list[date] | tuple[date, ...] = ()) -> dict[str, Any]:
-    result = track_faults(ctx.engine, ctx.ms, now, days=days)
+    result = track_faults(ctx.engine, ctx.settings, now, days=days)
     while result.get("more"):
-        result = track_faults(ctx.engine, ctx.ms, now)
-    result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.ms.alerts_index)
+        result = track_faults(ctx.engine, ctx.settings, now)
+    result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)
     return result
 
 
 def do_stations(ctx: Context, now: datetime) -> dict[str, Any]:
-    return sync_stations(ctx.engine, ctx.search, ctx.ms.stations_index, ctx.ms, now)
+    return sync_stations(ctx.engine, ctx.search, ctx.settings.stations_index, ctx.settings, now)
 
 
 def do_deadletters(ctx: Context) -> dict[str, Any]:
     with kafka_errors():
         consumer = ctx.deadletter_consumer()
     try:
-        indexed = index_deadletters(consumer, ctx.search, topic=ctx.ms.deadletter_topic,
-                                    index=ctx.ms.deadletters_index, batch_max=ctx.ms.deadletter_batch_max)  # fmt: skip
+        indexed = index_deadletters(consumer, ctx.search, topic=ctx.settings.deadletter_topic,
+                                    index=ctx.settings.deadletters_index, batch_max=ctx.settings.deadletter_batch_max)  # fmt: skip
     finally:
         consumer.close(autocommit=False)
     return {"indexed": indexed}
 
 
 def do_prune_batch_markers(ctx: Context, now: datetime) -> dict[str, Any]:
-    cutoff = now - timedelta(seconds=ctx.ms.batch_marker_retention_s)
+    cutoff = now - timedelta(seconds=ctx.settings.batch_marker_retention_s)
     with translate_errors(), ctx.engine.begin() as conn:
         deleted = conn.execute(sa.text("DELETE FROM ingest_batches WHERE completed_at < :cutoff"), {"cutoff": cutoff})
     return {"deleted": deleted.rowcount}
@@ -122,11 +115,11 @@ def do_prune_batch_markers(ctx: Context, now: datetime) -> dict[str, Any]:
 
 def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, force: bool = False) -> dict[str, Any]:
     """Bring rollups and alerts up to date for `day` (default: yesterday, local), then build it."""
-    day = day or previous_day(now, ctx.ms.zone)
+    day = day or previous_day(now, ctx.settings.zone)
     do_rollups(ctx, now, [day])
     do_stale_sessions(ctx, now)
     do_faults(ctx, now, [day])
-    return build_daily_report(ctx.engine, ctx.ms, day, now, force=force)
+    return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
 
 
 def run_all(ctx: Context, now: datetime) -> dict[str, Any]:

@@ -5,7 +5,7 @@ to date at once instead of one interval later); each interval job expires after 
 so a backlog built while no maintenance worker ran collapses into one run instead of many.
 The daily report runs at `report_time` in the app's time zone (`EVMON_TIMEZONE`).
 
-This module must not import `workers.app` (which calls `configure`).
+`evmonitor.app` calls `configure` when it composes the Celery app; beat imports no app.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Any
 from celery.schedules import crontab
 from celery.signals import beat_init
 
-from beat.settings import MaintenanceSettings
+from evmonitor.config import Settings
+from evmonitor.names import MAINTENANCE_TASK_PREFIX, Queue
 
 __all__ = ["INTERVAL_JOBS", "beat_schedule", "configure"]
 
-TASK_PREFIX = "evmonitor.maintenance."
+TASK_PREFIX = MAINTENANCE_TASK_PREFIX
 
-# entry name -> (task name, the MaintenanceSettings field holding its interval in seconds)
+# entry name -> (task name, the Settings field holding its interval in seconds)
 INTERVAL_JOBS: dict[str, tuple[str, str]] = {
     "rollups": (TASK_PREFIX + "rollup_hours", "rollup_interval_s"),
     "stale-sessions": (TASK_PREFIX + "mark_stale_sessions", "alerts_interval_s"),
@@ -33,36 +34,35 @@ INTERVAL_JOBS: dict[str, tuple[str, str]] = {
 }
 
 
-def beat_schedule(ms: MaintenanceSettings) -> dict[str, dict[str, Any]]:
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """The `beat_schedule` mapping for these settings."""
     schedule: dict[str, dict[str, Any]] = {}
     for entry, (task, field) in INTERVAL_JOBS.items():
-        every_s = float(getattr(ms, field))
+        every_s = float(getattr(settings, field))
         if entry == "batch-markers":
             every_s = min(every_s, 3600.0)  # prune hourly at most, whatever the retention
         schedule[entry] = {
             "task": task,
             "schedule": timedelta(seconds=every_s),
-            "options": {"queue": "maintenance", "expires": every_s},
+            "options": {"queue": Queue.MAINTENANCE, "expires": every_s},
         }
-    clock = ms.report_clock
+    clock = settings.report_clock
     schedule["daily-report"] = {
         "task": TASK_PREFIX + "daily_report",
         "schedule": crontab(minute=clock.minute, hour=clock.hour),
-        "options": {"queue": "maintenance"},
+        "options": {"queue": Queue.MAINTENANCE},
     }
     return schedule
 
 
-def configure(app: Any, settings: Any) -> None:
+def configure(app: Any, settings: Settings) -> None:
     """Install the maintenance schedule on `app`; run the interval jobs once when beat starts."""
-    ms = MaintenanceSettings.from_settings(settings)
-    app.conf.beat_schedule = beat_schedule(ms)
+    app.conf.beat_schedule = beat_schedule(settings)
 
     def kick(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:
             return
         for task, _field in INTERVAL_JOBS.values():
-            app.send_task(task, queue="maintenance")
+            app.send_task(task, queue=Queue.MAINTENANCE)
 
     beat_init.connect(kick, weak=False, dispatch_uid=f"evmonitor-beat-kick-{id(app)}")

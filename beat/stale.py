@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from beat.alert_store import load_alerts, upsert_alerts
 from beat.alerts import stale_alert, stale_closed
 from beat.db import try_job_lock
-from beat.settings import MaintenanceSettings
+from evmonitor.config import Settings
 from evmonitor.storage.postgres import translate_errors
 
 __all__ = ["mark_stale_sessions"]
 
 
-def mark_stale_sessions(engine: sa.Engine, ms: MaintenanceSettings, now: datetime) -> dict[str, Any]:
+def mark_stale_sessions(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, Any]:
     """Mark sessions stale as of `now`, open their alerts, close alerts of sessions that moved on."""
     with translate_errors(), engine.begin() as conn:
         if not try_job_lock(conn, "stale"):
@@ -33,7 +33,7 @@ def mark_stale_sessions(engine: sa.Engine, ms: MaintenanceSettings, now: datetim
                 "WHERE end_time IS NULL AND status = 'active' AND last_event_at < :cutoff "
                 "RETURNING id::text AS id, station_id, connector_id, last_event_at"
             ),
-            {"cutoff": now - ms.stale_after},
+            {"cutoff": now - settings.stale_after},
         ).all()
         names = dict(conn.execute(sa.text("SELECT id, name FROM charging_stations")).all())
         opened = upsert_alerts(

@@ -15,12 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from beat.indexes import STATIONS_MAPPING, bulk, ensure_index
-from beat.settings import MaintenanceSettings
+from evmonitor.config import Settings
+from evmonitor.contract import ChargePointStatus
 from evmonitor.storage.postgres import translate_errors
 
 __all__ = ["OCCUPIED", "network_status", "sync_stations"]
 
-OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
+OCCUPIED = frozenset({ChargePointStatus.PREPARING, ChargePointStatus.CHARGING, ChargePointStatus.SUSPENDED_EV, ChargePointStatus.SUSPENDED_EVSE, ChargePointStatus.FINISHING})
 
 _QUERY = sa.text(
     """
@@ -40,13 +41,13 @@ def network_status(station_status: str | None, connector_statuses: list[str], la
     """One word for a map legend, worst first: Offline, Faulted, Unavailable, Occupied, Available."""
     if now - last_seen_at > offline_after:
         return "Offline"
-    if station_status == "Faulted" or "Faulted" in connector_statuses:
-        return "Faulted"
-    if station_status == "Unavailable" or (connector_statuses and all(s == "Unavailable" for s in connector_statuses)):
-        return "Unavailable"
+    if station_status == ChargePointStatus.FAULTED or ChargePointStatus.FAULTED in connector_statuses:
+        return ChargePointStatus.FAULTED
+    if station_status == ChargePointStatus.UNAVAILABLE or (connector_statuses and all(s == ChargePointStatus.UNAVAILABLE for s in connector_statuses)):
+        return ChargePointStatus.UNAVAILABLE
     if any(s in OCCUPIED for s in connector_statuses):
         return "Occupied"
-    return "Available"
+    return ChargePointStatus.AVAILABLE
 
 
 def station_document(row: Mapping[str, Any], now: datetime, offline_after: timedelta) -> dict[str, Any]:
@@ -63,8 +64,8 @@ def station_document(row: Mapping[str, Any], now: datetime, offline_after: timed
         "station_status": row["status"],
         "error_code": row["error_code"],
         "connectors_occupied": sum(s in OCCUPIED for s in statuses),
-        "connectors_faulted": statuses.count("Faulted"),
-        "connectors_available": statuses.count("Available"),
+        "connectors_faulted": statuses.count(ChargePointStatus.FAULTED),
+        "connectors_available": statuses.count(ChargePointStatus.AVAILABLE),
         "last_seen_at": row["last_seen_at"].isoformat(),
         "updated_at": now.isoformat(),
     }
@@ -73,9 +74,9 @@ def station_document(row: Mapping[str, Any], now: datetime, offline_after: timed
     return doc
 
 
-def sync_stations(engine: sa.Engine, client: Any, index: str, ms: MaintenanceSettings, now: datetime) -> dict[str, Any]:
+def sync_stations(engine: sa.Engine, client: Any, index: str, settings: Settings, now: datetime) -> dict[str, Any]:
     """Write every station's current document; returns how many were written."""
-    offline_after = timedelta(seconds=ms.heartbeat_interval_s * ms.offline_after_heartbeats)
+    offline_after = timedelta(seconds=settings.heartbeat_interval_s * settings.offline_after_heartbeats)
     with translate_errors(), engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(_QUERY)]
     if not rows:

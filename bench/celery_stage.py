@@ -47,7 +47,7 @@ def celery_round_trip(
     say: Callable[[str], None] = print,
 ) -> list[StageResult]:
     """Each throughput figure is the median of `repeats` runs."""
-    from workers.app import create_app
+    from evmonitor.app import create_app
 
     cmd = [sys.executable, "-m", "celery", "-A", "bench.probe", "worker", "-Q", QUEUE, "-c", "1", "-E",
            "--without-mingle", "--without-gossip", "-n", "bench-probe@%h", "--loglevel", "WARNING"]  # fmt: skip

@@ -33,7 +33,7 @@ from bench.procstat import CpuMeter
 from bench.stats import percentile
 from bench.workload import Workload
 from evmonitor.config import Settings
-from evmonitor.simulation import RecordingProducer
+from evmonitor.stack.simulate import RecordingProducer
 from evmonitor.storage.kafka import make_producer
 
 __all__ = ["Freshness", "measure_freshness"]

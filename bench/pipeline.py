@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bench.procstat import CpuMeter, RssSampler
 from bench.stats import per_thousand, rate
 from bench.workload import Workload, check_exact, produce
-from evmonitor.reconcile import wait_drained
+from evmonitor.stack.reconcile import wait_drained
 from evmonitor.stack.sandbox import Sandbox
 
 __all__ = ["BENCH_SETTINGS", "OURS", "RunResult", "Scenario", "run_scenario", "postgres_backends"]

@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
+from evmonitor.app import create_app
 from evmonitor.config import Settings
-from workers.app import create_app
 
 __all__ = ["COUNTER_EVENTS", "COUNTER_TASKS", "QUEUE", "TASK", "app"]
 

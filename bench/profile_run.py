@@ -9,7 +9,8 @@ from typing import Any
 from bench.pipeline import BENCH_SETTINGS, Scenario, start_pipeline
 from bench.profile import Profiler
 from bench.workload import Workload, produce
-from evmonitor.reconcile import wait_drained
+from evmonitor.names import SinkName
+from evmonitor.stack.reconcile import wait_drained
 from evmonitor.stack.sandbox import Sandbox
 
 __all__ = ["profile_persist"]
@@ -17,8 +18,8 @@ __all__ = ["profile_persist"]
 
 def profile_persist(workload: Workload, workdir: Path, admin_url: str, say: Callable[[str], None]) -> dict[str, Any]:
     say("profile: the persist path with py-spy on the bridge and the persist worker")
-    with Sandbox(workdir, admin_url=admin_url, sinks=["persist"], **BENCH_SETTINGS) as sandbox:
-        start_pipeline(sandbox, Scenario("profile", ("persist",)))
+    with Sandbox(workdir, admin_url=admin_url, sinks=[SinkName.PERSIST], **BENCH_SETTINGS) as sandbox:
+        start_pipeline(sandbox, Scenario("profile", (SinkName.PERSIST,)))
         profiler = Profiler({name: proc.pid for name, proc in sandbox.processes.items()}, workdir / "py-spy")
         if not profiler.available:
             say("  py-spy is not installed: `.venv/bin/pip install py-spy`; skipping the profile")

@@ -26,10 +26,11 @@ from bench.celery_stage import celery_round_trip
 from bench.freshness import measure_freshness
 from bench.machine import describe_machine
 from bench.pipeline import BENCH_SETTINGS, Scenario, meter_for, postgres_backends, run_scenario, start_pipeline
-from bench.soak import run_soak
 from bench.search_stage import bulk_index, bulk_latency
+from bench.soak import run_soak
 from bench.stages import kafka_stages, postgres_upsert, wire_events
 from bench.workload import Workload, plan_workload
+from evmonitor.names import SinkName
 from evmonitor.stack.sandbox import Sandbox
 
 __all__ = ["Options", "SECTIONS", "run"]
@@ -65,15 +66,15 @@ def _scenarios(opts: Options) -> list[tuple[str, Scenario, str]]:
     """(section, scenario, workload name) in the order they run."""
     per_event = (("max_inflight_batches", 1000),)  # give the baseline room: 64 single events would cap it
     out = [
-        ("paths", Scenario("persist", ("persist",)), "persist"),
-        ("paths", Scenario("index", ("index",)), "index"),
-        ("paths", Scenario("both", ("persist", "index")), "index"),
-        ("baseline", Scenario("persist_per_event", ("persist",), batch_max_events=1, settings=per_event), "per_event"),
-        ("baseline", Scenario("index_per_event", ("index",), batch_max_events=1, settings=per_event), "per_event"),
-        ("batch", Scenario("persist_batch_50", ("persist",), batch_max_events=50), "persist"),
-        ("batch", Scenario("persist_batch_5000", ("persist",), batch_max_events=5000), "persist"),
-        ("scaling", Scenario("persist_2_workers", ("persist",), concurrency=2), "persist"),
-        ("scaling", Scenario("index_2_workers", ("index",), concurrency=2), "index"),
+        ("paths", Scenario("persist", (SinkName.PERSIST,)), "persist"),
+        ("paths", Scenario("index", (SinkName.INDEX,)), "index"),
+        ("paths", Scenario("both", (SinkName.PERSIST, SinkName.INDEX)), "index"),
+        ("baseline", Scenario("persist_per_event", (SinkName.PERSIST,), batch_max_events=1, settings=per_event), "per_event"),
+        ("baseline", Scenario("index_per_event", (SinkName.INDEX,), batch_max_events=1, settings=per_event), "per_event"),
+        ("batch", Scenario("persist_batch_50", (SinkName.PERSIST,), batch_max_events=50), "persist"),
+        ("batch", Scenario("persist_batch_5000", (SinkName.PERSIST,), batch_max_events=5000), "persist"),
+        ("scaling", Scenario("persist_2_workers", (SinkName.PERSIST,), concurrency=2), "persist"),
+        ("scaling", Scenario("index_2_workers", (SinkName.INDEX,), concurrency=2), "index"),
     ]
     return [item for item in out if item[0] not in opts.skip]
 
@@ -128,7 +129,7 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
         say(f"freshness at {opts.fresh_rate:,.0f} events/s for {opts.fresh_seconds:.0f}s (both sinks)")
         fresh_work = plan_workload("freshness", events=int(opts.fresh_rate * opts.fresh_seconds) + 100, seed=opts.seed + 7)
         with Sandbox(base / "freshness", admin_url=opts.admin_url, **BENCH_SETTINGS) as sandbox:
-            start_pipeline(sandbox, Scenario("freshness", ("persist", "index")))
+            start_pipeline(sandbox, Scenario("freshness", (SinkName.PERSIST, SinkName.INDEX)))
             fresh = measure_freshness(sandbox.settings, fresh_work, meter_for(sandbox), rate_per_s=opts.fresh_rate,
                                       seconds=opts.fresh_seconds)  # fmt: skip
         results["freshness"] = fresh.to_json()

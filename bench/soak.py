@@ -19,9 +19,10 @@ from bench.pipeline import BENCH_SETTINGS, OURS, Scenario, start_pipeline
 from bench.procstat import RssSampler
 from bench.stats import flatness
 from bench.workload import Workload, check_exact
-from evmonitor.reconcile import wait_drained
-from evmonitor.simulation import RecordingProducer
+from evmonitor.names import SinkName
+from evmonitor.stack.reconcile import wait_drained
 from evmonitor.stack.sandbox import Sandbox
+from evmonitor.stack.simulate import RecordingProducer
 from evmonitor.storage.kafka import make_producer
 
 __all__ = ["Soak", "run_soak", "send_paced"]
@@ -67,7 +68,7 @@ def run_soak(
     minutes = workload.events / rate_per_s / 60
     say(f"  soak: {workload.events} events at {rate_per_s:.0f}/s, {minutes:.1f} minutes, both sinks")
     with Sandbox(workdir, admin_url=admin_url, **BENCH_SETTINGS) as sandbox:
-        start_pipeline(sandbox, Scenario("soak", ("persist", "index")))
+        start_pipeline(sandbox, Scenario("soak", (SinkName.PERSIST, SinkName.INDEX)))
         pids = {name: sandbox.processes[name].pid for name in OURS}
         pids.update({name: sandbox.services[name].pid for name in ("kafka", "elasticsearch", "redis")})
         producer = RecordingProducer(make_producer(sandbox.settings.kafka_bootstrap))
@@ -77,7 +78,7 @@ def run_soak(
             finally:
                 producer.close()
             drained = wait_drained(sandbox.settings, producer.sent.targets(), timeout_s=600)
-        exact, detail = check_exact(sandbox.settings, workload, producer.sent, ("persist", "index"))
+        exact, detail = check_exact(sandbox.settings, workload, producer.sent, (SinkName.PERSIST, SinkName.INDEX))
         if not drained:
             exact, detail = False, f"not drained; logs: {sandbox.logs}"
     result = Soak(minutes=round(minutes, 2), rate_per_s=rate_per_s, events=sent, exact=exact, detail=detail)

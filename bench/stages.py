@@ -26,9 +26,10 @@ from typing import Any
 from bench.procstat import cpu_seconds
 from bench.stats import median_index, rate
 from bench.workload import Workload, produce
-from evmonitor.config import EVENT_TOPICS, Settings
+from evmonitor.config import Settings
 from evmonitor.contract import Limits, Rejection, validate
 from evmonitor.fold import fold_columns
+from evmonitor.names import EVENT_TOPICS
 from evmonitor.storage.kafka import make_consumer
 from evmonitor.storage.postgres import PostgresStore
 

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from evmonitor.config import Settings
-from evmonitor.reconcile import SentOffsets, compare, observe
-from evmonitor.simulation import RecordingProducer
 from evmonitor.simulator import Plan, plan_drain, send
+from evmonitor.stack.reconcile import SentOffsets, compare, observe
+from evmonitor.stack.simulate import RecordingProducer
 from evmonitor.storage.kafka import make_producer
 
 __all__ = ["Workload", "check_exact", "plan_workload", "produce"]

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from evmonitor.config import Settings
+from evmonitor.config import Settings, load_settings
 from evmonitor.errors import ConfigError, EvmonitorError
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ out = Console()
 
 
 def _settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 def _logging(level: str = "INFO") -> None:
@@ -86,7 +86,7 @@ def worker(
     log_level: str = typer.Option("INFO"),
 ) -> None:
     """Run a Celery worker (prefork pool) for the given queues. SIGTERM: finish running tasks, exit."""
-    from workers.app import create_app
+    from evmonitor.app import create_app
 
     celery = create_app(_settings())
     argv = ["worker", "-Q", queues, "--loglevel", log_level, "-E", "--without-mingle", "--without-gossip"]
@@ -106,8 +106,8 @@ def beat(log_level: str = typer.Option("INFO")) -> None:
     Only one beat runs at a time: a second one stands by until the first stops (a PostgreSQL
     advisory lock), so no job is ever scheduled twice.
     """
-    from evmonitor.stack.leader import LeaderLock
-    from workers.app import create_app
+    from beat.leader import LeaderLock
+    from evmonitor.app import create_app
 
     _logging(log_level)
     settings = _settings()
@@ -124,7 +124,7 @@ def beat(log_level: str = typer.Option("INFO")) -> None:
 @app.command()
 def flower() -> None:
     """Run Flower (task monitoring) with basic auth from EVMON_FLOWER_USER / EVMON_FLOWER_PASSWORD."""
-    from workers.app import create_app
+    from evmonitor.app import create_app
 
     settings = _settings()
     if not settings.flower_password:
@@ -154,7 +154,7 @@ def simulate(
     ground_truth: Optional[Path] = typer.Option(None, help="Write the ground truth JSON here."),
 ) -> None:
     """Feed the configured Kafka with a simulated fleet (drain mode by default, --live for real time)."""
-    from evmonitor.simulation import run_drain, run_live_until_stopped
+    from evmonitor.stack.simulate import run_drain, run_live_until_stopped
 
     settings = _settings()
     if live:
@@ -254,7 +254,7 @@ def demo(
     Exit 0 only if PostgreSQL, Elasticsearch and the dead-letter topic match the simulator's
     ground truth exactly.
     """
-    from evmonitor.demo import run_demo
+    from evmonitor.stack.demo import run_demo
 
     ok = run_demo(
         _settings(), stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
@@ -282,7 +282,7 @@ def chaos(
     Elasticsearch are cut off behind a fault-injecting proxy and restored. Exit 0 only if every
     cell has 0 lost, 0 duplicated and exact totals.
     """
-    from evmonitor.chaos.harness import run_matrix
+    from evmonitor.stack.chaos import run_matrix
 
     settings = _settings()
     results = run_matrix(

@@ -7,22 +7,21 @@ Library code never reads `os.environ`: entry points (CLI, Celery app, bridge) ca
 
 from __future__ import annotations
 
+import json
+from datetime import time, timedelta
 from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from typing import Literal
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from evmonitor.errors import ConfigError
+from evmonitor.names import SinkName, Topic
+
+__all__ = ["REPO_ROOT", "Settings", "load_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-EVENT_TOPICS: tuple[str, ...] = (
-    "ev.station.status",
-    "ev.session.started",
-    "ev.session.progress",
-    "ev.session.completed",
-)
-DEADLETTER_TOPIC = "ev.deadletter"
 
 
 class Settings(BaseSettings):
@@ -40,12 +39,12 @@ class Settings(BaseSettings):
 
     # --- Kafka ---
     topic_partitions: int = Field(6, ge=1)
-    deadletter_topic: str = DEADLETTER_TOPIC
+    deadletter_topic: str = Topic.DEADLETTER
     consumer_group: str = "evmonitor-bridge"
 
     # --- bridge ---
-    sinks: list[Literal["persist", "index"]] = Field(
-        ["persist", "index"], min_length=1, description="where valid events go; offsets wait for all of them"
+    sinks: Annotated[list[SinkName], NoDecode] = Field(
+        [SinkName.PERSIST, SinkName.INDEX], min_length=1, description="where valid events go; offsets wait for all of them"
     )
     batch_max_events: int = Field(500, ge=1, description="flush a micro-batch at this many events ...")
     batch_max_ms: int = Field(200, ge=1, description="... or when its oldest event is this old")
@@ -107,9 +106,79 @@ class Settings(BaseSettings):
     sql_dir: Path = REPO_ROOT / "sql"
     timezone: str = Field("UTC", description="IANA zone of local days in rollups, availability and reports")
 
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _list_as_people_write_it(cls, value: Any) -> Any:
+        # EVMON_SINKS=persist, =persist,index and the JSON form ["persist","index"] all work
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # fail at start, not at 06:00 when the first report is due
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not an IANA time zone: {value!r} (for example Europe/Amsterdam)") from None
+        return value
+
+    # --- derived values (computed from the fields above, never set separately) ---
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def report_clock(self) -> time:
+        hour, minute = self.report_time.split(":")
+        return time(int(hour), int(minute))
+
+    @property
+    def reports_path(self) -> Path:
+        return self.reports_dir if self.reports_dir is not None else Path(self.state_dir) / "reports"
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.stale_after_s)
+
+    @property
+    def offline_after(self) -> timedelta:
+        return timedelta(seconds=self.heartbeat_interval_s * self.offline_after_heartbeats)
+
+    @property
+    def fault_window(self) -> timedelta:
+        return timedelta(seconds=self.maintenance_fault_window_s)
+
+    @property
+    def lookback(self) -> timedelta:
+        return timedelta(seconds=self.alert_lookback_s)
+
     @property
     def sqlalchemy_url(self) -> str:
         url = self.database_url
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg2://" + url.split("://", 1)[1]
         return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings()` for an entry point: a bad value raises `ConfigError` naming the variable.
+
+    The message is one line per bad setting (`EVMON_SINKS='persist,disk': Input should be
+    'persist' or 'index'`), never a traceback.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "EVMON_" + "__".join(str(part) for part in error["loc"][:1]).upper()
+            value = error.get("input")
+            shown = f"={value!r}" if isinstance(value, (str, int, float)) else ""
+            problems.append(f"{name}{shown}: {error['msg']}")
+        raise ConfigError("bad setting: " + "; ".join(problems)) from None

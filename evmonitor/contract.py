@@ -22,7 +22,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,8 +34,10 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 
 from evmonitor.errors import InvalidEvent, Reason
+from evmonitor.names import Topic
 
 __all__ = [
     "ChargePointErrorCode",
@@ -68,12 +69,12 @@ class EventType(StrEnum):
     SESSION_COMPLETED = "session_completed"
 
 
-TOPIC_BY_TYPE: dict[EventType, str] = {
-    EventType.STATION_BOOT: "ev.station.status",
-    EventType.STATION_STATUS: "ev.station.status",
-    EventType.SESSION_STARTED: "ev.session.started",
-    EventType.SESSION_PROGRESS: "ev.session.progress",
-    EventType.SESSION_COMPLETED: "ev.session.completed",
+TOPIC_BY_TYPE: dict[EventType, Topic] = {
+    EventType.STATION_BOOT: Topic.STATION_STATUS,
+    EventType.STATION_STATUS: Topic.STATION_STATUS,
+    EventType.SESSION_STARTED: Topic.SESSION_STARTED,
+    EventType.SESSION_PROGRESS: Topic.SESSION_PROGRESS,
+    EventType.SESSION_COMPLETED: Topic.SESSION_COMPLETED,
 }
 
 

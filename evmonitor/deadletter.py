@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from evmonitor.errors import Reason, TransientError
+from evmonitor.names import Stage
 
 __all__ = ["DeadLetters", "Source", "deadletter_record", "parse_record"]
 
@@ -39,7 +40,7 @@ def deadletter_record(
     original: bytes,
     source: Source,
     received_at: datetime,
-    stage: str = "bridge",
+    stage: Stage = Stage.BRIDGE,
     event_id: str | None = None,
 ) -> bytes:
     record: dict[str, Any] = {

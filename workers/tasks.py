@@ -5,76 +5,33 @@ late, and retried with backoff for as long as a store is down (`TransientError`)
 store refuses for good is bisected: only the poison events are dead-lettered, the rest lands.
 Each task ends by recording the batch's completion for its sink in PostgreSQL; the bridge
 commits Kafka offsets only past batches complete in both sinks.
+
+Tasks are `shared_task`s: `evmonitor.app` composes them into the app; they reach settings and
+connections through `self.app` (see `evmonitor.runtime`).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 from celery.utils.log import get_task_logger
 
-from evmonitor.config import Settings
-from evmonitor.deadletter import DeadLetters, Source, deadletter_record
+from evmonitor.deadletter import Source, deadletter_record
 from evmonitor.errors import Reason, TransientError
+from evmonitor.names import SinkName, Stage, TaskName
 from evmonitor.poison import isolate_poison
-from evmonitor.storage.kafka import make_producer
-from evmonitor.storage.postgres import PostgresStore
-from evmonitor.storage.search import SearchStore
-from workers.app import app
+from evmonitor.runtime import Connections, connections
+
+__all__ = ["IngestTask", "index_batch", "persist_batch"]
 
 log = get_task_logger(__name__)
 
 
-class _Resources:
-    """Per-process connections, opened on first use (after the pool forked)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._postgres: PostgresStore | None = None
-        self._search: SearchStore | None = None
-        self._deadletters: DeadLetters | None = None
-
-    @property
-    def postgres(self) -> PostgresStore:
-        with self._lock:
-            if self._postgres is None:
-                self._postgres = PostgresStore.connect(self.settings.sqlalchemy_url)
-            return self._postgres
-
-    @property
-    def search(self) -> SearchStore:
-        with self._lock:
-            if self._search is None:
-                self._search = SearchStore.connect(self.settings.elasticsearch_url, self.settings.index_prefix)
-            return self._search
-
-    @property
-    def deadletters(self) -> DeadLetters:
-        with self._lock:
-            if self._deadletters is None:
-                self._deadletters = DeadLetters(
-                    make_producer(self.settings.kafka_bootstrap), self.settings.deadletter_topic
-                )
-            return self._deadletters
-
-
-_resources: _Resources | None = None
-
-
-def resources() -> _Resources:
-    global _resources
-    if _resources is None:
-        _resources = _Resources(app.conf.evmonitor_settings)
-    return _resources
-
-
-def _dead_letter(rejected: list[tuple[dict[str, Any], str]], stage: str) -> None:
-    dlq = resources().deadletters
+def _dead_letter(conns: Connections, rejected: list[tuple[dict[str, Any], str]], stage: Stage) -> None:
+    dlq = conns.deadletters
     now = datetime.now(timezone.utc)
     for event, detail in rejected:
         original = json.dumps(event, separators=(",", ":")).encode()
@@ -101,23 +58,29 @@ class IngestTask(Task):
     retry_jitter = True
     max_retries = None  # a store outage is waited out; valid events are never dropped for it
 
+    @property
+    def connections(self) -> Connections:
+        return connections(self.app.conf.evmonitor_settings)
 
-@app.task(base=IngestTask, name="evmonitor.persist_batch")
-def persist_batch(batch_id: str, events: list[dict[str, Any]]) -> int:
+
+@shared_task(base=IngestTask, bind=True, name=TaskName.PERSIST_BATCH)
+def persist_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]]) -> int:
     """Merge a batch of normalised events into PostgreSQL and mark it done for `persist`."""
-    store = resources().postgres
+    conns = self.connections
+    store = conns.postgres
     rejected = isolate_poison(events, store.write_events)
     if rejected:
-        _dead_letter(rejected, "persist")
-    store.mark_done(batch_id, "persist", len(events), len(rejected))
+        _dead_letter(conns, rejected, Stage.PERSIST)
+    store.mark_done(batch_id, SinkName.PERSIST, len(events), len(rejected))
     return len(events) - len(rejected)
 
 
-@app.task(base=IngestTask, name="evmonitor.index_batch")
-def index_batch(batch_id: str, events: list[dict[str, Any]]) -> int:
+@shared_task(base=IngestTask, bind=True, name=TaskName.INDEX_BATCH)
+def index_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]]) -> int:
     """Bulk-index a batch of normalised events and mark it done for `index`."""
-    rejected = resources().search.index_events(events)
+    conns = self.connections
+    rejected = conns.search.index_events(events)
     if rejected:
-        _dead_letter(rejected, "index")
-    resources().postgres.mark_done(batch_id, "index", len(events), len(rejected))
+        _dead_letter(conns, rejected, Stage.INDEX)
+    conns.postgres.mark_done(batch_id, SinkName.INDEX, len(events), len(rejected))
     return len(events) - len(rejected)

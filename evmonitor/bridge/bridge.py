@@ -35,14 +35,14 @@ from evmonitor.config import Settings
 from evmonitor.contract import Limits, Rejection, validate
 from evmonitor.deadletter import DeadLetters, Source, deadletter_record
 from evmonitor.errors import EvmonitorError, TransientError
+from evmonitor.names import SinkName
 
-__all__ = ["Bridge", "BridgeHalted", "SINKS", "Stats"]
+__all__ = ["Bridge", "BridgeHalted", "Stats"]
 
 log = logging.getLogger("evmonitor.bridge")
 
-SINKS = ("persist", "index")
 TP = tuple[str, int]
-Publish = Callable[[str, Batch], None]  # (sink, batch); raises TransientError
+Publish = Callable[[SinkName, Batch], None]  # (sink, batch); raises TransientError
 Completions = Callable[[list[str]], dict[str, set[str]]]  # batch ids -> sinks done
 Forget = Callable[[list[str]], None]
 

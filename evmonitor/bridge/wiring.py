@@ -15,18 +15,19 @@ from redis.exceptions import RedisError
 
 from evmonitor.bridge.batching import Batch
 from evmonitor.bridge.bridge import Bridge
-from evmonitor.config import EVENT_TOPICS, Settings
+from evmonitor.config import Settings
 from evmonitor.deadletter import DeadLetters
 from evmonitor.errors import TransientError
+from evmonitor.names import EVENT_TOPICS, QUEUE_BY_SINK, TASK_BY_SINK, SinkName
 from evmonitor.storage.kafka import make_consumer, make_producer
 from evmonitor.storage.postgres import PostgresStore
+from evmonitor.transport import make_celery
 
 __all__ = ["CeleryPublisher", "KafkaSource", "build_bridge", "run_bridge"]
 
 log = logging.getLogger("evmonitor.bridge")
 
 T = TypeVar("T")
-TASK_BY_SINK = {"persist": "evmonitor.persist_batch", "index": "evmonitor.index_batch"}
 
 
 class KafkaSource:
@@ -68,9 +69,9 @@ class CeleryPublisher:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    def __call__(self, sink: str, batch: Batch) -> None:
+    def __call__(self, sink: SinkName, batch: Batch) -> None:
         try:
-            self.app.send_task(TASK_BY_SINK[sink], args=[batch.batch_id, batch.events], queue=sink)
+            self.app.send_task(TASK_BY_SINK[sink], args=[batch.batch_id, batch.events], queue=QUEUE_BY_SINK[sink])
         except (KombuError, RedisError, OSError) as exc:
             raise TransientError(f"broker: {exc!r}") from exc
 
@@ -110,9 +111,7 @@ def build_bridge(
     """
     stop = stop or threading.Event()
     if app is None:
-        from workers.app import create_app
-
-        app = create_app(settings)
+        app = make_celery(settings)  # publishes by task name: the bridge needs no task module
     store = _until_connected(lambda: PostgresStore.connect(settings.sqlalchemy_url, settings.sql_dir), "PostgreSQL", stop)
     listener = _Rebalance()
     consumer = _until_connected(lambda: make_consumer(settings), "Kafka", stop)

@@ -1,6 +1,6 @@
 """Daily network reports: the model (`model`), its charts (`charts`) and its HTML/CSV (`render`).
 
-Building one from the database is beat's job (`beat.reports.build_daily_report`); this package
+Building one from the database is beat's job (`beat.daily_report.build_daily_report`); this package
 only turns values into pages.
 """
 

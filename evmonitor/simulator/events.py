@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from evmonitor.contract import ChargePointStatus
 from evmonitor.simulator.fleet import Station
 from evmonitor.simulator.messages import iso_ms
 
@@ -72,7 +73,7 @@ def station_status(
 
 def heartbeat(event_id: str, ts_ms: int, station_id: str) -> Event:
     """A liveness ping of the whole station (connector 0) that changes nothing."""
-    return {**station_status(event_id, ts_ms, station_id, 0, "Available"), "heartbeat": True}
+    return {**station_status(event_id, ts_ms, station_id, 0, ChargePointStatus.AVAILABLE), "heartbeat": True}
 
 
 def session_started(

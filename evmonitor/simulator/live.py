@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from evmonitor.contract import ChargePointStatus
 from evmonitor.simulator import events
 from evmonitor.simulator.demand import PEAK_WEIGHT, time_of_day_weight
 from evmonitor.simulator.fleet import FAULTS, Station, build_fleet
@@ -107,9 +108,9 @@ class _LiveFleet:
         for station in self.fleet:
             sid = station.station_id
             self.emit(now, events.station_boot, station)
-            self.emit(now, events.station_status, sid, 0, "Available")
+            self.emit(now, events.station_status, sid, 0, ChargePointStatus.AVAILABLE)
             for connector in self.connectors[station.index]:
-                self.emit(now, events.station_status, sid, connector.connector_id, "Available")
+                self.emit(now, events.station_status, sid, connector.connector_id, ChargePointStatus.AVAILABLE)
                 self.after(now, self.rng.expovariate(_FAULTS_PER_CONNECTOR_DAY / 86_400), self.fault, connector)
             self.after(now, self.rng.uniform(0, self.heartbeat_interval_s), self.heartbeat, station)
         for station in self.rng.sample(self.fleet, round(len(self.fleet) * self.rng.uniform(0.02, 0.05))):
@@ -143,7 +144,7 @@ class _LiveFleet:
         curve = ChargeCurve(visit.vehicle, station, visit.soc_start, visit.soc_target)
         charge_s = min(curve.full_s, max(60.0, visit.dwell_s - visit.plug_in_s - visit.leave_s))
         connector.session = _Session(visit, curve, charge_s)
-        self.emit(now, events.station_status, station.station_id, connector.connector_id, "Preparing")
+        self.emit(now, events.station_status, station.station_id, connector.connector_id, ChargePointStatus.PREPARING)
         self.after(now, visit.plug_in_s, self.begin, connector)
 
     def begin(self, now: float, connector: _Connector) -> None:
@@ -156,7 +157,7 @@ class _LiveFleet:
         visit = session.visit
         self.emit(now, events.session_started, station, session.session_id, connector.connector_id,
                   connector.register_wh, visit.id_tag, visit.vehicle.battery_kwh, visit.soc_start)
-        self.emit(now, events.station_status, station.station_id, connector.connector_id, "Charging")
+        self.emit(now, events.station_status, station.station_id, connector.connector_id, ChargePointStatus.CHARGING)
         self.after(now, self.meter_interval_s, self.progress, connector, session)
         self.after(now, session.charge_s, self.end, connector, session, visit.stop_reason)
 
@@ -182,7 +183,7 @@ class _LiveFleet:
         connector.register_wh = meter_stop_wh
         self.emit(now, events.session_completed, station.station_id, session.session_id, connector.connector_id,
                   meter_stop_wh, stop_reason)
-        self.emit(now, events.station_status, station.station_id, connector.connector_id, "Finishing")
+        self.emit(now, events.station_status, station.station_id, connector.connector_id, ChargePointStatus.FINISHING)
         self.by_session[session.session_id] = session_truth(
             station.station_id, session.meter_start_wh, meter_stop_wh, station.price_eur_per_kwh)
         self.after(now, session.visit.leave_s, self.release, connector, session)
@@ -190,7 +191,7 @@ class _LiveFleet:
     def release(self, now: float, connector: _Connector, session: _Session) -> None:
         if connector.session is session:
             connector.session = None
-            self.emit(now, events.station_status, connector.station.station_id, connector.connector_id, "Available")
+            self.emit(now, events.station_status, connector.station.station_id, connector.connector_id, ChargePointStatus.AVAILABLE)
 
     def fault(self, now: float, connector: _Connector) -> None:
         if connector.station.index in self.closing:
@@ -201,12 +202,12 @@ class _LiveFleet:
         code, info = self.rng.choice(FAULTS)
         connector.faulted = True
         self.emit(now, events.station_status, connector.station.station_id, connector.connector_id,
-                  "Faulted", code, info)
+                  ChargePointStatus.FAULTED, code, info)
         self.after(now, self.rng.uniform(10, 120) * 60, self.recover, connector)
 
     def recover(self, now: float, connector: _Connector) -> None:
         connector.faulted = False
-        self.emit(now, events.station_status, connector.station.station_id, connector.connector_id, "Available")
+        self.emit(now, events.station_status, connector.station.station_id, connector.connector_id, ChargePointStatus.AVAILABLE)
         self.after(now, self.rng.expovariate(_FAULTS_PER_CONNECTOR_DAY / 86_400), self.fault, connector)
 
     def go_silent(self, now: float, station: Station) -> None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from evmonitor.simulator.bad import bad_messages
-from evmonitor.simulator.chaos import add_duplicates, mix_in, reorder_sessions
 from evmonitor.simulator.demand import arrival_times
+from evmonitor.simulator.disorder import add_duplicates, mix_in, reorder_sessions
 from evmonitor.simulator.fleet import build_fleet
 from evmonitor.simulator.messages import Message, event_message, to_ms
 from evmonitor.simulator.scenario import build_timeline

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from evmonitor.contract import ChargePointStatus
 from evmonitor.simulator import events
 from evmonitor.simulator.fleet import Station
 from evmonitor.simulator.messages import new_uuid
@@ -80,9 +81,9 @@ def _station_life(
 ) -> None:
     sid = station.station_id
     line.add(start_ms, events.station_boot(new_uuid(rng), start_ms, station))
-    line.add(start_ms, events.station_status(new_uuid(rng), start_ms, sid, 0, "Available"))
+    line.add(start_ms, events.station_status(new_uuid(rng), start_ms, sid, 0, ChargePointStatus.AVAILABLE))
     for connector_id in range(1, station.connector_count + 1):
-        line.add(start_ms, events.station_status(new_uuid(rng), start_ms, sid, connector_id, "Available"))
+        line.add(start_ms, events.station_status(new_uuid(rng), start_ms, sid, connector_id, ChargePointStatus.AVAILABLE))
     last_ms = min(end_ms, outages.silent_at.get(station.index, end_ms + 1) - 1)  # silent: nothing after
     t = start_ms + 1 + int(rng.random() * heartbeat_ms)
     while t <= last_ms:
@@ -91,9 +92,9 @@ def _station_life(
     for connector_id in range(1, station.connector_count + 1):
         for fault in outages.faults.get((station.index, connector_id), ()):
             line.add(fault.start_ms, events.station_status(
-                new_uuid(rng), fault.start_ms, sid, connector_id, "Faulted", fault.error_code, fault.info))
+                new_uuid(rng), fault.start_ms, sid, connector_id, ChargePointStatus.FAULTED, fault.error_code, fault.info))
             line.add(fault.end_ms, events.station_status(
-                new_uuid(rng), fault.end_ms, sid, connector_id, "Available"))
+                new_uuid(rng), fault.end_ms, sid, connector_id, ChargePointStatus.AVAILABLE))
 
 
 def _session(rng: random.Random, line: Timeline, slot: Slot, meter_start_wh: int, meter_interval_ms: int) -> int:
@@ -105,12 +106,12 @@ def _session(rng: random.Random, line: Timeline, slot: Slot, meter_start_wh: int
     stop_ms = max(plugged_ms, slot.end_ms - int(visit.leave_s * 1000 * shrink))
     session_id = new_uuid(rng)
 
-    line.add(slot.start_ms, events.station_status(new_uuid(rng), slot.start_ms, sid, connector_id, "Preparing"))
+    line.add(slot.start_ms, events.station_status(new_uuid(rng), slot.start_ms, sid, connector_id, ChargePointStatus.PREPARING))
     line.add(plugged_ms, events.session_started(
         new_uuid(rng), plugged_ms, station, session_id, connector_id, meter_start_wh,
         visit.id_tag, visit.vehicle.battery_kwh, visit.soc_start,
     ), session_id)
-    line.add(plugged_ms, events.station_status(new_uuid(rng), plugged_ms, sid, connector_id, "Charging"))
+    line.add(plugged_ms, events.station_status(new_uuid(rng), plugged_ms, sid, connector_id, ChargePointStatus.CHARGING))
     t = plugged_ms + meter_interval_ms
     while t < stop_ms:
         reading = curve.at((t - plugged_ms) / 1000)
@@ -123,7 +124,7 @@ def _session(rng: random.Random, line: Timeline, slot: Slot, meter_start_wh: int
     meter_stop_wh = meter_start_wh + int(curve.at((stop_ms - plugged_ms) / 1000).energy_wh)
     line.add(stop_ms, events.session_completed(
         new_uuid(rng), stop_ms, sid, session_id, connector_id, meter_stop_wh, visit.stop_reason), session_id)
-    line.add(stop_ms, events.station_status(new_uuid(rng), stop_ms, sid, connector_id, "Finishing"))
-    line.add(slot.end_ms, events.station_status(new_uuid(rng), slot.end_ms, sid, connector_id, "Available"))
+    line.add(stop_ms, events.station_status(new_uuid(rng), stop_ms, sid, connector_id, ChargePointStatus.FINISHING))
+    line.add(slot.end_ms, events.station_status(new_uuid(rng), slot.end_ms, sid, connector_id, ChargePointStatus.AVAILABLE))
     line.sessions.append(SessionMeters(session_id, sid, meter_start_wh, meter_stop_wh, station.price_eur_per_kwh))
     return meter_stop_wh

@@ -211,7 +211,7 @@ def init_pipeline(settings: Settings) -> dict[str, object]:
 
 def wait_for_workers(settings: Settings, queues: tuple[str, ...], *, timeout_s: float, logs: Path) -> None:
     """Block until some Celery worker consumes each of `queues` (asked over the broker)."""
-    from workers.app import create_app
+    from evmonitor.app import create_app
 
     app = create_app(settings)
 

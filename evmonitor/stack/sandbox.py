@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from evmonitor.chaos.proxy import FaultProxy
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
+from evmonitor.names import Queue
 from evmonitor.stack.embedded import (
     child_env,
     evmonitor_cmd,
@@ -28,6 +28,7 @@ from evmonitor.stack.embedded import (
     start_search,
     wait_for_workers,
 )
+from evmonitor.stack.faultproxy import FaultProxy
 from evmonitor.stack.procs import Proc, free_port, spawn, stop, stop_all, wait_for
 
 __all__ = ["DEFAULT_ADMIN_URL", "Sandbox"]
@@ -128,7 +129,7 @@ class Sandbox:
         name = name or f"worker-{queue}"
         return self.start(name, "worker", "-Q", queue, "-c", str(concurrency), "-n", f"{name}@%h")
 
-    def start_workers(self, queues: tuple[str, ...] = ("persist", "index")) -> None:
+    def start_workers(self, queues: tuple[str, ...] = (Queue.PERSIST, Queue.INDEX)) -> None:
         for queue in queues:
             self.start_worker(queue)
         self.wait_workers(queues)

@@ -19,6 +19,7 @@ from typing import Any
 
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
+from evmonitor.names import Queue
 from evmonitor.stack.embedded import (
     child_env,
     endpoints,
@@ -37,9 +38,7 @@ __all__ = ["APP_COMPONENTS", "Stack", "StopOrder"]
 
 # name -> evmonitor arguments; started in this order
 APP_COMPONENTS: dict[str, list[str]] = {
-    "worker-persist": ["worker", "-Q", "persist", "-c", "1", "-n", "persist@%h"],
-    "worker-index": ["worker", "-Q", "index", "-c", "1", "-n", "index@%h"],
-    "worker-maintenance": ["worker", "-Q", "maintenance", "-c", "1", "-n", "maintenance@%h"],
+    **{f"worker-{queue}": ["worker", "-Q", queue, "-c", "1", "-n", f"{queue}@%h"] for queue in Queue},
     "beat": ["beat"],
     "bridge": ["bridge"],
     "flower": ["flower"],
@@ -167,7 +166,7 @@ class Stack:
         self.save()
         return started
 
-    def wait_workers(self, queues: tuple[str, ...] = ("persist", "index"), timeout_s: float = 60.0) -> None:
+    def wait_workers(self, queues: tuple[str, ...] = (Queue.PERSIST, Queue.INDEX), timeout_s: float = 60.0) -> None:
         """Block until a worker answers for each queue (Celery inspect over the broker)."""
         wait_for_workers(self.settings, queues, timeout_s=timeout_s, logs=self.log_dir)
 

@@ -15,8 +15,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from evmonitor.config import EVENT_TOPICS, Settings
+from evmonitor.config import Settings
 from evmonitor.errors import TransientError
+from evmonitor.names import EVENT_TOPICS, Topic
 
 __all__ = ["ensure_topics", "make_consumer", "make_producer", "translate_errors"]
 
@@ -31,7 +32,7 @@ def translate_errors() -> Iterator[None]:
 
 def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = ()) -> list[str]:
     """Create the event and dead-letter topics that do not exist yet; return the created ones."""
-    wanted = list(topics) or [*EVENT_TOPICS, "ev.deadletter"]
+    wanted = list(topics) or [*EVENT_TOPICS, Topic.DEADLETTER]
     with translate_errors():
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
         try:

@@ -52,7 +52,7 @@ class Pipeline(Sandbox):
 
     def publish(self, messages: list[tuple[str, bytes, bytes]]) -> dict[tuple[str, int], int]:
         """Send (topic, key, value) in order; return per partition the offset one past the last."""
-        from evmonitor.simulation import RecordingProducer
+        from evmonitor.stack.simulate import RecordingProducer
 
         producer = RecordingProducer(make_producer(self.settings.kafka_bootstrap))
         for topic, key, value in messages:
@@ -62,7 +62,7 @@ class Pipeline(Sandbox):
         return producer.sent.targets()
 
     def wait_drained(self, targets: dict[tuple[str, int], int], timeout_s: float = 120) -> None:
-        from evmonitor.reconcile import wait_drained
+        from evmonitor.stack.reconcile import wait_drained
 
         if not wait_drained(self.settings, targets, timeout_s=timeout_s):
             raise AssertionError(f"pipeline did not drain in {timeout_s}s. {self.logs_hint()}\n{self.log('bridge')[-3000:]}")
@@ -88,7 +88,7 @@ class Pipeline(Sandbox):
             return json.loads(resp.read())
 
     def deadletters(self) -> list[dict[str, Any]]:
-        from evmonitor.reconcile import read_all_deadletters
+        from evmonitor.stack.reconcile import read_all_deadletters
 
         return read_all_deadletters(self.settings, timeout_s=15)
 

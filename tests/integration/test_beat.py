@@ -23,9 +23,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from beat.runner import Context, run_all
-from beat.settings import MaintenanceSettings
-from evmonitor.simulator import plan_drain
 from evmonitor.fold import session_cost_eur, session_energy_kwh
+from evmonitor.simulator import plan_drain
 from evmonitor.stack.embedded import evmonitor_cmd
 from evmonitor.stack.procs import spawn, wait_for
 
@@ -259,9 +258,8 @@ def test_a_simulated_day_gives_the_expected_alerts_rollups_and_report(berlin, tm
     pipeline = berlin
     d = Day(datetime.now(timezone.utc))
     pipeline.wait_drained(pipeline.publish([message(e) for e in d.events] + d.bad))
-    ms = MaintenanceSettings.from_settings(pipeline.settings)
-    assert ms.timezone == "Europe/Berlin"
-    ctx = Context(pipeline.settings, ms)
+    assert pipeline.settings.timezone == "Europe/Berlin"
+    ctx = Context(pipeline.settings)
     try:
         result = run_all(ctx, d.now)
         assert result["daily_report"]["day"] == d.day.isoformat()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evmonitor.chaos.harness import FAULTS, run_cell
+from evmonitor.stack.chaos import FAULTS, run_cell
 from tests.integration.conftest import ADMIN_URL
 
 

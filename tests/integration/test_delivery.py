@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import redis
 
 from evmonitor.contract import TOPIC_BY_TYPE, decode
-from evmonitor.reconcile import CommitWatch
 from evmonitor.stack.procs import wait_for
+from evmonitor.stack.reconcile import CommitWatch
 from tests.factories import encode, session_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -52,7 +52,7 @@ def test_with_workers_down_the_bridge_pauses_instead_of_filling_redis(pipeline):
 
 def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_batch_lands(pipeline):
     """A store refusal for good bisects the batch: only the poison event goes to ev.deadletter."""
-    from workers.app import create_app
+    from evmonitor.app import create_app
 
     pipeline.start_workers()
     good = [decode(encode(e), received_at=NOW).to_wire() for e in session_events(start=NOW - timedelta(minutes=30))]

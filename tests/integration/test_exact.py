@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from evmonitor.reconcile import compare, observe
-from evmonitor.simulation import run_drain
+from evmonitor.stack.reconcile import compare, observe
+from evmonitor.stack.simulate import run_drain
 
 # The user's README (shared/seed.md), copied verbatim.
 SEED_SQL = [

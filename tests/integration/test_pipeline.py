@@ -59,7 +59,7 @@ def test_handcrafted_events_duplicated_reordered_and_malformed_end_where_the_des
 
 def test_nothing_is_committed_while_workers_are_down_and_everything_lands_once_they_come(pipeline):
     """With no worker running the bridge commits nothing; started workers drain it exactly."""
-    from evmonitor.reconcile import wait_drained
+    from evmonitor.stack.reconcile import wait_drained
 
     pipeline.start_bridge()
     events = [e for i in range(5) for e in session_events(start=NOW - timedelta(minutes=30 + i), station_id=f"ST-{i}")]

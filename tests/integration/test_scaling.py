@@ -30,7 +30,7 @@ def expected_sessions(events: list[dict]) -> tuple[int, Decimal, Decimal]:
 
 def test_two_persist_workers_split_the_work_and_every_event_is_persisted_exactly_once(pipeline):
     """Both workers of queue persist run batches; their counts add up to every valid event; totals are exact."""
-    from workers.app import create_app
+    from evmonitor.app import create_app
 
     pipeline.settings = pipeline.settings.model_copy(update={"batch_max_events": 25})  # many small batches
     pipeline.start_worker("persist", name="persist-a")

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from celery.schedules import crontab
+from pydantic import ValidationError
 
 from beat.schedule import INTERVAL_JOBS, beat_schedule, configure
-from beat.settings import MaintenanceSettings
 from evmonitor.config import Settings
 
 
 def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_report_time():
     """Interval jobs run every configured interval; the report is a crontab at report_time."""
-    schedule = beat_schedule(MaintenanceSettings(rollup_interval_s=30, alerts_interval_s=45, report_time="06:30"))
+    schedule = beat_schedule(Settings(_env_file=None, rollup_interval_s=30, alerts_interval_s=45, report_time="06:30"))
     assert {e["task"] for e in schedule.values()} == {
         "evmonitor.maintenance.rollup_hours",
         "evmonitor.maintenance.mark_stale_sessions",
@@ -40,20 +40,21 @@ def test_configure_installs_the_schedule_on_the_app():
     assert set(app.conf.beat_schedule) == {*INTERVAL_JOBS, "daily-report"}
 
 
-def test_maintenance_settings_take_what_settings_has_and_default_the_rest():
-    """Fields Settings declares win; missing ones get defaults; reports go under state_dir."""
-    settings = Settings(_env_file=None, timezone="Europe/Berlin", state_dir=Path("/tmp/evm-state"))
-    ms = MaintenanceSettings.from_settings(settings)
-    assert ms.timezone == "Europe/Berlin"
-    assert ms.stale_after_s == 1800 and ms.report_time == "06:00"
-    assert ms.kafka_bootstrap == settings.kafka_bootstrap and ms.deadletter_topic == "ev.deadletter"
-    if "reports_dir" not in Settings.model_fields:
-        assert ms.reports_dir == Path("/tmp/evm-state/reports")
+def test_derived_maintenance_values_follow_the_fields():
+    """Zone, report clock, windows and the reports folder are derived from Settings' own fields."""
+    settings = Settings(_env_file=None, timezone="Europe/Berlin", state_dir=Path("/tmp/evm-state"),
+                        report_time="6:05", heartbeat_interval_s=60, offline_after_heartbeats=3)  # fmt: skip
+    assert str(settings.zone) == "Europe/Berlin"
+    assert (settings.report_clock.hour, settings.report_clock.minute) == (6, 5)
+    assert settings.offline_after == timedelta(minutes=3)
+    assert settings.stale_after == timedelta(seconds=1800)
+    assert settings.reports_path == Path("/tmp/evm-state/reports")
+    assert Settings(_env_file=None, reports_dir=Path("/srv/reports")).reports_path == Path("/srv/reports")
 
 
 @pytest.mark.parametrize("bad", [{"report_time": "6am"}, {"report_time": "24:00"}, {"timezone": "Mars/Olympus"},
                                  {"offline_after_heartbeats": 0}])  # fmt: skip
 def test_maintenance_settings_refuse_nonsense_at_start(bad):
-    """A bad report time, zone or threshold fails when beat starts, not at 06:00."""
-    with pytest.raises(Exception):
-        MaintenanceSettings(**bad)
+    """A bad report time, zone or threshold fails when settings are read, not at 06:00."""
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, **bad)

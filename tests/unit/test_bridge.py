@@ -6,11 +6,12 @@ from collections import namedtuple
 
 import pytest
 
-from evmonitor.bridge.bridge import SINKS, Bridge, BridgeHalted
+from evmonitor.bridge.bridge import Bridge, BridgeHalted
 from evmonitor.bridge.offsets import OffsetTracker
 from evmonitor.config import Settings
 from evmonitor.deadletter import DeadLetters, parse_record
 from evmonitor.errors import TransientError
+from evmonitor.names import SinkName
 from tests.factories import NOW, encode, make_event
 
 TP = namedtuple("TP", "topic partition")
@@ -120,7 +121,7 @@ class Harness:
         return {i: self.done[i] for i in ids if i in self.done}
 
     def complete(self, batch_id, *sinks):
-        self.done.setdefault(batch_id, set()).update(sinks or SINKS)
+        self.done.setdefault(batch_id, set()).update(sinks or tuple(SinkName))
 
     def run(self, steps=1, advance=0.3):
         for _ in range(steps):

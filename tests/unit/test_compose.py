@@ -414,11 +414,11 @@ def queues_of(service: dict[str, Any]) -> set[str]:
 
 def test_every_celery_queue_has_a_worker_that_scales() -> None:
     """persist, index and maintenance each have a worker service; workers can be scaled (no fixed name or port)."""
-    from workers.app import QUEUES
+    from evmonitor.names import Queue
 
     workers = {name: s for name, s in services().items() if command(s)[:2] == ["evmonitor", "worker"]}
     consumed = set().union(*(queues_of(s) for s in workers.values()))
-    assert set(QUEUES) <= consumed, f"no worker for {set(QUEUES) - consumed}"
+    assert set(Queue) <= consumed, f"no worker for {set(Queue) - consumed}"
     assert queues_of(services()["worker-persist"]) == {"persist"}
     assert queues_of(services()["worker-index"]) == {"index"}
     for name, service in workers.items():

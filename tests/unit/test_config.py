@@ -1,10 +1,13 @@
-"""Settings reach child processes unchanged."""
+"""Settings: read as people write them, refused in one clear line, unchanged in child processes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from evmonitor.config import Settings
+import pytest
+
+from evmonitor.config import Settings, load_settings
+from evmonitor.errors import ConfigError
 from evmonitor.stack.embedded import child_env
 
 
@@ -16,3 +19,23 @@ def test_every_setting_survives_the_trip_through_a_child_environment(monkeypatch
         if name.startswith("EVMON_"):
             monkeypatch.setenv(name, value)
     assert Settings(_env_file=None) == original
+
+
+def test_list_settings_read_the_way_people_write_them(monkeypatch):
+    """EVMON_SINKS=persist, =persist,index and the JSON form all give the same list."""
+    for raw, expected in [("persist", ["persist"]), ("persist, index", ["persist", "index"]),
+                          ('["index"]', ["index"]), ("index,persist", ["index", "persist"])]:  # fmt: skip
+        monkeypatch.setenv("EVMON_SINKS", raw)
+        assert Settings(_env_file=None).sinks == expected
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
+    """A value the setting does not accept gives a ConfigError naming EVMON_<NAME> and what it accepts."""
+    monkeypatch.setenv("EVMON_SINKS", "persist,disk")
+    monkeypatch.setenv("EVMON_BATCH_MAX_EVENTS", "-5")
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=None)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "EVMON_SINKS" in message and "'persist' or 'index'" in message
+    assert "EVMON_BATCH_MAX_EVENTS='-5'" in message and "greater than or equal to 1" in message

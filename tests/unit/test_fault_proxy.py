@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from evmonitor.chaos.proxy import FaultProxy
+from evmonitor.stack.faultproxy import FaultProxy
 
 
 @pytest.fixture

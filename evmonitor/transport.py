@@ -1,4 +1,9 @@
-"""The Celery application, configured from one `Settings` object.
+"""How work crosses the broker: the Celery configuration shared by publishers and workers.
+
+The bridge publishes one task per micro-batch per sink, by task name (`evmonitor.names.TaskName`);
+the workers and beat run those tasks. Both sides need the same broker, queues, routes and
+delivery options, and neither may import the other, so they are defined here, once, and
+`evmonitor.app` adds the task modules (`include=`) and beat's schedule on top.
 
 Delivery: tasks are acknowledged late (after they ran) and rejected back to the queue if the
 pool process running them dies, so a killed worker child never loses a batch. Redis keeps
@@ -9,20 +14,20 @@ docs/delivery.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import Celery
-from kombu import Queue
+from kombu import Queue as KombuQueue
 
-from beat.schedule import configure as configure_beat
 from evmonitor.config import Settings
+from evmonitor.names import MAINTENANCE_TASK_PREFIX, Queue, TaskName
 
-__all__ = ["QUEUES", "app", "create_app"]
-
-QUEUES = ("persist", "index", "maintenance")
+__all__ = ["make_celery"]
 
 
-def create_app(settings: Settings | None = None) -> Celery:
-    settings = settings or Settings()
-    celery = Celery("evmonitor", broker=settings.broker_url, include=["workers.tasks", "beat.jobs"])
+def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
+    """A Celery app for `settings`; `include` names the task modules a worker imports at start."""
+    celery = Celery("evmonitor", broker=settings.broker_url, include=list(include))
     celery.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -33,27 +38,24 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=settings.worker_prefetch,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
-        task_queues=[Queue(name) for name in QUEUES],
-        task_default_queue="maintenance",
+        task_queues=[KombuQueue(name) for name in Queue],
+        task_default_queue=Queue.MAINTENANCE,
         task_routes={
-            "evmonitor.persist_batch": {"queue": "persist"},
-            "evmonitor.index_batch": {"queue": "index"},
-            "evmonitor.maintenance.*": {"queue": "maintenance"},
+            TaskName.PERSIST_BATCH: {"queue": Queue.PERSIST},
+            TaskName.INDEX_BATCH: {"queue": Queue.INDEX},
+            MAINTENANCE_TASK_PREFIX + "*": {"queue": Queue.MAINTENANCE},
         },
         # the bridge handles a failed publish itself (it keeps the batch and tries again)
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         task_annotations={
             name: {"retry_backoff_max": settings.retry_backoff_max_s}
-            for name in ("evmonitor.persist_batch", "evmonitor.index_batch")
+            for name in (TaskName.PERSIST_BATCH, TaskName.INDEX_BATCH)
         },
         worker_send_task_events=True,
         task_send_sent_event=False,
         timezone=settings.timezone,
         enable_utc=True,
     )
+    # every task reaches the settings the same way: `self.app.conf.evmonitor_settings`
     celery.conf.evmonitor_settings = settings
-    configure_beat(celery, settings)
     return celery
-
-
-app = create_app()

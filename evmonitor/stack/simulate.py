@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from evmonitor.config import Settings
-from evmonitor.reconcile import SentOffsets
+from evmonitor.stack.reconcile import SentOffsets
 from evmonitor.storage.kafka import ensure_topics, make_producer
 
 __all__ = ["RecordingProducer", "run_drain", "run_live_until_stopped"]

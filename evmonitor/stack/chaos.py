@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evmonitor.reconcile import compare, observe, wait_drained
-from evmonitor.simulation import RecordingProducer
+from evmonitor.names import Queue
+from evmonitor.stack.reconcile import compare, observe, wait_drained
 from evmonitor.stack.sandbox import DEFAULT_ADMIN_URL, Sandbox
+from evmonitor.stack.simulate import RecordingProducer
 from evmonitor.storage.kafka import make_producer
 
 __all__ = ["FAULTS", "CellResult", "run_cell", "run_matrix"]
@@ -89,7 +90,7 @@ def run_cell(
     at_fraction = round(rng.uniform(0.1, 0.7), 2)
     down_s = round(rng.uniform(1.0, 4.0), 1)
     with Sandbox(workdir, admin_url=admin_url, proxied=True, republish_after_s=8.0) as sandbox:
-        sandbox.start_workers(("persist", "index", "maintenance"))
+        sandbox.start_workers(tuple(Queue))
         sandbox.start("beat", "beat")
         sandbox.start_bridge()
         # Part of the day goes in before the fault, the rest while it lasts: the failed part

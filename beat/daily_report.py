@@ -21,9 +21,18 @@ from beat.alert_store import load_alerts
 from beat.alerts import Alert
 from beat.days import HOUR, day_bounds
 from beat.db import try_job_lock
-from beat.settings import MaintenanceSettings
-from evmonitor.reports import AlertLine, DailyReport, HourPoint, MaintenanceLine, Rules, StationDay, Totals
-from evmonitor.reports import render_csv, render_html
+from evmonitor.config import Settings
+from evmonitor.reports import (
+    AlertLine,
+    DailyReport,
+    HourPoint,
+    MaintenanceLine,
+    Rules,
+    StationDay,
+    Totals,
+    render_csv,
+    render_html,
+)
 from evmonitor.reports.model import pct
 from evmonitor.storage.postgres import translate_errors
 
@@ -50,16 +59,16 @@ FROM station_hourly WHERE hour_start >= :t0 AND hour_start < :t1 GROUP BY hour_s
 """)
 
 
-def report_paths(ms: MaintenanceSettings, day: date) -> tuple[Path, Path]:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", ms.network_name).strip("-") or "network"
-    base = Path(ms.reports_dir) / f"{slug}-daily-{day.isoformat()}"
+def report_paths(settings: Settings, day: date) -> tuple[Path, Path]:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", settings.network_name).strip("-") or "network"
+    base = settings.reports_path / f"{slug}-daily-{day.isoformat()}"
     return base.with_suffix(".html"), base.with_suffix(".csv")
 
 
 def _line(
-    alert: Alert, names: dict[str, str], t1: datetime, now: datetime, ms: MaintenanceSettings, recovered: str
+    alert: Alert, names: dict[str, str], t1: datetime, now: datetime, settings: Settings, recovered: str
 ) -> AlertLine:
-    zone = ms.zone
+    zone = settings.zone
     ended = alert.until is not None and alert.until < t1
     return AlertLine(
         kind=str(alert.kind), station_id=alert.station_id, station_name=names.get(alert.station_id, alert.station_id),
@@ -70,9 +79,9 @@ def _line(
     )  # fmt: skip
 
 
-def load_daily_report(conn: sa.Connection, ms: MaintenanceSettings, day: date, now: datetime) -> DailyReport:
+def load_daily_report(conn: sa.Connection, settings: Settings, day: date, now: datetime) -> DailyReport:
     """The report of local day `day` from the rollup, availability and alert tables."""
-    zone = ms.zone
+    zone = settings.zone
     t0, t1 = day_bounds(day, zone)
     names = dict(conn.execute(sa.text("SELECT id, name FROM charging_stations")).all())
     overlapping = "since < :t1 AND (until IS NULL OR until >= :t0)"
@@ -116,7 +125,7 @@ def load_daily_report(conn: sa.Connection, ms: MaintenanceSettings, day: date, n
         ))  # fmt: skip
         hour += HOUR
 
-    window = ms.fault_window
+    window = settings.fault_window
     maintenance = []
     for station_id in sorted({a.station_id for a in flagged}):
         since = min(a.since for a in flagged if a.station_id == station_id)
@@ -135,7 +144,7 @@ def load_daily_report(conn: sa.Connection, ms: MaintenanceSettings, day: date, n
         for i, (sid, count, n, since) in enumerate(maintenance, 1)
     ]  # fmt: skip
 
-    fault_lines = sorted((_line(f, names, t1, now, ms, "recovered") for f in faults), key=lambda f: (f.since, f.station_id))
+    fault_lines = sorted((_line(f, names, t1, now, settings, "recovered") for f in faults), key=lambda f: (f.since, f.station_id))
     totals = Totals(
         stations=len(stations), connectors=connectors,
         sessions_started=sum(s.sessions_started for s in stations),
@@ -149,14 +158,14 @@ def load_daily_report(conn: sa.Connection, ms: MaintenanceSettings, day: date, n
         stale_sessions=sum(1 for s in stale if t0 <= s.since < t1),
     )  # fmt: skip
     return DailyReport(
-        network=ms.network_name, day=day, timezone=ms.timezone, generated_at=now.astimezone(zone), totals=totals,
+        network=settings.network_name, day=day, timezone=settings.timezone, generated_at=now.astimezone(zone), totals=totals,
         stations=stations, hours=hours, faults=fault_lines,
-        offline=sorted((_line(o, names, t1, now, ms, "closed") for o in offline), key=lambda o: (o.since, o.station_id)),
-        stale=sorted((_line(s, names, t1, now, ms, "closed") for s in stale), key=lambda s: (s.since, s.station_id)),
+        offline=sorted((_line(o, names, t1, now, settings, "closed") for o in offline), key=lambda o: (o.since, o.station_id)),
+        stale=sorted((_line(s, names, t1, now, settings, "closed") for s in stale), key=lambda s: (s.since, s.station_id)),
         maintenance=maintenance_lines,
-        rules=Rules(stale_after_min=round(ms.stale_after_s / 60), offline_after_heartbeats=ms.offline_after_heartbeats,
-                    maintenance_faults=ms.maintenance_fault_threshold,
-                    maintenance_window_h=ms.maintenance_fault_window_s / 3600),
+        rules=Rules(stale_after_min=round(settings.stale_after_s / 60), offline_after_heartbeats=settings.offline_after_heartbeats,
+                    maintenance_faults=settings.maintenance_fault_threshold,
+                    maintenance_window_h=settings.maintenance_fault_window_s / 3600),
     )  # fmt: skip
 
 
@@ -168,20 +177,20 @@ def _write(path: Path, text: str) -> None:
 
 
 def build_daily_report(
-    engine: sa.Engine, ms: MaintenanceSettings, day: date, now: datetime, *, force: bool = False
+    engine: sa.Engine, settings: Settings, day: date, now: datetime, *, force: bool = False
 ) -> dict[str, Any]:
     """Write the report of `day` and record it in `reports`; skip one already there unless `force`."""
-    html_path, csv_path = report_paths(ms, day)
+    html_path, csv_path = report_paths(settings, day)
     with translate_errors(), engine.begin() as conn:
         if not try_job_lock(conn, "report"):
             return {"skipped": "another run holds the lock"}
         existing = conn.execute(
             sa.text("SELECT html_path, csv_path FROM reports WHERE network = :n AND day = :d AND kind = 'daily'"),
-            {"n": ms.network_name, "d": day},
+            {"n": settings.network_name, "d": day},
         ).first()
         if existing and not force and Path(existing.html_path).exists() and Path(existing.csv_path).exists():
             return {"skipped": "already built", "day": day.isoformat(), "html": existing.html_path}
-        report = load_daily_report(conn, ms, day, now)
+        report = load_daily_report(conn, settings, day, now)
         _write(html_path, render_html(report))
         _write(csv_path, render_csv(report))
         t = report.totals
@@ -199,7 +208,7 @@ def build_daily_report(
                 open_faults = EXCLUDED.open_faults, recovered_faults = EXCLUDED.recovered_faults,
                 generated_at = EXCLUDED.generated_at
         """), {
-            "network": ms.network_name, "day": day, "tz": ms.timezone, "html": str(html_path.resolve()),
+            "network": settings.network_name, "day": day, "tz": settings.timezone, "html": str(html_path.resolve()),
             "csv": str(csv_path.resolve()), "stations": t.stations, "started": t.sessions_started,
             "completed": t.sessions_completed, "kwh": t.energy_kwh, "eur": t.revenue_eur,
             "util": t.utilization_pct or ZERO, "avail": t.availability_pct, "open": t.open_faults,

@@ -9,8 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evmonitor.config import Settings
-from evmonitor.reconcile import compare, observe, wait_drained
-from evmonitor.simulation import run_drain
+from evmonitor.names import Queue
+from evmonitor.stack.reconcile import compare, observe, wait_drained
+from evmonitor.stack.simulate import run_drain
 from evmonitor.stack.supervisor import Stack
 
 __all__ = ["run_demo"]
@@ -33,7 +34,7 @@ def run_demo(
     stack = Stack(settings, say=console.print)
     started = stack.up()
     try:
-        stack.wait_workers(("persist", "index"))
+        stack.wait_workers((Queue.PERSIST, Queue.INDEX))
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         ) as progress:
