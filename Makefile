@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-unit demo bench chaos down clean
+.PHONY: install run test test-unit demo bench chaos down clean docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,12 @@ chaos: $(STAMP)
 
 down: $(STAMP)
 	$(BIN)/evmonitor down
+
+## redraw docs/architecture.png and docs/layers.png from their Graphviz sources (Debian: graphviz)
+docs: docs/architecture.png docs/layers.png
+
+docs/%.png: docs/%.dot
+	dot -Tpng -Gdpi=100 $< -o $@
 
 clean:
 	rm -rf $(VENV) .evmonitor .pytest_cache .hypothesis
