@@ -143,7 +143,9 @@ def flower() -> None:
 def simulate(
     stations: int = typer.Option(50, min=1, help="Stations in the fleet."),
     sessions: int = typer.Option(1000, min=0, help="Drain mode: sessions to simulate."),
-    seed: int = typer.Option(7, help="Same seed, same fleet and events."),
+    seed: int = typer.Option(7, help="Same seed, same fleet and shape of the day. Session and event ids "
+                             "are unique to each run (see --run-id), so runs never merge."),
+    run_id: Optional[str] = typer.Option(None, help="Reuse a run's ids (repeat a run exactly); default: a new run."),
     live: bool = typer.Option(False, "--live", help="Real time until Ctrl-C instead of draining a fixed number."),
     speed: float = typer.Option(1.0, min=0.01, help="Live mode: how much faster than real life stations live."),
     duration: Optional[float] = typer.Option(None, help="Live mode: stop after this many seconds."),
@@ -153,17 +155,21 @@ def simulate(
     meter_interval: float = typer.Option(300, help="Seconds between meter readings of a session."),
     ground_truth: Optional[Path] = typer.Option(None, help="Write the ground truth JSON here."),
 ) -> None:
-    """Feed the configured Kafka with a simulated fleet (drain mode by default, --live for real time)."""
+    """Feed the configured Kafka with a simulated fleet (drain mode by default, --live for real time).
+
+    Every run sends its own session and event ids (printed as `run <id>`), so two runs, even
+    with the same seed, add up instead of overwriting each other's sessions.
+    """
     from evmonitor.stack.simulate import run_drain, run_live_until_stopped
 
     settings = _settings()
     if live:
         truth = run_live_until_stopped(settings, stations=stations, seed=seed, speed=speed, duration_s=duration,
-                                       say=console.print)  # fmt: skip
+                                       run_id=run_id, say=console.print)  # fmt: skip
     else:
         truth, _ = run_drain(settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
                              duplicate_ratio=duplicate_ratio, reorder=reorder, meter_interval_s=meter_interval,
-                             say=console.print)  # fmt: skip
+                             run_id=run_id, say=console.print)  # fmt: skip
     if ground_truth:
         truth.write(ground_truth)
         console.print(f"ground truth written to {ground_truth}")

@@ -24,7 +24,7 @@ from evmonitor.contract import ChargePointStatus
 from evmonitor.simulator import events
 from evmonitor.simulator.demand import PEAK_WEIGHT, time_of_day_weight
 from evmonitor.simulator.fleet import FAULTS, Station, build_fleet
-from evmonitor.simulator.messages import Message, event_message, new_uuid
+from evmonitor.simulator.messages import Message, RunRandom, event_message, new_uuid
 from evmonitor.simulator.physics import ChargeCurve, Visit, electrical, new_driver, sample_visit
 from evmonitor.simulator.producer import Sender
 from evmonitor.simulator.truth import GroundTruth, SessionTruth, iso_window, session_truth
@@ -244,6 +244,7 @@ def run_live(
     heartbeat_interval_s: float = 900,
     sessions_per_station_h: float = 4.0,
     wait: Callable[[float], Any] | None = None,
+    run_id: str | None = None,
 ) -> GroundTruth:
     """Run `stations` stations (the fleet `plan_drain` builds for `seed`) until `stop` is set or
     `duration_s` (real seconds, by `clock`) has passed; return the truth of what was sent.
@@ -259,7 +260,7 @@ def run_live(
         raise ValueError("speed and intervals must be positive")
     wait = wait or stop.wait
     sender = Sender(producer)
-    live = _LiveFleet(build_fleet(stations, seed), random.Random(f"{seed}:live"), sender, speed,
+    live = _LiveFleet(build_fleet(stations, seed), RunRandom(f"{seed}:live", run_id), sender, speed,
                       meter_interval_s, heartbeat_interval_s, sessions_per_station_h, on_event)
     started = clock()
     deadline = None if duration_s is None else started + duration_s
@@ -283,6 +284,7 @@ def run_live(
 
     return GroundTruth(
         seed=seed,
+        run_id=run_id,
         station_ids=[s.station_id for s in live.fleet],
         by_session=live.by_session,
         valid_events=sender.sent,

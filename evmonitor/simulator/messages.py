@@ -7,6 +7,7 @@ with milliseconds and `Z`) carries no more precision than the plan has.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -17,7 +18,7 @@ from typing import Any
 from evmonitor.contract import TOPIC_BY_TYPE, EventType
 from evmonitor.errors import Reason
 
-__all__ = ["Message", "encode", "event_message", "iso_ms", "new_uuid", "to_ms"]
+__all__ = ["Message", "RunRandom", "encode", "event_message", "iso_ms", "new_uuid", "to_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -49,9 +50,25 @@ def iso_ms(ms: int) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
+class RunRandom(random.Random):
+    """A generator that also stands for one run: the ids it mints (`new_uuid`) are unique to it.
+
+    `--seed` fixes the fleet and the shape of the day; the run id makes a second run of the same
+    seed send other session and event ids, so two runs never merge into each other's sessions.
+    The run changes no draw: every other number the generator gives is the seed's own.
+    """
+
+    def __init__(self, seed: str, run_id: str | None = None) -> None:
+        super().__init__(seed)
+        self.run_id = run_id
+        digest = hashlib.sha256(f"evmonitor-run:{run_id}".encode()).digest()[:16]
+        self.run_mask = int.from_bytes(digest, "big") if run_id is not None else 0
+
+
 def new_uuid(rng: random.Random) -> str:
-    """A version-4 UUID drawn from `rng`, so ids repeat exactly for a given seed."""
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    """A version-4 UUID drawn from `rng`: repeatable for a seed, and unique to a `RunRandom`'s run."""
+    drawn = rng.getrandbits(128) ^ getattr(rng, "run_mask", 0)
+    return str(uuid.UUID(int=drawn, version=4))
 
 
 def encode(event: dict[str, Any]) -> bytes:

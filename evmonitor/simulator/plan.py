@@ -15,7 +15,7 @@ from evmonitor.simulator.bad import bad_messages
 from evmonitor.simulator.demand import arrival_times
 from evmonitor.simulator.disorder import add_duplicates, mix_in, reorder_sessions
 from evmonitor.simulator.fleet import build_fleet
-from evmonitor.simulator.messages import Message, event_message, to_ms
+from evmonitor.simulator.messages import Message, RunRandom, event_message, to_ms
 from evmonitor.simulator.scenario import build_timeline
 from evmonitor.simulator.schedule import plan_outages, schedule_sessions
 from evmonitor.simulator.truth import GroundTruth, iso_window, session_truth
@@ -55,6 +55,7 @@ def plan_drain(
     meter_interval_s: float = 300,
     heartbeat_interval_s: float = 900,
     now: datetime | None = None,
+    run_id: str | None = None,
 ) -> Plan:
     """Every message of `sessions` sessions on `stations` stations between `start` and `end`.
 
@@ -65,6 +66,9 @@ def plan_drain(
 
     Raises ValueError for an empty window, negative counts or ratios outside [0, 1], or a
     window too short to hold the sessions even when squeezed to a few seconds each.
+
+    `run_id` (see `RunRandom`) keeps the same fleet and day but mints other session and event
+    ids; without it the ids repeat for the seed (tests rely on that).
     """
     start_ms, end_ms = to_ms(start), to_ms(end)
     if start.microsecond % 1000:
@@ -83,7 +87,7 @@ def plan_drain(
     margin = outages.margin_ms
     arrivals = arrival_times(session_rng, sessions, start_ms + margin, end_ms - margin) if sessions else []
     slots = schedule_sessions(session_rng, fleet, arrivals, outages, start_ms, end_ms)
-    line = build_timeline(_rng(seed, "events"), fleet, outages, slots, start_ms, end_ms,
+    line = build_timeline(RunRandom(f"{seed}:events", run_id), fleet, outages, slots, start_ms, end_ms,
                           meter_interval_s, heartbeat_interval_s)
 
     messages = [event_message(record.event) for record in line.records]
@@ -97,6 +101,7 @@ def plan_drain(
 
     truth = GroundTruth(
         seed=seed,
+        run_id=run_id,
         station_ids=[s.station_id for s in fleet],
         by_session={
             m.session_id: session_truth(m.station_id, m.meter_start_wh, m.meter_stop_wh, m.price_eur_per_kwh)

@@ -56,6 +56,7 @@ class GroundTruth:
     duplicates: int = 0
     bad_events: int = 0
     deadletters: dict[str, int] = field(default_factory=dict)  # reason -> count of bad events
+    run_id: str | None = None  # the run whose ids these are (`RunRandom`)
 
     @property
     def stations(self) -> int:
@@ -80,6 +81,7 @@ class GroundTruth:
     def to_json(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
+            "run_id": self.run_id,
             "stations": self.stations,
             "station_ids": list(self.station_ids),
             "sessions": self.sessions,
@@ -107,6 +109,7 @@ class GroundTruth:
 
         return cls(
             seed=data["seed"],
+            run_id=data.get("run_id"),
             station_ids=list(data["station_ids"]),
             by_session={
                 session_id: SessionTruth(

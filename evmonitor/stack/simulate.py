@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -12,7 +13,12 @@ from evmonitor.config import Settings
 from evmonitor.stack.reconcile import SentOffsets
 from evmonitor.storage.kafka import ensure_topics, make_producer
 
-__all__ = ["RecordingProducer", "run_drain", "run_live_until_stopped"]
+__all__ = ["RecordingProducer", "new_run_id", "run_drain", "run_live_until_stopped"]
+
+
+def new_run_id() -> str:
+    """A fresh run id: the ids a run sends are its own (`evmonitor.simulator.messages.RunRandom`)."""
+    return str(uuid.uuid4())
 
 
 class RecordingProducer:
@@ -57,18 +63,24 @@ def run_drain(
     reorder: bool = False,
     meter_interval_s: float = 300,
     now: datetime | None = None,
+    run_id: str | None = None,
     say: Callable[[str], None] = print,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Any, SentOffsets]:
-    """Plan a day of the fleet, send it as fast as Kafka takes it; return (truth, offsets sent)."""
+    """Plan a day of the fleet, send it as fast as Kafka takes it; return (truth, offsets sent).
+
+    `run_id` (default: a new one) makes the session and event ids unique to this run.
+    """
     from evmonitor.simulator import default_window, plan_drain, send
 
     now = now or datetime.now(timezone.utc)
+    run_id = run_id or new_run_id()
     start, end = default_window(now)
     plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=start, end=end, bad_ratio=bad_ratio,
-                      duplicate_ratio=duplicate_ratio, reorder=reorder, meter_interval_s=meter_interval_s, now=now)  # fmt: skip
+                      duplicate_ratio=duplicate_ratio, reorder=reorder, meter_interval_s=meter_interval_s, now=now,
+                      run_id=run_id)  # fmt: skip
     total = len(plan.messages)
-    say(f"simulator: {stations} stations, {sessions} sessions, {total} messages "
+    say(f"simulator: run {run_id}, seed {seed}: {stations} stations, {sessions} sessions, {total} messages "
         f"({plan.truth.valid_events} valid events, {plan.truth.duplicates} duplicates, {plan.truth.bad_events} bad)")  # fmt: skip
     ensure_topics(settings.kafka_bootstrap, settings.topic_partitions)
     producer = RecordingProducer(make_producer(settings.kafka_bootstrap))
@@ -87,6 +99,7 @@ def run_live_until_stopped(
     seed: int,
     speed: float,
     duration_s: float | None = None,
+    run_id: str | None = None,
     say: Callable[[str], None] = print,
 ) -> Any:
     """Live mode until SIGINT/SIGTERM or `duration_s`; in-flight sessions are completed on stop."""
@@ -98,9 +111,11 @@ def run_live_until_stopped(
             signal.signal(sig, lambda *_: stop.set())
     ensure_topics(settings.kafka_bootstrap, settings.topic_partitions)
     producer = RecordingProducer(make_producer(settings.kafka_bootstrap))
-    say(f"simulator: live, {stations} stations, speed x{speed}; Ctrl-C to stop")
+    run_id = run_id or new_run_id()
+    say(f"simulator: live, run {run_id}, seed {seed}: {stations} stations, speed x{speed}; Ctrl-C to stop")
     try:
-        truth = run_live(producer, stations=stations, seed=seed, speed=speed, stop=stop, duration_s=duration_s)
+        truth = run_live(producer, stations=stations, seed=seed, speed=speed, stop=stop, duration_s=duration_s,
+                         run_id=run_id)
         producer.flush()
     finally:
         producer.close()

@@ -405,3 +405,20 @@ def test_run_live_on_the_real_clock_stamps_real_time():
     check_live_truth(producer, truth, ended)
     stamps = [datetime.fromisoformat(json.loads(v)["timestamp"]) for _, _, v in producer.sent]
     assert began - timedelta(milliseconds=1) <= min(stamps) <= max(stamps) <= ended
+
+
+def test_two_runs_of_one_seed_share_the_day_but_no_id(calm):
+    """A run id keeps the fleet, timestamps, meters and totals of the seed but mints other ids."""
+    other = plan_drain(seed=7, **SMALL, run_id="run-b")
+    again = plan_drain(seed=7, **SMALL, run_id="run-b")
+    assert [m.value for m in again.messages] == [m.value for m in other.messages]  # a run repeats exactly
+
+    def strip_ids(p):
+        return [{k: v for k, v in e.items() if k not in ("event_id", "session_id")} for e in payloads(p.messages)]
+
+    assert strip_ids(other) == strip_ids(calm)
+    ids = {e["event_id"] for e in payloads(calm.messages)} | set(calm.truth.by_session)
+    other_ids = {e["event_id"] for e in payloads(other.messages)} | set(other.truth.by_session)
+    assert ids.isdisjoint(other_ids)
+    assert (other.truth.energy_kwh, other.truth.cost_eur) == (calm.truth.energy_kwh, calm.truth.cost_eur)
+    assert other.truth.run_id == "run-b" and GroundTruth.from_json(other.truth.to_json()).run_id == "run-b"
