@@ -245,25 +245,33 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 @app.command()
 def demo(
-    stations: int = typer.Option(50, min=1),
-    sessions: int = typer.Option(2000, min=1),
-    seed: int = typer.Option(11),
-    bad_ratio: float = typer.Option(0.0, min=0, max=1),
-    duplicate_ratio: float = typer.Option(0.0, min=0, max=1),
-    reorder: bool = typer.Option(False),
+    stations: int = typer.Option(50, min=1, help="Stations in the simulated fleet."),
+    sessions: int = typer.Option(2000, min=1, help="Sessions in the simulated day."),
+    seed: int = typer.Option(11, help="Fixes the fleet and the shape of the day (ids are new every run)."),
+    bad_ratio: float = typer.Option(0.0, min=0, max=1, help="Share of malformed messages to mix in."),
+    duplicate_ratio: float = typer.Option(0.0, min=0, max=1, help="Probability each valid message is sent twice."),
+    reorder: bool = typer.Option(False, "--reorder", help="Send each session's events in random order."),
     ground_truth: Optional[Path] = typer.Option(None, help="Also write the ground truth JSON here."),
-    timeout: float = typer.Option(900, help="Seconds to wait for the pipeline to drain."),
-    keep: bool = typer.Option(False, "--keep", help="Leave the stack running afterwards."),
+    timeout: float = typer.Option(900, min=1, help="Seconds to wait for the pipeline to drain."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the sandbox running afterwards (it says how to reach and remove it)."),
+    remove: Optional[Path] = typer.Option(None, "--remove", metavar="DIR", help="Throw away a sandbox that --keep left running, and exit."),
 ) -> None:
-    """Up, simulate in drain mode, wait until processed, print a reconciliation table, down.
+    """Reconcile a simulated day end to end, on a sandbox of its own; exit 0 only if exact.
 
-    Exit 0 only if PostgreSQL, Elasticsearch and the dead-letter topic match the simulator's
-    ground truth exactly.
+    Starts a throw-away pipeline (its own Kafka, search server, Redis, and a fresh database on
+    the server of EVMON_ADMIN_DATABASE_URL), sends the day in drain mode, waits until every
+    offset is committed and prints expected vs PostgreSQL vs Elasticsearch vs the dead-letter
+    topic. The operator's database, queues, topics and indices are never touched, so the demo
+    can run any number of times, next to a running stack.
     """
-    from evmonitor.stack.demo import run_demo
+    from evmonitor.stack.demo import remove_demo, run_demo
 
+    settings = _settings()
+    if remove is not None:
+        remove_demo(remove, console)
+        return
     ok = run_demo(
-        _settings(), stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
+        settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
         duplicate_ratio=duplicate_ratio, reorder=reorder, ground_truth=ground_truth, timeout_s=timeout,
         keep=keep, console=console,
     )  # fmt: skip

@@ -1,4 +1,12 @@
-"""`evmonitor demo`: up, simulate in drain mode, wait until processed, reconcile, down."""
+"""`evmonitor demo`: a sandbox, a simulated day in drain mode, wait until processed, reconcile.
+
+The demo runs on a sandbox of its own (`evmonitor.stack.sandbox`): its own Kafka (tansu), search
+server (osmem) and Redis on free ports, and a throw-away database on the server of
+`EVMON_ADMIN_DATABASE_URL`. So it can run any number of times, in any order, next to a live
+network: the operator's database, queues, topics and indices are never read or written, and
+each run's ids are its own (`run_drain` mints a run id). `keep=True` leaves the sandbox running
+and says how to reach it and how to remove it.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +19,10 @@ from rich.table import Table
 from evmonitor.config import Settings
 from evmonitor.names import Queue
 from evmonitor.stack.reconcile import compare, observe, wait_drained
-from evmonitor.stack.simulate import run_drain
-from evmonitor.stack.supervisor import Stack
+from evmonitor.stack.sandbox import Sandbox
+from evmonitor.stack.simulate import new_run_id, run_drain
 
-__all__ = ["run_demo"]
+__all__ = ["remove_demo", "run_demo"]
 
 
 def run_demo(
@@ -31,33 +39,37 @@ def run_demo(
     keep: bool,
     console: Console,
 ) -> bool:
-    stack = Stack(settings, say=console.print)
-    started = stack.up()
-    try:
-        stack.wait_workers((Queue.PERSIST, Queue.INDEX))
+    """Run the demo; True if every figure matched the ground truth exactly."""
+    run_id = new_run_id()
+    workdir = Path(settings.state_dir).resolve() / "demo" / run_id[:8]
+    console.print(f"demo: sandbox in {workdir} (its own Kafka, search server, Redis and database)")
+    with Sandbox(workdir, admin_url=settings.admin_database_url, keep=keep, timezone=settings.timezone) as sandbox:
+        sandbox.start_workers((Queue.PERSIST, Queue.INDEX, Queue.MAINTENANCE))
+        sandbox.start("beat", "beat")
+        sandbox.start_bridge()
+        box = sandbox.settings
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         ) as progress:
             send_task = progress.add_task("sending to Kafka", total=None)
             truth, sent = run_drain(
-                settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
-                duplicate_ratio=duplicate_ratio, reorder=reorder, say=console.print,
+                box, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
+                duplicate_ratio=duplicate_ratio, reorder=reorder, run_id=run_id, say=console.print,
                 on_progress=lambda n, total: progress.update(send_task, completed=n, total=total),
             )  # fmt: skip
             targets = sent.targets()
             total = sum(targets.values())
             drain_task = progress.add_task("processed (committed offsets)", total=total)
             drained = wait_drained(
-                settings, targets, timeout_s=timeout_s,
+                box, targets, timeout_s=timeout_s,
                 on_progress=lambda behind, _: progress.update(drain_task, completed=total - behind),
             )  # fmt: skip
         if ground_truth:
             truth.write(ground_truth)
         if not drained:
-            console.print(f"[bold red]not drained after {timeout_s:.0f}s[/]: see the logs in {stack.log_dir}")
-        seen = observe(settings, truth, sent)
-        rows = compare(truth, seen)
-        table = Table(title=f"reconciliation (seed {seed})")
+            console.print(f"[bold red]not drained after {timeout_s:.0f}s[/]: see the logs in {sandbox.logs}")
+        rows = compare(truth, observe(box, truth, sent))
+        table = Table(title=f"reconciliation (seed {seed}, run {run_id[:8]})")
         for col in ("metric", "expected", "PostgreSQL", "Elasticsearch", "ev.deadletter", "match"):
             table.add_column(col, justify="right" if col != "metric" else "left")
         for row in rows:
@@ -66,7 +78,19 @@ def run_demo(
         console.print(table)
         ok = drained and all(row.ok for row in rows)
         console.print("[bold green]exact: every total matches[/]" if ok else "[bold red]MISMATCH[/]")
+        if keep:
+            env_file = sandbox.detach()
+            console.print(
+                f"the sandbox keeps running (logs: {sandbox.logs}).\n"
+                f"  reach it:  set -a; . {env_file}; set +a   then e.g. `evmonitor report`, "
+                f"`psql \"$EVMON_DATABASE_URL\"` (database {sandbox.database}), curl \"$EVMON_ELASTICSEARCH_URL\"\n"
+                f"  remove it: evmonitor demo --remove {workdir}",
+                highlight=False,
+            )
         return ok
-    finally:
-        if not keep and started:
-            stack.down(only=started)
+
+
+def remove_demo(workdir: Path, console: Console) -> None:
+    """Throw away a sandbox that `evmonitor demo --keep` left running."""
+    database = Sandbox.remove(workdir)
+    console.print(f"removed the demo sandbox in {workdir} and its database {database}")

@@ -1,14 +1,20 @@
 """A throw-away evmonitor: fresh Kafka (tansu), Elasticsearch API (osmem) and Redis on free ports,
 a fresh PostgreSQL database, and the pipeline's processes, all torn down on exit.
 
-Used by the integration tests (one sandbox per test, so no test sees another's data) and by the
-chaos harness (one per cell). With `proxied=True`, PostgreSQL and the search server are reached
+Used by the integration tests (one sandbox per test, so no test sees another's data), by the
+chaos harness (one per cell), by the benchmarks and by `evmonitor demo`, which never touches the
+operator's database, queues, topics or indices. A sandbox is thrown away when its `with` block
+ends (and its processes die with the process that made it), unless it was made with `keep=True`:
+then `detach()` leaves it running and `Sandbox.remove(workdir)` throws it away later. With `proxied=True`, PostgreSQL and the search server are reached
 through `FaultProxy`s so they can be cut off without losing what they hold.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import shutil
 import signal
 import uuid
 from pathlib import Path
@@ -38,8 +44,10 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 class Sandbox:
     def __init__(self, workdir: Path, *, admin_url: str = DEFAULT_ADMIN_URL, proxied: bool = False,
-                 **overrides: Any) -> None:  # fmt: skip
+                 keep: bool = False, **overrides: Any) -> None:  # fmt: skip
         self.workdir = Path(workdir)
+        self.keep = keep
+        self.detached = False
         self.logs = self.workdir / "logs"
         self.admin_url = admin_url
         self.proxied = proxied
@@ -63,19 +71,20 @@ class Sandbox:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        if not self.detached:
+            self.close()
 
     def _start(self) -> None:
         self._admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
         wait_for(lambda: self._admin.connect().close() is None, timeout_s=20, what=f"PostgreSQL at {self.admin_url}",
-                 hint="Start it (Debian: pg_ctlcluster 15 main start) or point EVMON_TEST_ADMIN_DATABASE_URL "
-                      "at a superuser URL of a running server.")  # fmt: skip
+                 hint="Start it (Debian: pg_ctlcluster 15 main start) or point EVMON_ADMIN_DATABASE_URL (the "
+                      "tests: EVMON_TEST_ADMIN_DATABASE_URL) at a superuser URL of a running server.")  # fmt: skip
         with self._admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.database}"')
         kafka_port, es_port, self.redis_port = free_port(), free_port(), free_port()
-        self.services["kafka"] = start_kafka(kafka_port, self.logs, die_with_parent=True)
-        self.services["elasticsearch"] = start_search(es_port, self.logs, die_with_parent=True)
-        self.services["redis"] = start_redis(self.redis_port, self.logs, die_with_parent=True)
+        self.services["kafka"] = start_kafka(kafka_port, self.logs, die_with_parent=not self.keep)
+        self.services["elasticsearch"] = start_search(es_port, self.logs, die_with_parent=not self.keep)
+        self.services["redis"] = start_redis(self.redis_port, self.logs, die_with_parent=not self.keep)
         admin = sa.engine.make_url(self.admin_url)
         pg = (admin.host or "127.0.0.1", admin.port or 5432)
         es = ("127.0.0.1", es_port)
@@ -113,6 +122,47 @@ class Sandbox:
             finally:
                 self._admin.dispose()
 
+    # --- keeping a sandbox -------------------------------------------------------------------
+
+    MANIFEST = "sandbox.json"
+    ENV_FILE = "sandbox.env"
+
+    def detach(self) -> Path:
+        """Leave the sandbox running (it must have been made with `keep=True`); return its env file.
+
+        Writes `<workdir>/sandbox.env` (its EVMON_* settings, to `source` before running
+        `evmonitor` against it) and `<workdir>/sandbox.json` (what `Sandbox.remove` needs).
+        """
+        if not self.keep:
+            raise ConfigError("only a sandbox made with keep=True can be left running")
+        procs = [*self.processes.values(), *self.services.values()]
+        manifest = {"database": self.database, "admin_url": self.admin_url, "procs": [p.to_json() for p in procs]}
+        (self.workdir / self.MANIFEST).write_text(json.dumps(manifest, indent=2))
+        env_file = self.workdir / self.ENV_FILE
+        lines = [f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()) if k.startswith("EVMON_")]
+        env_file.write_text("\n".join(lines) + "\n")
+        env_file.chmod(0o600)  # it may hold the database password
+        self.detached = True
+        return env_file
+
+    @classmethod
+    def remove(cls, workdir: Path) -> str:
+        """Stop a kept sandbox's processes, drop its database and delete its folder."""
+        workdir = Path(workdir)
+        manifest_path = workdir / cls.MANIFEST
+        if not manifest_path.exists():
+            raise ConfigError(f"{workdir} holds no kept sandbox ({cls.MANIFEST} is missing)")
+        manifest = json.loads(manifest_path.read_text())
+        stop_all([Proc(**p) for p in manifest["procs"]], timeout_s=15)
+        admin = sa.create_engine(manifest["admin_url"], isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{manifest["database"]}" WITH (FORCE)')
+        finally:
+            admin.dispose()
+        shutil.rmtree(workdir)
+        return manifest["database"]
+
     # --- processes --------------------------------------------------------------------------
 
     @property
@@ -121,7 +171,7 @@ class Sandbox:
 
     def start(self, name: str, *args: str) -> Proc:
         self.commands[name] = list(args)
-        proc = spawn(name, evmonitor_cmd(*args), log_dir=self.logs, env=self.env, die_with_parent=True)
+        proc = spawn(name, evmonitor_cmd(*args), log_dir=self.logs, env=self.env, die_with_parent=not self.keep)
         self.processes[name] = proc
         return proc
 
@@ -161,7 +211,7 @@ class Sandbox:
 
     def restart(self, name: str) -> Proc:
         if name == "redis":
-            self.services["redis"] = start_redis(self.redis_port, self.logs, die_with_parent=True)
+            self.services["redis"] = start_redis(self.redis_port, self.logs, die_with_parent=not self.keep)
             return self.services["redis"]
         if name not in self.commands:
             raise ConfigError(f"{name} was never started in this sandbox")
