@@ -9,6 +9,7 @@
     faults        connector faults, offline stations, maintenance flags, availability
     daily_report  the daily report, from the database (rendered by `evmonitor.reports`)
     stations, deadletters   the charging-stations and charging-deadletters indices
+    retention     drops what is older than the EVMON_RETENTION_* settings
     alerts, days  pure rules; alert_store, indexes: their storage
 
 Beat never imports `workers`: the Celery app composes both.
@@ -21,6 +22,7 @@ from beat.runner import (
     do_deadletters,
     do_faults,
     do_prune_batch_markers,
+    do_retention,
     do_rollups,
     do_stale_sessions,
     do_stations,
@@ -38,6 +40,7 @@ __all__ = [
     "do_deadletters",
     "do_faults",
     "do_prune_batch_markers",
+    "do_retention",
     "do_rollups",
     "do_stale_sessions",
     "do_stations",

@@ -22,6 +22,7 @@ __all__ = [
     "index_deadletters",
     "mark_stale_sessions",
     "prune_batch_markers",
+    "apply_retention",
     "rollup_hours",
     "track_faults",
     "index_stations",
@@ -91,3 +92,9 @@ def prune_batch_markers(self: Task, now: str | None = None) -> dict[str, Any]:
 def daily_report(self: Task, now: str | None = None, day: str | None = None, force: bool = False) -> dict[str, Any]:
     """Build the daily report of `day` (default: yesterday in the configured time zone)."""
     return runner.do_daily_report(_context(self.app), _now(now), date.fromisoformat(day) if day else None, force=force)
+
+
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.apply_retention")
+def apply_retention(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Drop event indices, status history, closed alerts and hourly rollups past the retention settings."""
+    return runner.do_retention(_context(self.app), _now(now))

@@ -16,6 +16,7 @@ from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
+from beat.retention import apply_retention
 from beat.rollups import refresh_rollups
 from beat.stale import mark_stale_sessions
 from beat.stations import sync_stations
@@ -30,6 +31,7 @@ __all__ = [
     "do_deadletters",
     "do_faults",
     "do_prune_batch_markers",
+    "do_retention",
     "do_rollups",
     "do_stale_sessions",
     "do_stations",
@@ -113,6 +115,10 @@ def do_prune_batch_markers(ctx: Context, now: datetime) -> dict[str, Any]:
     return {"deleted": deleted.rowcount}
 
 
+def do_retention(ctx: Context, now: datetime) -> dict[str, Any]:
+    return apply_retention(ctx.engine, ctx.search, ctx.settings, now)
+
+
 def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, force: bool = False) -> dict[str, Any]:
     """Bring rollups and alerts up to date for `day` (default: yesterday, local), then build it."""
     day = day or previous_day(now, ctx.settings.zone)
@@ -131,5 +137,6 @@ def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
         "stations": do_stations(ctx, now),
         "deadletters": do_deadletters(ctx),
         "batch_markers": do_prune_batch_markers(ctx, now),
+        "retention": do_retention(ctx, now),
         "daily_report": do_daily_report(ctx, now),
     }

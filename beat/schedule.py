@@ -31,6 +31,7 @@ INTERVAL_JOBS: dict[str, tuple[str, str]] = {
     "stations": (TASK_PREFIX + "index_stations", "alerts_interval_s"),
     "deadletters": (TASK_PREFIX + "index_deadletters", "deadletter_interval_s"),
     "batch-markers": (TASK_PREFIX + "prune_batch_markers", "batch_marker_retention_s"),
+    "retention": (TASK_PREFIX + "apply_retention", "retention_interval_s"),
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from evmonitor.errors import ConfigError
@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     deadletter_consumer_group: str = "evmonitor-deadletter-indexer"
     deadletter_batch_max: int = Field(2000, ge=1)
 
+    # --- retention (beat): what is older than this is dropped ---
+    retention_events_days: int = Field(90, ge=1, description="daily event indices and status history kept this many days")
+    retention_alerts_days: int = Field(365, ge=1, description="closed alerts kept this many days")
+    retention_hourly_days: int = Field(400, ge=1, description="hourly rollups kept this many days (daily ones are kept)")
+    retention_sessions_days: int = Field(0, ge=0, description="sessions kept this many days after they end (0: forever)")
+    retention_interval_s: float = Field(3600.0, gt=0, description="how often the retention job runs")
+
     # --- search ---
     index_prefix: str = "charging-events"
 
@@ -126,6 +133,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"not an IANA time zone: {value!r} (for example Europe/Amsterdam)") from None
         return value
+
+    @model_validator(mode="after")
+    def _history_outlives_lookback(self) -> "Settings":
+        # fault and availability jobs redraw alerts from the status history within the lookback
+        if self.retention_events_days * 86400 <= self.alert_lookback_s:
+            raise ValueError(
+                "EVMON_RETENTION_EVENTS_DAYS must keep more than EVMON_ALERT_LOOKBACK_S of status history "
+                f"({self.retention_events_days} days <= {self.alert_lookback_s:.0f} s)"
+            )
+        return self
 
     # --- derived values (computed from the fields above, never set separately) ---
 
@@ -177,7 +194,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = "EVMON_" + "__".join(str(part) for part in error["loc"][:1]).upper()
+            if not error["loc"]:  # a rule across settings: its message names them
+                problems.append(error["msg"].removeprefix("Value error, "))
+                continue
+            name = "EVMON_" + str(error["loc"][0]).upper()
             value = error.get("input")
             shown = f"={value!r}" if isinstance(value, (str, int, float)) else ""
             problems.append(f"{name}{shown}: {error['msg']}")

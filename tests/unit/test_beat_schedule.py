@@ -24,6 +24,7 @@ def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_repor
         "evmonitor.maintenance.index_stations",
         "evmonitor.maintenance.index_deadletters",
         "evmonitor.maintenance.prune_batch_markers",
+        "evmonitor.maintenance.apply_retention",
         "evmonitor.maintenance.daily_report",
     }
     assert schedule["rollups"]["schedule"] == timedelta(seconds=30)
@@ -53,8 +54,19 @@ def test_derived_maintenance_values_follow_the_fields():
 
 
 @pytest.mark.parametrize("bad", [{"report_time": "6am"}, {"report_time": "24:00"}, {"timezone": "Mars/Olympus"},
-                                 {"offline_after_heartbeats": 0}])  # fmt: skip
+                                 {"offline_after_heartbeats": 0}, {"retention_events_days": 3}])  # fmt: skip
 def test_maintenance_settings_refuse_nonsense_at_start(bad):
     """A bad report time, zone or threshold fails when settings are read, not at 06:00."""
     with pytest.raises(ValidationError):
         Settings(_env_file=None, **bad)
+
+
+def test_only_our_daily_event_indices_past_the_cutoff_expire():
+    """Retention picks `<prefix>-YYYY.MM.DD` before the cut-off day, never other or malformed names."""
+    from datetime import date
+
+    from beat.retention import expired_event_indices
+
+    names = ["charging-events-2026.08.31", "charging-events-2026.09.01", "charging-events-2026.11.30",
+             "charging-events-2026.02.30", "charging-events-extra", "charging-alerts", "other-2020.01.01"]  # fmt: skip
+    assert expired_event_indices(names, "charging-events", date(2026, 9, 1)) == ["charging-events-2026.08.31"]
