@@ -7,6 +7,7 @@ Library code never reads `os.environ`: entry points (CLI, Celery app, bridge) ca
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import time, timedelta
 from pathlib import Path
@@ -66,6 +67,14 @@ class Settings(BaseSettings):
     max_meter_wh: int = 10**12
     max_price_eur_per_kwh: float = 10.0
     id_tag_hash_key: str = Field("", description="HMAC key for id_tag hashes (empty: plain SHA-256)")
+
+    # --- Celery: whose tasks are whose ---
+    stack_id: str = Field(
+        "",
+        description="prefixes this pipeline's keys in Redis (queues, unacknowledged tasks), so tasks published by "
+        "one stack are never run by another's workers; default: derived from EVMON_KAFKA_BOOTSTRAP and "
+        "EVMON_DATABASE_URL (`evmonitor up` gives a stack whose Kafka keeps its log in memory a new one each start)",
+    )
 
     # --- workers ---
     worker_prefetch: int = Field(2, ge=1)
@@ -174,6 +183,12 @@ class Settings(BaseSettings):
     @property
     def lookback(self) -> timedelta:
         return timedelta(seconds=self.alert_lookback_s)
+
+    @property
+    def broker_key_prefix(self) -> str:
+        """The prefix of every Redis key Celery uses for this stack (see `stack_id`)."""
+        stack = self.stack_id or hashlib.sha256(f"{self.kafka_bootstrap}|{self.database_url}".encode()).hexdigest()[:12]
+        return f"evmonitor:{stack}:"
 
     @property
     def sqlalchemy_url(self) -> str:

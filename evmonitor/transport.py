@@ -36,7 +36,12 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=settings.worker_prefetch,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # every key (queues, the unacked hash) carries the stack's prefix: a worker of another stack
+        # sharing this Redis never sees, runs or restores our tasks (docs/delivery.md)
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "global_keyprefix": settings.broker_key_prefix,
+        },
         broker_connection_retry_on_startup=True,
         task_queues=[KombuQueue(name) for name in Queue],
         task_default_queue=Queue.MAINTENANCE,

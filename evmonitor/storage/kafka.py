@@ -32,7 +32,7 @@ def translate_errors() -> Iterator[None]:
 
 def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = ()) -> list[str]:
     """Create the event and dead-letter topics that do not exist yet; return the created ones."""
-    wanted = list(topics) or [*EVENT_TOPICS, Topic.DEADLETTER]
+    wanted = [str(t) for t in topics] or [str(t) for t in (*EVENT_TOPICS, Topic.DEADLETTER)]
     with translate_errors():
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
         try:

@@ -32,13 +32,14 @@ def test_with_workers_down_the_bridge_pauses_instead_of_filling_redis(pipeline):
     events = many_sessions(100)  # 500 events = 25 batches of 20
     targets = pipeline.publish(as_messages(events))
     queues = redis.Redis.from_url(pipeline.settings.broker_url)
-    wait_for(lambda: queues.llen("persist") >= 3, timeout_s=30, what="three batches queued")
+    persist, index = (pipeline.settings.broker_key_prefix + queue for queue in ("persist", "index"))
+    wait_for(lambda: queues.llen(persist) >= 3, timeout_s=30, what="three batches queued")
     watch = CommitWatch(pipeline.settings, targets)
     try:
         behind_before = watch.behind()
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:  # observe for a while: the queue must not grow
-            assert queues.llen("persist") <= 3 and queues.llen("index") <= 3
+            assert queues.llen(persist) <= 3 and queues.llen(index) <= 3
             time.sleep(0.2)
         assert watch.behind() == behind_before == len(events)
     finally:
