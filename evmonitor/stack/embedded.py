@@ -177,7 +177,7 @@ def start_postgres(port: int, state_dir: Path, host: str = "127.0.0.1") -> Proc:
         result = subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                                  "-E", "UTF8", "--no-instructions"], capture_output=True, text=True)  # fmt: skip
         if result.returncode != 0:
-            raise ConfigError(f"initdb failed: {result.stderr.strip()[-500:]}")
+            raise ConfigError(f"initdb failed: {' / '.join(result.stderr.strip().splitlines()[-3:])[-500:]}")
     cmd = [*as_user, str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
            "-c", f"listen_addresses={host}"]  # fmt: skip
     proc = spawn("postgres", cmd, log_dir=Path(state_dir) / "logs", address=f"{host}:{port}")

@@ -113,7 +113,9 @@ def _files(root: Path, parts: Iterable[str]) -> Iterable[Path]:
     for part in parts:
         for folder, dirs, files in os.walk(root / part):
             dirs.sort()
-            for name in sorted(files):
+            # a link to a folder is listed among the folders, not followed: copied as a link all the same
+            links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+            for name in sorted([*files, *links]):
                 yield Path(folder, name)
 
 
