@@ -180,16 +180,21 @@ def simulate(
 
 @app.command()
 def up(
-    detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything runs; stop with `evmonitor down`."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything is ready; stop with `evmonitor down`."),
     simulate_live: bool = typer.Option(False, "--simulate", help="Also run the simulator in live mode."),
-    speed: float = typer.Option(60.0, help="With --simulate: live speed factor."),
-    stations: int = typer.Option(50, help="With --simulate: stations."),
+    speed: float = typer.Option(60.0, min=0.01, help="With --simulate: live speed factor."),
+    stations: int = typer.Option(50, min=1, help="With --simulate: stations."),
 ) -> None:
-    """Start the embedded stack (what is not already reachable) and the pipeline's processes."""
+    """Start the embedded stack (what is not already reachable) and the pipeline's processes.
+
+    Returns (with --detach) or starts watching once every process is ready. A stack that is
+    already running is joined, never duplicated; Ctrl-C then leaves it running.
+    """
     from evmonitor.stack.supervisor import Stack, wait_until_stopped
 
     settings = _settings()
     stack = Stack(settings, say=console.print)
+    attached = stack.running()
     sim_args = ["--speed", str(speed), "--stations", str(stations)]
     started = stack.up(with_simulator=simulate_live, simulator_args=sim_args)
     console.print(f"started: {', '.join(started) or 'nothing (all running)'}")
@@ -200,13 +205,17 @@ def up(
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return
-    console.print("running; Ctrl-C stops everything")
+    if attached:
+        console.print("joined a stack that was already running: Ctrl-C leaves it running (`evmonitor down` stops it)")
+    else:
+        console.print("running; Ctrl-C stops everything")
     try:
         wait_until_stopped(stack)
     except KeyboardInterrupt:
-        console.print("stopping ...")
+        console.print("leaving the stack running" if attached else "stopping ...")
     finally:
-        stack.down()
+        if not attached:
+            stack.down()
 
 
 @app.command()
@@ -224,22 +233,40 @@ def _print_status(items: list[dict]) -> None:
         table.add_column(col)
     for item in items:
         health = "[green]up[/]" if item["healthy"] else "[red]down[/]"
-        owner = "" if item["owned"] else " (found)"
+        owner = "" if item["owned"] or item["kind"] == "process" else " (found)"
         table.add_row(item["name"] + owner, str(item["pid"] or "-"), item["address"] or "-", health, item["log"] or "-")
-    console.print(table)
+    out.print(table)
 
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Show each component: pid, address, health. Exit 1 if any is down."""
+    """Each component (pid, address, health), the configured services, and data health.
+
+    Data health: consumer lag, age of the newest event, dead letters, open alerts. Tables go to
+    stdout. Exit 1 if the pipeline is not running or any part of it is down.
+    """
+    from evmonitor.stack.health import data_health
     from evmonitor.stack.supervisor import Stack
 
-    items = Stack(_settings()).status()
+    stack = Stack(_settings())
+    items = stack.status()
+    processes = [item for item in items if item["kind"] == "process"]
+    services_up = all(item["healthy"] for item in items if item["kind"] == "service")
+    health = data_health(stack.settings) if services_up else []
     if as_json:
-        out.print_json(data={"components": items})
+        out.print_json(data={"components": items, "data": dict(health)})
     else:
-        _print_status(items) if items else console.print("nothing is running (start with `evmonitor up`)")
-    if any(not item["healthy"] for item in items):
+        _print_status(items)
+        if health:
+            table = Table(title="data health")
+            table.add_column("figure")
+            table.add_column("value")
+            for name, value in health:
+                table.add_row(name, value)
+            out.print(table)
+    if not processes:
+        console.print("nothing is running (start with `evmonitor up`)")
+    if not processes or any(not item["healthy"] for item in items):
         raise typer.Exit(1)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from evmonitor.errors import ConfigError
 from evmonitor.names import SinkName, Topic
 
-__all__ = ["REPO_ROOT", "Settings", "load_settings"]
+__all__ = ["REPO_ROOT", "Settings", "default_state_dir", "load_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +119,10 @@ class Settings(BaseSettings):
     index_prefix: str = "charging-events"
 
     # --- embedded stack ---
-    state_dir: Path = Path(".evmonitor")
+    state_dir: Path = Field(
+        default_factory=lambda: default_state_dir(),
+        description="the embedded stack's state, logs and reports: one place whatever the current directory",
+    )
     sql_dir: Path = REPO_ROOT / "sql"
     timezone: str = Field("UTC", description="IANA zone of local days in rollups, availability and reports")
 
@@ -132,6 +136,12 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("state_dir", mode="after")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        # `status`, `down` and `up` from any directory must see the same stack
+        return value.expanduser().absolute()
 
     @field_validator("timezone")
     @classmethod
@@ -196,6 +206,12 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg2://" + url.split("://", 1)[1]
         return url
+
+
+def default_state_dir() -> Path:
+    """Per user: `$XDG_STATE_HOME/evmonitor`, else `~/.local/state/evmonitor`."""
+    base = os.environ.get("XDG_STATE_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "state") / "evmonitor"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,7 +2,7 @@
 
 The demo runs on a sandbox of its own (`evmonitor.stack.sandbox`): its own Kafka (tansu), search
 server (osmem) and Redis on free ports, and a throw-away database on the server of
-`EVMON_ADMIN_DATABASE_URL`. So it can run any number of times, in any order, next to a live
+`EVMON_ADMIN_DATABASE_URL` (or, when no server answers there, an embedded PostgreSQL of its own). So it can run any number of times, in any order, next to a live
 network: the operator's database, queues, topics and indices are never read or written, and
 each run's ids are its own (`run_drain` mints a run id). `keep=True` leaves the sandbox running
 and says how to reach it and how to remove it.
@@ -43,7 +43,8 @@ def run_demo(
     run_id = new_run_id()
     workdir = Path(settings.state_dir).resolve() / "demo" / run_id[:8]
     console.print(f"demo: sandbox in {workdir} (its own Kafka, search server, Redis and database)")
-    with Sandbox(workdir, admin_url=settings.admin_database_url, keep=keep, timezone=settings.timezone) as sandbox:
+    with Sandbox(workdir, admin_url=settings.admin_database_url, keep=keep, embedded_postgres=True,
+                 timezone=settings.timezone) as sandbox:  # fmt: skip
         sandbox.start_workers((Queue.PERSIST, Queue.INDEX, Queue.MAINTENANCE))
         sandbox.start("beat", "beat")
         sandbox.start_bridge()
