@@ -78,6 +78,93 @@ def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> N
 
 
 @app.command()
+def gateway(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
+    """Run the OCPP 1.6J gateway on EVMON_OCPP_LISTEN (ws://HOST:PORT/ocpp/<chargePointId>).
+
+    SIGTERM: stop accepting, answer the messages in flight, close every connection with a reason.
+    """
+    from evmonitor.gateway.run import run
+
+    _logging(log_level)
+    run(_settings())
+
+
+chargers_app = typer.Typer(help="The chargers the OCPP gateway accepts (registry in PostgreSQL).", no_args_is_help=True)
+app.add_typer(chargers_app, name="chargers")
+
+
+def _registry():
+    from evmonitor.gateway.registry import Registry
+
+    settings = _settings()
+    return Registry.connect(settings.sqlalchemy_url, settings.sql_dir)
+
+
+@chargers_app.command("add")
+def chargers_add(
+    charger_id: str = typer.Argument(..., metavar="ID", help="The chargePointId (also the station_id of its events)."),
+    name: str = typer.Option(..., help="Display name."),
+    operator: str = typer.Option(..., help="Operator."),
+    city: str = typer.Option(..., help="City."),
+    lat: float = typer.Option(..., min=-90, max=90, help="Latitude."),
+    lon: float = typer.Option(..., min=-180, max=180, help="Longitude."),
+    max_power_kw: float = typer.Option(..., min=0.001, help="Maximum power in kW."),
+    connectors: int = typer.Option(..., min=1, max=99, help="Number of connectors."),
+    price: float = typer.Option(..., min=0, help="Price in EUR per kWh."),
+    password: Optional[str] = typer.Option(
+        None, help="Require HTTP Basic auth (OCPP security profile 1); stored only as a slow hash."
+    ),
+) -> None:
+    """Register a charger (or replace its registration): what OCPP does not carry, and its password."""
+    from evmonitor.gateway.mapping import ChargerProfile
+
+    if not 1 <= len(charger_id) <= 64 or "/" in charger_id:
+        raise ConfigError("a charger id has 1..64 characters and no '/'")
+    profile = ChargerProfile(charger_id, name, operator, city, lat, lon, max_power_kw, connectors, price)
+    registry = _registry()
+    try:
+        new = registry.add(profile, password)
+    finally:
+        registry.close()
+    settings = _settings()
+    console.print(f"{'registered' if new else 'updated'} {charger_id}"
+                  f"{' (password required)' if password else ''}: ws://{settings.ocpp_listen}/ocpp/{charger_id}")  # fmt: skip
+
+
+@chargers_app.command("list")
+def chargers_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """The registered chargers (whether a password is set, never the password)."""
+    registry = _registry()
+    try:
+        chargers = registry.list()
+    finally:
+        registry.close()
+    if as_json:
+        out.print_json(data=[c.to_json() for c in chargers])
+        return
+    table = Table("id", "name", "operator", "city", "lat", "lon", "max kW", "connectors", "EUR/kWh", "password")
+    for c in chargers:
+        p = c.profile
+        table.add_row(p.id, p.name, p.operator, p.city, f"{p.latitude:g}", f"{p.longitude:g}", f"{p.max_power_kw:g}",
+                      str(p.connector_count), f"{p.price_eur_per_kwh:.4f}", "yes" if c.password_hash else "no")  # fmt: skip
+    out.print(table)
+
+
+@chargers_app.command("remove")
+def chargers_remove(charger_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Unregister a charger: its next connection is refused (404). Its sessions stay."""
+    registry = _registry()
+    try:
+        removed = registry.remove(charger_id)
+    finally:
+        registry.close()
+    if not removed:
+        console.print(f"no charger {charger_id!r} is registered")
+        raise typer.Exit(1)
+    console.print(f"removed {charger_id}")
+
+
+@app.command()
 def worker(
     queues: str = typer.Option("persist,index", "--queues", "-Q", help="Comma-separated: persist, index, maintenance."),
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Pool processes."),
@@ -197,6 +284,7 @@ def up(
     flower = stack.extra.get("flower")
     if flower:
         console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
+    console.print(f"OCPP gateway: ws://{settings.ocpp_listen}/ocpp/<chargePointId>  (register chargers: `evmonitor chargers add`)")
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return

@@ -43,8 +43,9 @@ APP_COMPONENTS: dict[str, list[str]] = {
     "beat": ["beat"],
     "bridge": ["bridge"],
     "flower": ["flower"],
+    "gateway": ["gateway"],
 }
-StopOrder = ["simulator", "bridge", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
+StopOrder = ["simulator", "gateway", "bridge", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
              "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
@@ -161,6 +162,8 @@ class Stack:
             if current is not None and current.healthy():
                 continue
             address = f"http://127.0.0.1:{self.settings.flower_port}" if name == "flower" else ""
+            if name == "gateway":
+                address = f"ws://{self.settings.ocpp_listen}/ocpp/"
             proc = spawn(name, evmonitor_cmd(*args), log_dir=self.log_dir, env=env, address=address)
             self.components[name] = Component(name, "process", address, owned=True, proc=proc)
             started.append(name)

@@ -1,0 +1,132 @@
+"""`evmonitor gateway` and `evmonitor chargers` as processes, end to end into PostgreSQL and Elasticsearch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from ocpp.v16 import call
+from ocpp.v16.enums import ChargePointErrorCode as OcppErrorCode
+from ocpp.v16.enums import ChargePointStatus as OcppStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from evmonitor.gateway.mapping import session_id
+from evmonitor.stack.embedded import evmonitor_cmd
+from evmonitor.stack.procs import free_port, wait_for
+from tests.integration.ocpp_charger import charger, ocpp_time
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+TAG, PASSWORD = "RFID-0xC0FFEE", "pw-Kq8!z"
+
+
+def cli(pipeline: Any, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(evmonitor_cmd(*args), env=pipeline.env, capture_output=True, text=True, timeout=60)
+
+
+def start_gateway(pipeline: Any) -> int:
+    port = free_port()
+    pipeline.settings = pipeline.settings.model_copy(update={"ocpp_listen": f"127.0.0.1:{port}"})
+    before = pipeline.log("gateway").count("listening on")
+    pipeline.start("gateway", "gateway")
+    wait_for(lambda: pipeline.log("gateway").count("listening on") > before, timeout_s=30,
+             what="the gateway to listen", hint=f"Logs: {pipeline.logs}")  # fmt: skip
+    return port
+
+
+def add_charger(pipeline: Any, charger_id: str, *extra: str) -> subprocess.CompletedProcess:
+    done = cli(pipeline, "chargers", "add", charger_id, "--name", "Marktplatz", "--operator", "Stadtwerke",
+               "--city", "Leipzig", "--lat", "51.34", "--lon", "12.37", "--max-power-kw", "50", "--connectors", "2",
+               "--price", "0.39", *extra)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def meter(at: datetime, value: str, unit: str | None = None) -> dict[str, Any]:
+    sample = {"value": value, **({"unit": unit} if unit else {})}
+    return {"timestamp": ocpp_time(at), "sampled_value": [sample]}
+
+
+def test_a_charger_session_through_the_gateway_process_is_exact_in_postgresql_and_searchable(pipeline):
+    """Retried start, Wh/kWh/no-unit readings, a reconnect mid-session: one session, exact kWh and EUR."""
+    add_charger(pipeline, "CP-E2E", "--password", PASSWORD)
+    listed = json.loads(cli(pipeline, "chargers", "list", "--json").stdout)
+    assert [(c["id"], c["password"], c["price_eur_per_kwh"]) for c in listed] == [("CP-E2E", True, 0.39)]
+    pipeline.start_workers()
+    pipeline.start_bridge()
+    port = start_gateway(pipeline)
+    start = call.StartTransaction(connector_id=1, id_tag=TAG, meter_start=12_345,
+                                  timestamp=ocpp_time(NOW - timedelta(minutes=40)))  # fmt: skip
+
+    async def scenario() -> int:
+        async with charger(port, "CP-E2E", password=PASSWORD) as cp:
+            await cp.call(call.BootNotification(charge_point_model="AC22", charge_point_vendor="Keba"))
+            await cp.call(call.StatusNotification(connector_id=1, error_code=OcppErrorCode.no_error, status=OcppStatus.charging))
+            tx = (await cp.call(start)).transaction_id
+            assert (await cp.call(start)).transaction_id == tx  # the charger retried: same transaction
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+                meter(NOW - timedelta(minutes=30), "15000", "Wh"), meter(NOW - timedelta(minutes=20), "20.5", "kWh")]))
+        # the connection drops mid-session; the charger comes back and carries on
+        async with charger(port, "CP-E2E", password=PASSWORD) as cp:
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+                meter(NOW - timedelta(minutes=20), "20.5", "kWh"), meter(NOW - timedelta(minutes=10), "25000")]))
+            await cp.call(call.StopTransaction(meter_stop=27_890, timestamp=ocpp_time(NOW), transaction_id=tx, id_tag=TAG))
+        return tx
+
+    tx = asyncio.run(scenario())
+    sid = session_id("CP-E2E", tx)
+
+    def completed() -> bool:
+        rows = pipeline.sql("SELECT status FROM charging_sessions WHERE id = :id", id=sid)
+        return bool(rows) and rows[0].status == "completed"
+
+    wait_for(completed, timeout_s=90, what="the session in PostgreSQL", hint=f"Logs: {pipeline.logs}")
+    (session,) = pipeline.sql("SELECT * FROM charging_sessions")
+    # (27890 - 12345) Wh = 15.545 kWh; 15.545 * 0.39 = 6.06255 -> 6.06 EUR
+    assert (session.energy_delivered_kwh, session.cost_eur, session.connector_id) == (Decimal("15.545"), Decimal("6.06"), 1)
+    assert session.id_tag_hash and TAG not in session.id_tag_hash
+    (station,) = pipeline.sql("SELECT * FROM charging_stations")
+    assert (station.id, station.name, station.city, station.vendor, station.model) == ("CP-E2E", "Marktplatz", "Leipzig", "Keba", "AC22")
+
+    # boot, status, start, 3 readings, stop, and one "offline" per closed connection: each once
+    search = pipeline.search()
+
+    def indexed() -> bool:
+        search.refresh()
+        return search.count() == 9
+
+    wait_for(indexed, timeout_s=60, what="9 documents in the index", hint=f"Logs: {pipeline.logs}")
+    docs = pipeline.http("GET", "/charging-events*/_search?size=100")["hits"]["hits"]
+    assert sum(d["_source"]["event_type"] == "session_progress" for d in docs) == 3
+    everything = json.dumps(docs) + pipeline.log("gateway") + json.dumps(listed)
+    everything += json.dumps([list(r) for r in pipeline.sql("SELECT * FROM gateway_chargers")], default=str)
+    assert TAG not in everything and PASSWORD not in everything
+
+
+def test_the_gateway_process_refuses_removed_chargers_and_closes_with_a_reason_on_sigterm(pipeline):
+    """`chargers remove` -> 404; SIGTERM -> connected chargers get 1001 with a reason, the process exits 0."""
+    add_charger(pipeline, "CP-GONE")
+    add_charger(pipeline, "CP-STAY")
+    assert cli(pipeline, "chargers", "remove", "CP-GONE").returncode == 0
+    assert cli(pipeline, "chargers", "remove", "CP-GONE").returncode == 1
+    port = start_gateway(pipeline)
+
+    async def scenario() -> tuple[int, int | None, str | None]:
+        with pytest.raises(InvalidStatus) as refused:
+            async with charger(port, "CP-GONE"):
+                pass
+        async with charger(port, "CP-STAY") as cp:
+            await cp.call(call.Heartbeat())
+            assert await asyncio.to_thread(pipeline.stop, "gateway", timeout_s=30)  # SIGTERM; graceful exit
+            with pytest.raises(ConnectionClosed):
+                await cp.call(call.Heartbeat())
+            ws = cp._connection
+            return refused.value.response.status_code, ws.close_code, ws.close_reason
+
+    status, code, reason = asyncio.run(scenario())
+    assert (status, code, reason) == (404, 1001, "gateway shutting down")
+    assert "gateway: stopped" in pipeline.log("gateway")
