@@ -79,7 +79,7 @@ def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> N
 
 @app.command()
 def gateway(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
-    """Run the OCPP 1.6J gateway on EVMON_OCPP_LISTEN (ws://HOST:PORT/ocpp/<chargePointId>).
+    """Run the OCPP 1.6J gateway on EVMON_OCPP_LISTEN: chargers connect to ws://HOST:PORT/ocpp/ID.
 
     SIGTERM: stop accepting, answer the messages in flight, close every connection with a reason.
     """

