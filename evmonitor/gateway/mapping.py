@@ -30,7 +30,14 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from evmonitor.contract import SCHEMA_VERSION, ChargePointErrorCode, ChargePointStatus, EventType, StopReason
+from evmonitor.contract import (
+    SCHEMA_VERSION,
+    ChargePointErrorCode,
+    ChargePointStatus,
+    EventType,
+    StopReason,
+    hash_id_tag,
+)
 from evmonitor.errors import InvalidEvent, Reason
 
 __all__ = [
@@ -365,8 +372,13 @@ def transaction_id_of(payload: Any) -> int | None:
         return None
 
 
-def session_started_event(start: StartRequest, transaction: Transaction) -> dict[str, Any]:
-    """StartTransaction -> `session_started`. The id tag goes in clear: the contract hashes it on entry."""
+def session_started_event(start: StartRequest, transaction: Transaction, *, id_tag_key: bytes = b"") -> dict[str, Any]:
+    """StartTransaction -> `session_started`.
+
+    The id tag leaves the gateway only as its keyed hash (`hash_id_tag`), so not even Kafka holds
+    it in clear; the contract hashes the `id_tag` field once more on entry, which keeps one
+    stable pseudonym per tag.
+    """
     eid = event_id(transaction.charger_id, "StartTransaction", transaction.id)
     event = _envelope(EventType.SESSION_STARTED, transaction.charger_id, start.timestamp, eid)
     event.update(
@@ -374,7 +386,7 @@ def session_started_event(start: StartRequest, transaction: Transaction) -> dict
         connector_id=start.connector_id,
         meter_start_wh=start.meter_start_wh,
         price_eur_per_kwh=transaction.price_eur_per_kwh,
-        id_tag=start.id_tag,
+        id_tag=hash_id_tag(start.id_tag, id_tag_key),
     )
     return event
 

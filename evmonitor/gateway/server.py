@@ -348,7 +348,7 @@ class _ChargerSession(ChargePoint):
             started_at=start.timestamp,
             price_eur_per_kwh=charger.profile.price_eur_per_kwh,
         )
-        await self._publish([mapping.session_started_event(start, transaction)])
+        await self._publish([mapping.session_started_event(start, transaction, id_tag_key=self.gateway.id_tag_hash_key)])
         return call_result.StartTransaction(
             transaction_id=transaction.id, id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted)
         )
