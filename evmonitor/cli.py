@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
@@ -226,6 +227,22 @@ def flower() -> None:
 # --- simulator --------------------------------------------------------------------------------
 
 
+class Via(StrEnum):
+    """How the simulated fleet reaches the pipeline."""
+
+    KAFKA = "kafka"  # events straight into the topics
+    OCPP = "ocpp"  # as OCPP 1.6J chargers through the gateway (EVMON_OCPP_LISTEN)
+
+
+_VIA_HELP = "kafka: events straight into the topics; ocpp: the stations connect as OCPP chargers to the gateway."
+
+
+def _check_via_ocpp(via: Via, **kafka_only: object) -> None:
+    used = [name for name, value in kafka_only.items() if value]
+    if via is Via.OCPP and used:
+        raise ConfigError(f"--via ocpp sends what chargers send, in order and well-formed: drop {', '.join(used)}")
+
+
 @app.command()
 def simulate(
     stations: int = typer.Option(50, min=1, help="Stations in the fleet."),
@@ -241,6 +258,7 @@ def simulate(
     reorder: bool = typer.Option(False, help="Send each session's events in random order."),
     meter_interval: float = typer.Option(300, help="Seconds between meter readings of a session."),
     ground_truth: Optional[Path] = typer.Option(None, help="Write the ground truth JSON here."),
+    via: Via = typer.Option(Via.KAFKA, "--via", help=_VIA_HELP),
 ) -> None:
     """Feed the configured Kafka with a simulated fleet (drain mode by default, --live for real time).
 
@@ -250,7 +268,13 @@ def simulate(
     from evmonitor.stack.simulate import run_drain, run_live_until_stopped
 
     settings = _settings()
-    if live:
+    _check_via_ocpp(via, **{"--live": live, "--bad-ratio": bad_ratio, "--reorder": reorder})
+    if via is Via.OCPP:
+        from evmonitor.stack.ocpp_fleet import run_drain_ocpp
+
+        truth, _ = run_drain_ocpp(settings, stations=stations, sessions=sessions, seed=seed,
+                                  duplicate_ratio=duplicate_ratio, meter_interval_s=meter_interval, say=console.print)  # fmt: skip
+    elif live:
         truth = run_live_until_stopped(settings, stations=stations, seed=seed, speed=speed, duration_s=duration,
                                        run_id=run_id, say=console.print)  # fmt: skip
     else:
@@ -343,6 +367,7 @@ def demo(
     timeout: float = typer.Option(900, min=1, help="Seconds to wait for the pipeline to drain."),
     keep: bool = typer.Option(False, "--keep", help="Leave the sandbox running afterwards (it says how to reach and remove it)."),
     remove: Optional[Path] = typer.Option(None, "--remove", metavar="DIR", help="Throw away a sandbox that --keep left running, and exit."),
+    via: Via = typer.Option(Via.KAFKA, "--via", help=_VIA_HELP),
 ) -> None:
     """Reconcile a simulated day end to end, on a sandbox of its own; exit 0 only if exact.
 
@@ -358,10 +383,11 @@ def demo(
     if remove is not None:
         remove_demo(remove, console)
         return
+    _check_via_ocpp(via, **{"--bad-ratio": bad_ratio, "--reorder": reorder})
     ok = run_demo(
         settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
         duplicate_ratio=duplicate_ratio, reorder=reorder, ground_truth=ground_truth, timeout_s=timeout,
-        keep=keep, console=console,
+        keep=keep, console=console, via=str(via),
     )  # fmt: skip
     raise typer.Exit(0 if ok else 1)
 

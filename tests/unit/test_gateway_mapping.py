@@ -179,3 +179,22 @@ def test_passwords_are_slow_salted_hashes():
     assert stored.startswith("scrypt$") and "pw" not in stored.split("$", 4)[-1]
     assert verify_password("pw", stored) and not verify_password("px", stored) and not verify_password("pw", "junk")
     assert hash_password("pw") != stored
+
+
+def test_the_ocpp_fleet_sends_registers_in_wh_kwh_and_without_unit_that_map_back_exactly():
+    """The simulator's MeterValues rotate Wh, kWh and no unit; the gateway's mapping reads each to the planned Wh."""
+    from ocpp.charge_point import serialize_as_dict, snake_to_camel_case
+
+    from evmonitor.stack.ocpp_fleet import to_call
+
+    planned = {"event_type": "session_progress", "timestamp": "2026-03-01T11:50:00.250Z", "station_id": "CP-1",
+               "session_id": "s", "connector_id": 2, "meter_wh": 123_456_789, "power_kw": 7.36, "soc_percent": 55.5,
+               "voltage_v": 230.0, "current_a": 32.0}  # fmt: skip
+    units = set()
+    for index in range(3):
+        payload = snake_to_camel_case(serialize_as_dict(to_call(planned, transaction_id=7, index=index)))
+        payload = {k: v for k, v in payload.items() if v is not None}
+        units.add(payload["meterValue"][0]["sampledValue"][0].get("unit"))
+        event = progress(payload)
+        assert (event["meter_wh"], event["power_kw"], event["soc_percent"], event["connector_id"]) == (123_456_789, 7.36, 55.5, 2)
+    assert units == {"Wh", "kWh", None}
