@@ -34,12 +34,12 @@ from evmonitor.contract import EventType
 from evmonitor.gateway.mapping import ChargerProfile, session_id
 from evmonitor.gateway.registry import Registry
 from evmonitor.names import EVENT_TOPICS
-from evmonitor.simulator.plan import default_window, plan_drain
+from evmonitor.simulator.plan import Plan, default_window, plan_drain
 from evmonitor.simulator.truth import GroundTruth, iso_window
 from evmonitor.stack.reconcile import SentOffsets
 from evmonitor.storage.kafka import ensure_topics
 
-__all__ = ["OcppRun", "drive_fleet", "profile_of", "run_drain_ocpp", "to_call"]
+__all__ = ["OcppDrain", "OcppRun", "drive_fleet", "highwaters", "profile_of", "run_drain_ocpp", "to_call"]
 
 # kWh, Wh and no unit in turn: the gateway must read all three to the same register
 _ENERGY_UNITS = ("Wh", "kWh", None)
@@ -192,7 +192,7 @@ class _Session:
             try:
                 cp = await self._open()
                 self.run.calls += 1
-                return await cp.call(request, suppress=False)
+                return await self._answer(cp, request)
             except (OCPPError, OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 404):
                     raise  # not registered: retrying will not help
@@ -204,16 +204,31 @@ class _Session:
                 await asyncio.sleep(delay)  # a charger's resend interval, growing while the gateway is away
                 delay = min(delay * 2, 2.0)
 
+    async def _answer(self, cp: _Charger, request: Any) -> Any:
+        """The answer to `request`, or ConnectionError as soon as the connection drops (not after the 30 s timeout)."""
+        assert self._task is not None
+        pending = asyncio.ensure_future(cp.call(request, suppress=False))
+        await asyncio.wait({pending, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if pending.done():
+            return pending.result()
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pending
+        raise ConnectionError(f"{self.station_id}: connection closed before the answer")
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._ws is not None:
+            if self._ws.state.name == "OPEN":
+                # we hang up on a live gateway: it reports the station going offline. A
+                # connection that died with the gateway reported nothing.
+                self.run.events += 1
+                self.run.records += 1
             with contextlib.suppress(Exception):
                 await self._ws.close()
-            self.run.events += 1  # the gateway reports the closed connection as the station going offline
-            self.run.records += 1
         self._ws = self._cp = self._task = None
 
 
@@ -235,6 +250,84 @@ def highwaters(bootstrap: str, topics: tuple[str, ...] = EVENT_TOPICS, timeout_s
         return {(tp.topic, tp.partition): consumer.highwater(tp) for tp in tps}
     finally:
         consumer.close(autocommit=False)
+
+
+class OcppDrain:
+    """A planned day run through the gateway, in steps a fault harness can interleave.
+
+    `register` puts the fleet in the gateway's registry; `run` drives it (blocking; safe to call
+    from another thread); `result` waits until Kafka holds every record the gateway made and
+    returns the ground truth and the offsets to wait for. `heartbeats=False` leaves heartbeats
+    out: a heartbeat whose answer is lost when the gateway dies may or may not have become an
+    event, which a harness that kills the gateway cannot count exactly.
+    """
+
+    def __init__(self, settings: Settings, plan: Plan, *, start: datetime, duplicate_ratio: float = 0.0,
+                 seed: int = 0, heartbeats: bool = True) -> None:  # fmt: skip
+        self.settings, self.plan, self.start = settings, plan, start
+        self.duplicate_ratio, self.seed = duplicate_ratio, seed
+        self.events = [json.loads(m.value) for m in plan.messages]
+        if not heartbeats:
+            self.events = [e for e in self.events if not e.get("heartbeat")]
+        self.by_station: dict[str, list[dict[str, Any]]] = {}
+        for event in self.events:
+            self.by_station.setdefault(event["station_id"], []).append(event)
+        self.answered = 0
+        self.run_result: OcppRun | None = None
+        self._before: dict[tuple[str, int], int] = {}
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.settings.ocpp_listen}/ocpp"
+
+    def register(self) -> None:
+        registry = Registry.connect(self.settings.sqlalchemy_url, self.settings.sql_dir)
+        try:
+            for event in self.events:
+                if event["event_type"] == EventType.STATION_BOOT:
+                    registry.add(profile_of(event))
+        finally:
+            registry.close()
+        ensure_topics(self.settings.kafka_bootstrap, self.settings.topic_partitions)
+        self._before = highwaters(self.settings.kafka_bootstrap)
+
+    def run(self, *, deadline_s: float = 1800.0, on_progress: Callable[[int, int], None] | None = None) -> OcppRun:
+        def counted(n: int) -> None:
+            self.answered += n
+            if on_progress is not None:
+                on_progress(self.answered, len(self.events))
+
+        self.run_result = asyncio.run(drive_fleet(self.url, self.by_station, duplicate_ratio=self.duplicate_ratio,
+                                                  seed=self.seed, deadline_s=deadline_s, on_call=counted))  # fmt: skip
+        return self.run_result
+
+    def result(self, timeout_s: float = 60.0) -> tuple[GroundTruth, SentOffsets]:
+        run = self.run_result
+        if run is None:
+            raise RuntimeError("run() first")
+        before = self._before
+        # the last "offline" records are published as the gateway sees the connections close
+        wanted = sum(before.values()) + run.records
+        limit = time.monotonic() + timeout_s
+        while sum((after := highwaters(self.settings.kafka_bootstrap)).values()) < wanted:
+            if time.monotonic() > limit:
+                raise TimeoutError(f"Kafka holds {sum(after.values()) - sum(before.values())} of the gateway's {run.records} records")
+            time.sleep(0.2)  # polling another process's progress
+        finished = datetime.now(timezone.utc)  # after the gateway stamped the last "offline"
+        sent = SentOffsets()
+        for tp, high in after.items():
+            if high > before.get(tp, 0):
+                sent.ranges[tp] = (before.get(tp, 0), high - 1)
+        by_session = self.plan.truth.by_session
+        truth = replace(
+            self.plan.truth,
+            by_session={session_id(t["station_id"], run.transactions[sid]): t for sid, t in by_session.items()},
+            valid_events=run.events,
+            messages=run.records,
+            duplicates=run.duplicates,
+            window=iso_window(self.start, finished),
+        )
+        return truth, sent
 
 
 def run_drain_ocpp(
@@ -259,51 +352,11 @@ def run_drain_ocpp(
     start, end = default_window(now)
     plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=start, end=end,
                       meter_interval_s=meter_interval_s, now=now)  # fmt: skip
-    planned = [json.loads(m.value) for m in plan.messages]
-    by_station: dict[str, list[dict[str, Any]]] = {}
-    for event in planned:
-        by_station.setdefault(event["station_id"], []).append(event)
-    registry = Registry.connect(settings.sqlalchemy_url, settings.sql_dir)
-    try:
-        for event in planned:
-            if event["event_type"] == EventType.STATION_BOOT:
-                registry.add(profile_of(event))
-    finally:
-        registry.close()
-    ensure_topics(settings.kafka_bootstrap, settings.topic_partitions)
-    before = highwaters(settings.kafka_bootstrap)
-    url = f"ws://{settings.ocpp_listen}/ocpp"
-    say(f"simulator: {stations} stations as OCPP chargers at {url}/<id>, {sessions} sessions, {len(planned)} messages")
-    total = len(planned)
-    done = 0
-
-    def counted(n: int) -> None:
-        nonlocal done
-        done += n
-        if on_progress is not None:
-            on_progress(done, total)
-
-    run = asyncio.run(drive_fleet(url, by_station, duplicate_ratio=duplicate_ratio, seed=seed, deadline_s=deadline_s,
-                                  on_call=counted))  # fmt: skip
-    # the last "offline" records are published as the gateway sees the connections close
-    wanted = sum(before.values()) + run.records
-    limit = time.monotonic() + 60
-    while sum((after := highwaters(settings.kafka_bootstrap)).values()) < wanted:
-        if time.monotonic() > limit:
-            raise TimeoutError(f"Kafka holds {sum(after.values()) - sum(before.values())} of the gateway's {run.records} records")
-        time.sleep(0.2)  # polling another process's progress
-    finished = datetime.now(timezone.utc)  # after the gateway stamped the last "offline"
-    sent = SentOffsets()
-    for tp, high in after.items():
-        if high > before.get(tp, 0):
-            sent.ranges[tp] = (before.get(tp, 0), high - 1)
-    truth = replace(
-        plan.truth,
-        by_session={session_id(t["station_id"], run.transactions[sid]): t for sid, t in plan.truth.by_session.items()},
-        valid_events=run.events,
-        messages=run.records,
-        duplicates=run.duplicates,
-        window=iso_window(start, finished),
-    )
+    drain = OcppDrain(settings, plan, start=start, duplicate_ratio=duplicate_ratio, seed=seed)
+    drain.register()
+    say(f"simulator: {stations} stations as OCPP chargers at {drain.url}/<id>, {sessions} sessions, "
+        f"{len(drain.events)} messages")  # fmt: skip
+    run = drain.run(deadline_s=deadline_s, on_progress=on_progress)
+    truth, sent = drain.result()
     say(f"simulator: {run.calls} OCPP calls answered ({run.duplicates} resent on purpose, {run.reconnects} reconnects)")
     return truth, sent
