@@ -308,7 +308,8 @@ def up(
     flower = stack.extra.get("flower")
     if flower:
         console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
-    console.print(f"OCPP gateway: ws://{settings.ocpp_listen}/ocpp/<chargePointId>  (register chargers: `evmonitor chargers add`)")
+    scheme = "wss" if settings.ocpp_tls_cert else "ws"
+    console.print(f"OCPP gateway: {scheme}://{settings.ocpp_listen}/ocpp/<chargePointId>  (register chargers: `evmonitor chargers add`)")
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return

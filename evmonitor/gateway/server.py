@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import unquote
 
@@ -103,7 +104,8 @@ class Gateway:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> Server:
+    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> Server:
+        """Listen on host:port; with `ssl`, wss:// only (OCPP security profile 2: TLS and Basic auth)."""
         self._server = await serve(
             self._serve_charger,
             host,
@@ -114,6 +116,7 @@ class Gateway:
             ping_timeout=60,
             max_size=1024 * 1024,
             server_header="evmonitor-gateway",
+            ssl=ssl,
         )
         return self._server
 

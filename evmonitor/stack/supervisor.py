@@ -163,7 +163,7 @@ class Stack:
                 continue
             address = f"http://127.0.0.1:{self.settings.flower_port}" if name == "flower" else ""
             if name == "gateway":
-                address = f"ws://{self.settings.ocpp_listen}/ocpp/"
+                address = f"{'wss' if self.settings.ocpp_tls_cert else 'ws'}://{self.settings.ocpp_listen}/ocpp/"
             proc = spawn(name, evmonitor_cmd(*args), log_dir=self.log_dir, env=env, address=address)
             self.components[name] = Component(name, "process", address, owned=True, proc=proc)
             started.append(name)

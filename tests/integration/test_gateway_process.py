@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from evmonitor.gateway.mapping import session_id
 from evmonitor.stack.embedded import evmonitor_cmd
 from evmonitor.stack.procs import free_port, wait_for
-from tests.integration.ocpp_charger import charger, ocpp_time
+from tests.integration.ocpp_charger import Charger, charger, ocpp_time
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 TAG, PASSWORD = "RFID-0xC0FFEE", "pw-Kq8!z"
@@ -147,3 +147,37 @@ def test_a_simulated_fleet_sent_as_ocpp_chargers_reconciles_exactly(pipeline):
     rows = compare(truth, observe(pipeline.settings, truth, sent))
     assert all(row.ok for row in rows), rows
     assert not pipeline.deadletters()
+
+
+def test_with_a_certificate_the_gateway_speaks_wss_and_still_requires_the_password(pipeline, tmp_path):
+    """Security profile 2: EVMON_OCPP_TLS_CERT/KEY -> wss:// with Basic auth; a wrong password is still 401."""
+    import base64
+    import ssl
+
+    from websockets.asyncio.client import connect
+
+    cert, key = tmp_path / "gateway.pem", tmp_path / "gateway.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    add_charger(pipeline, "CP-TLS", "--password", PASSWORD)
+    pipeline.settings = pipeline.settings.model_copy(update={"ocpp_tls_cert": cert, "ocpp_tls_key": key})
+    port = start_gateway(pipeline)
+    assert "listening on wss://" in pipeline.log("gateway")
+    trust = ssl.create_default_context(cafile=str(cert))
+
+    async def attempt(password: str) -> Any:
+        auth = "Basic " + base64.b64encode(f"CP-TLS:{password}".encode()).decode()
+        async with connect(f"wss://127.0.0.1:{port}/ocpp/CP-TLS", ssl=trust, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers={"Authorization": auth}) as ws:  # fmt: skip
+            cp = Charger("CP-TLS", ws)
+            task = asyncio.create_task(cp.start())
+            try:
+                return await cp.call(call.Heartbeat())
+            finally:
+                task.cancel()
+
+    assert asyncio.run(attempt(PASSWORD)).current_time
+    with pytest.raises(InvalidStatus) as refused:
+        asyncio.run(attempt("wrong"))
+    assert refused.value.response.status_code == 401
