@@ -198,3 +198,19 @@ def test_the_ocpp_fleet_sends_registers_in_wh_kwh_and_without_unit_that_map_back
         event = progress(payload)
         assert (event["meter_wh"], event["power_kw"], event["soc_percent"], event["connector_id"]) == (123_456_789, 7.36, 55.5, 2)
     assert units == {"Wh", "kWh", None}
+
+
+def test_basic_auth_needs_the_charge_point_id_as_user():
+    """The password counts only with the charger's own id as user; malformed headers give none."""
+    import base64
+
+    from evmonitor.gateway.server import _basic_password
+
+    def header(text: str) -> str:
+        return "Basic " + base64.b64encode(text.encode()).decode()
+
+    assert _basic_password(header("CP-1:pa:ss"), "CP-1") == "pa:ss"
+    assert _basic_password(header("CP-2:pass"), "CP-1") is None
+    assert _basic_password(header("CP-1"), "CP-1") is None
+    assert _basic_password("Basic !!!", "CP-1") is None and _basic_password("Bearer x", "CP-1") is None
+    assert _basic_password(None, "CP-1") is None
