@@ -181,3 +181,20 @@ def test_with_a_certificate_the_gateway_speaks_wss_and_still_requires_the_passwo
     with pytest.raises(InvalidStatus) as refused:
         asyncio.run(attempt("wrong"))
     assert refused.value.response.status_code == 401
+
+
+def test_demo_via_ocpp_reconciles_exactly_on_its_own_sandbox(pipeline, tmp_path):
+    """`evmonitor demo --via ocpp`: the sandbox runs a gateway, the fleet connects as chargers, the table is exact."""
+    from tests.integration.conftest import ADMIN_URL
+
+    env = {**pipeline.env, "EVMON_STATE_DIR": str(tmp_path / "state"), "EVMON_ADMIN_DATABASE_URL": ADMIN_URL,
+           "COLUMNS": "200"}  # fmt: skip
+    done = subprocess.run(evmonitor_cmd("demo", "--via", "ocpp", "--stations", "4", "--sessions", "24", "--seed", "3",
+                                        "--duplicate-ratio", "0.05", "--timeout", "240"),
+                          env=env, capture_output=True, text=True, timeout=420)  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said[-3000:]
+    assert "exact: every total matches" in said and "OCPP chargers" in said
+    refused = subprocess.run(evmonitor_cmd("demo", "--via", "ocpp", "--reorder"), env=env, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 2 and "--reorder" in refused.stdout + refused.stderr
