@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     retention_sessions_days: int = Field(0, ge=0, description="sessions kept this many days after they end (0: forever)")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the retention job runs")
 
+    # --- OCPP gateway (`evmonitor gateway`) ---
+    ocpp_listen: str = Field("127.0.0.1:9000", pattern=r"^.+:\d+$", description="HOST:PORT of ws://HOST:PORT/ocpp/<id>")
+    ocpp_tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve wss:// (security profile 2)")
+    ocpp_tls_key: Path | None = Field(None, description="PEM private key of ocpp_tls_cert (default: in the cert file)")
+    ocpp_publish_timeout_s: float = Field(
+        10.0, gt=0, description="answer a charger with CALLERROR if Kafka has not acknowledged by then"
+    )
+
     # --- search ---
     index_prefix: str = "charging-events"
 

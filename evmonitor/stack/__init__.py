@@ -8,6 +8,7 @@
     supervisor  `evmonitor up / down / status`: the embedded stack and the pipeline's processes
     health      `evmonitor status`'s data health: consumer lag, newest event, dead letters, alerts
     simulate    the simulation driver behind `evmonitor simulate` (drain and live mode)
+    ocpp_fleet  the same drain run through the OCPP gateway, the fleet as chargers (`--via ocpp`)
     reconcile   what the stores hold against the simulator's ground truth
     demo        `evmonitor demo`: up, simulate, drain, reconcile, print the table
     sandbox     a throw-away stack on free ports and a fresh database (tests, chaos, bench)

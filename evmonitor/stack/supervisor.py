@@ -53,11 +53,12 @@ APP_COMPONENTS: dict[str, list[str]] = {
     "beat": ["beat"],
     "bridge": ["bridge"],
     "flower": ["flower"],
+    "gateway": ["gateway"],
 }
-StopOrder = ["simulator", "bridge", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
+StopOrder = ["simulator", "gateway", "bridge", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
              "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
 # the setting that chooses the port of each component that listens (checked free before it starts)
-PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT"}
+PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN"}
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
     "kafka": lambda port, logs, host: start_kafka(port, logs, host),
@@ -206,6 +207,8 @@ class Stack:
             if current is not None and current.healthy():
                 continue
             address = f"http://127.0.0.1:{self.settings.flower_port}" if name == "flower" else ""
+            if name == "gateway":
+                address = f"{'wss' if self.settings.ocpp_tls_cert else 'ws'}://{self.settings.ocpp_listen}/ocpp/"
             if address and _listening(address):
                 raise ConfigError(f"{address} is taken by another program, so {name} cannot listen there: "
                                   f"stop that program or set {PORT_SETTINGS.get(name, 'its port setting')}")  # fmt: skip
