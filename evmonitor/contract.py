@@ -165,7 +165,10 @@ SessionConnectorId = Annotated[StrictInt, Field(ge=1, le=99)]
 Percent = Annotated[float, Strict(), Field(ge=0, le=100, allow_inf_nan=False)]
 Text = Annotated[str, Strict(), Field(min_length=1, max_length=200)]
 Price = Annotated[
-    float, Strict(), Field(ge=0, le=STORABLE_PRICE_EUR_PER_KWH, allow_inf_nan=False), AfterValidator(lambda p: round(p, 4))
+    float,
+    Strict(),
+    Field(ge=0, le=STORABLE_PRICE_EUR_PER_KWH, allow_inf_nan=False),
+    AfterValidator(lambda p: round(p, 4)),
 ]
 
 
@@ -400,11 +403,14 @@ def decode(raw: bytes, *, received_at: datetime, limits: Limits = Limits()) -> E
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         first = errors[0]
+        reason, msg = _reason_for(first), first["msg"]
+        if reason is Reason.OUT_OF_RANGE and first["type"] == "float_type":
+            msg = "an integer too large for a floating-point number"
         loc = ".".join(str(part) for part in first["loc"][1:] or first["loc"])
-        detail = f"{loc}: {first['msg']}" if loc else first["msg"]
+        detail = f"{loc}: {msg}" if loc else msg
         if len(errors) > 1:
             detail += f" (+{len(errors) - 1} more)"
-        raise InvalidEvent(_reason_for(first), detail) from None
+        raise InvalidEvent(reason, detail) from None
 
     _check_plausible(event, received_at, limits)
     return event

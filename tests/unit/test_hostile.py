@@ -129,6 +129,12 @@ def test_each_hostile_kind_is_dead_lettered_with_its_reason(value, reason):
     assert record["reason"] == reason and record["original"] == (value or b"")
 
 
+def test_an_integer_too_big_for_a_float_says_so():
+    """10**400 for a latitude is out of range, and the detail names the field and the problem."""
+    result = validate(_e("station_boot", latitude=10**400), received_at=NOW)
+    assert isinstance(result, Rejection) and result.detail == "latitude: an integer too large for a floating-point number"
+
+
 def test_validation_itself_never_gives_internal_error():
     """The table never needs the bridge's last line of defence: validate handles each kind itself."""
     for _, value, _ in HOSTILE:
