@@ -23,7 +23,9 @@ class Reason(StrEnum):
     """Machine-readable reason a record went to the dead-letter topic."""
 
     TOO_LARGE = "too_large"
+    EMPTY_VALUE = "empty_value"  # a Kafka tombstone (null value), or no bytes but whitespace
     INVALID_JSON = "invalid_json"
+    INVALID_TEXT = "invalid_text"  # bytes that are not UTF-8, or a string that cannot become UTF-8
     NOT_AN_OBJECT = "not_an_object"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
@@ -33,6 +35,9 @@ class Reason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     NON_FINITE = "non_finite"
     TIMESTAMP_OUT_OF_WINDOW = "timestamp_out_of_window"
+    # validation itself failed on the record: a bug of ours, never the producer's; the original
+    # bytes are kept so that the record can be replayed once it is fixed
+    INTERNAL_ERROR = "internal_error"
     # raised by a sink, not by the contract: the store refused the event for good
     SINK_REJECTED = "sink_rejected"
 
