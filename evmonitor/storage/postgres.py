@@ -12,9 +12,10 @@ SQLAlchemy cannot batch an `ON CONFLICT DO UPDATE` executemany into multi-row VA
 batch of 500 events used to cost ~600 round trips; now it costs four. A batch folds to one
 row per key, so no statement touches a row twice.
 
-Errors are translated once, here: `translate_errors` turns driver exceptions into
-`TransientError` (connection lost, server shutting down, deadlock, serialization failure:
-retry) or `SinkRejected` (data or integrity errors: the event itself is the problem).
+Errors are translated once, here: `translate_errors` turns every psycopg2 and SQLAlchemy
+exception into `TransientError` (connection lost, server shutting down, deadlock,
+serialization failure: retry) or `SinkRejected` (data or integrity errors: the event itself is
+the problem), which `write` turns into the `Rejected` events of the `Sink` contract.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import and_, case, func, or_, tuple_
 from sqlalchemy.dialects.postgresql import JSON, insert
@@ -33,28 +35,43 @@ from sqlalchemy.engine import Engine
 
 from evmonitor.errors import ConfigError, SinkRejected, TransientError
 from evmonitor.fold import TABLES, Columns, Merge, Rule, SessionStatus, Table, complete_rows, fold_columns
+from evmonitor.names import SinkName
+from evmonitor.poison import Event, Rejected, isolate_poison
 
 __all__ = ["PostgresStore", "apply_schema", "create_engine", "translate_errors"]
 
-# SQLSTATE classes whose errors are about the data, not the server: retrying will not help.
-_PERMANENT_CLASSES = ("22", "23")
 _SCHEMA_LOCK = 0x65766D6F  # "evmo": serialises schema application across processes
+
+# What the database says about the data itself, retrying will not change: SQLSTATE class 22
+# (data exception: a value out of range, an invalid text representation) and 23 (integrity
+# constraint violation). psycopg2 raises these as DataError and IntegrityError, and SQLAlchemy
+# wraps them in its classes of the same names.
+_REFUSALS = (sa.exc.DataError, sa.exc.IntegrityError, psycopg2.DataError, psycopg2.IntegrityError)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Map psycopg2/SQLAlchemy exceptions to `TransientError` or `SinkRejected`."""
+    """Map every psycopg2 and SQLAlchemy exception to `SinkRejected` or `TransientError`.
+
+    `SinkRejected`: the database refuses the data (`_REFUSALS`). `TransientError`: everything
+    else, the server being unreachable, shutting down, out of connections, in a deadlock or a
+    serialization failure, and also errors of our own making (a missing table, a bad statement):
+    the operator fixes those and the retry lands, where a refusal would dead-letter valid data.
+    """
     try:
         yield
-    except sa.exc.DBAPIError as exc:
-        code = getattr(exc.orig, "pgcode", None) or ""
-        if code[:2] in _PERMANENT_CLASSES:
-            raise SinkRejected(f"postgresql {code}: {str(exc.orig).strip().splitlines()[0]}") from exc
-        raise TransientError(f"postgresql unavailable: {str(exc.orig or exc).strip().splitlines()[0]}") from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise TransientError(f"postgresql: {exc}") from exc
-    except OSError as exc:
-        raise TransientError(f"postgresql unreachable: {exc}") from exc
+    except _REFUSALS as exc:
+        orig = getattr(exc, "orig", None) or exc
+        code = getattr(orig, "pgcode", None) or type(orig).__name__
+        raise SinkRejected(f"postgresql {code}: {_first_line(orig)}") from exc
+    except (sa.exc.SQLAlchemyError, psycopg2.Error, OSError) as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise TransientError(f"postgresql unavailable: {_first_line(orig)}") from exc
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
@@ -135,7 +152,9 @@ def _upsert(table: Table, t: sa.Table) -> Any:
 
 
 class PostgresStore:
-    """The persist sink. `write_events` folds a batch and merges it in one transaction."""
+    """The persist sink (`Sink`): `write` folds a batch and merges it in one transaction."""
+
+    name = SinkName.PERSIST
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -154,7 +173,16 @@ class PostgresStore:
             apply_schema(engine, sql_dir)
         return cls(engine)
 
-    def write_events(self, events: Sequence[dict[str, Any]]) -> None:
+    def write(self, events: Sequence[Event]) -> list[Rejected]:
+        """`Sink.write`: merge `events`; a batch the database refuses is bisected down to the
+        events it refuses (a transaction can only refuse a batch whole)."""
+        return isolate_poison(events, self._merge)
+
+    def _merge(self, events: Sequence[Event]) -> list[Rejected]:
+        self.write_events(events)
+        return []
+
+    def write_events(self, events: Sequence[Event]) -> None:
         """Fold `events` (normalised wire dicts) and merge them in one transaction.
 
         Raises `TransientError` (retry later) or `SinkRejected` (some event is unacceptable).
