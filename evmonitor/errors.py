@@ -1,15 +1,23 @@
-"""Errors of evmonitor, in two families.
+"""Errors of evmonitor, in two families: permanent (the data) and transient (a service).
 
-    EvmonitorError
-    ├── InvalidEvent     permanent: the input itself is wrong. Dead-lettered, never retried.
-    │                    Carries a `Reason` that travels with the record.
-    ├── TransientError   a service (Kafka, Redis, PostgreSQL, Elasticsearch) is unreachable or
-    │                    busy. Retried with backoff; never a reason to dead-letter valid data.
-    └── ConfigError      the operator must change something (a setting, a missing service).
+    Exception
+    └── EvmonitorError          base of every error evmonitor raises on purpose
+        ├── InvalidEvent        permanent: the input itself is wrong. Dead-lettered, never retried.
+        │   │                   Carries a `Reason` that travels with the record.
+        │   └── SinkRejected    a store refused an event for a reason retrying cannot fix
+        │                       (`Reason.SINK_REJECTED`); a store's `write` returns it as a
+        │                       `Rejected` event (see `evmonitor.storage.sink.Sink`)
+        ├── TransientError      a service (Kafka, Redis, PostgreSQL, Elasticsearch) is unreachable,
+        │                       busy or failing. Retried with backoff; never a reason to
+        │                       dead-letter valid data.
+        ├── ConfigError         the operator must change something (a setting, a missing service).
+        └── BridgeHalted        the bridge stopped on purpose, e.g. the stream is mostly invalid
+                                (defined in `evmonitor.bridge.bridge`, where it is raised)
 
-Driver exceptions (psycopg2, elasticsearch, kafka-python, redis) are translated into these once,
-at the edge: see `evmonitor.storage.postgres.translate_errors` and
-`evmonitor.storage.search.translate_errors`.
+Driver exceptions (psycopg2/SQLAlchemy, elasticsearch/elastic_transport, kafka-python) are
+translated into these once per store, at the edge, and each mapping has a test that walks the
+driver's exception classes: `evmonitor.storage.postgres.translate_errors`,
+`evmonitor.storage.search.translate_errors` and `evmonitor.storage.kafka.translate_errors`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 -- evmonitor core schema. Applied at every start; every statement is idempotent.
--- Rows are folds of events (see evmonitor/fold.py): each column merges order-insensitively.
+-- Rows are folds of events: each column merges order-insensitively by its rule in evmonitor/fold/rules.py.
 
 CREATE TABLE IF NOT EXISTS charging_stations (
     id                  text PRIMARY KEY,              -- the station_id of the events

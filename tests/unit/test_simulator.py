@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from evmonitor.contract import TOPIC_BY_TYPE, EventType, Rejection, validate
 from evmonitor.errors import Reason, TransientError
-from evmonitor.fold import fold_events
+from evmonitor.fold import fold_columns
 from evmonitor.simulator import GroundTruth, Message, default_window, plan_drain, run_live, send
+from tests.factories import session_money
 
 START = datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
 END = datetime(2024, 5, 1, 18, 0, tzinfo=timezone.utc)
@@ -113,17 +114,17 @@ def test_bad_count_follows_ratio_and_bad_messages_are_never_duplicated(plan):
 def test_truth_equals_the_fold_of_the_messages(plan):
     """Per-session kWh and EUR, totals and counts in the truth equal a fold of what is sent."""
     events = wire_events(plan.messages, END)
-    fold = fold_events(events.values())
+    fold = fold_columns(events.values())
     truth = plan.truth
     assert truth.valid_events == len(events)
     assert set(fold.sessions) == set(truth.by_session)
     for session_id, row in fold.sessions.items():
         expected = truth.by_session[session_id]
-        assert row.end_time is not None
-        assert (row.station_id, row.energy_delivered_kwh, row.cost_eur) == (
+        assert row["end_time"] is not None
+        assert (row["station_id"], *session_money(row)) == (
             expected["station_id"], expected["energy_kwh"], expected["cost_eur"])
-    assert truth.energy_kwh == sum(r.energy_delivered_kwh for r in fold.sessions.values())
-    assert truth.cost_eur == sum(r.cost_eur for r in fold.sessions.values())
+    assert truth.energy_kwh == sum(session_money(r)[0] for r in fold.sessions.values())
+    assert truth.cost_eur == sum(session_money(r)[1] for r in fold.sessions.values())
     assert sorted(fold.stations) == sorted(truth.station_ids)
     assert truth.sessions == SMALL["sessions"] and truth.stations == SMALL["stations"]
 
@@ -356,12 +357,12 @@ class FakeClock:
 def check_live_truth(producer: FakeProducer, truth: GroundTruth, received_at: datetime) -> None:
     messages = [Message(t, k, v) for t, k, v in producer.sent]
     events = wire_events(messages, received_at)
-    fold = fold_events(events.values())
+    fold = fold_columns(events.values())
     assert truth.valid_events == truth.messages == len(producer.sent) == len(events)
     assert set(fold.sessions) == set(truth.by_session)
     for session_id, row in fold.sessions.items():
-        assert row.end_time is not None and row.stop_reason
-        assert (row.energy_delivered_kwh, row.cost_eur) == (
+        assert row["end_time"] is not None and row["stop_reason"]
+        assert session_money(row) == (
             truth.by_session[session_id]["energy_kwh"], truth.by_session[session_id]["cost_eur"])
 
 

@@ -1,0 +1,287 @@
+"""The merge rule of every column the persist path writes, and the columns each event writes.
+
+Data, read by two generators: `evmonitor.fold.generate` (the Python fold, and the merge of two
+folds) and `evmonitor.storage.postgres` (the SQL upsert). Each `Merge` has one rendering in
+each language there, so a rule changed here changes both. A column added to one of these tables
+needs a rule here: tests/integration/test_sql_fold.py compares `TABLES` with the database.
+
+`WRITES` maps each kind of event to the rows it writes. Values are Python expressions over the
+event (`event`, the wire dict) and its parsed timestamp (`ts`), nullable where the contract makes
+the field optional; the generator checks that every written column has a rule and that a
+last-writer-wins group is written whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from evmonitor.contract import EventType, SessionCompleted, SessionProgress, SessionStarted, StationBoot, StationStatus
+
+__all__ = [
+    "CONNECTORS",
+    "Merge",
+    "Rule",
+    "SERVER_SIDE",
+    "SESSIONS",
+    "STATIONS",
+    "STATUS_LOG",
+    "SessionStatus",
+    "TABLES",
+    "TS",
+    "Table",
+    "Value",
+    "WRITES",
+    "Write",
+    "check_rules",
+    "latest",
+    "table",
+]
+
+
+class SessionStatus(StrEnum):
+    """`charging_sessions.status`: derived from the fold, except `stale`, which beat sets."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    STALE = "stale"
+
+
+# --- how each column merges ------------------------------------------------------------------
+
+
+class Merge(StrEnum):
+    """How a column merges the stored version of a row with an incoming one. NULL never wins.
+
+    Every merge is commutative, associative and idempotent. The last three are derived, not
+    merged: no event writes them.
+    """
+
+    KEY = "key"  # identifies the row: both sides agree
+    SAME = "same"  # a fact of the one event the row is keyed by: both sides agree, the stored one stays
+    LEAST = "least"  # the smaller value (earliest time, first meter)
+    LEAST_TEXT = "least_text"  # LEAST of text by code point (SQL: COLLATE "C", so no locale reorders it)
+    GREATEST = "greatest"  # the larger value (latest time, highest meter)
+    LATEST = "latest"  # last writer wins: the side whose `by` columns sort last gives the whole group
+    # completed once `by[0]` (the end) is set, which sticks; else active, and a session beat marked
+    # stale is active again once `by[1]` (its last event) moves on
+    SESSION_STATUS = "session_status"
+    WRITTEN_AT = "written_at"  # the server's clock at the write (the core has no clock)
+    GENERATED = "generated"  # computed by the database from `by` (GENERATED ALWAYS)
+
+
+@dataclass(frozen=True)
+class Rule:
+    merge: Merge
+    by: tuple[str, ...] = ()  # the columns the rule reads: LATEST's ordering, SESSION_STATUS's inputs
+    default: str | None = None  # the column whose value this one takes while no event has set it
+
+
+@dataclass(frozen=True, eq=False)  # a table is itself, whatever its rules
+class Table:
+    name: str  # the SQL table
+    attr: str  # its field of `Columns`
+    key: tuple[str, ...]
+    columns: Mapping[str, Rule]  # every column the persist path writes, in the table's order
+
+    def groups(self) -> dict[tuple[str, ...], tuple[str, ...]]:
+        """The LATEST groups: ordering columns -> every column the winner gives (ordering included)."""
+        out: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for column, rule in self.columns.items():
+            if rule.merge is Merge.LATEST:
+                out[rule.by] = (*out.get(rule.by, ()), column)
+        return out
+
+    def written(self) -> tuple[str, ...]:
+        """The columns a fold of events gives a value (all but those of the server's making)."""
+        return tuple(c for c, r in self.columns.items() if r.merge not in SERVER_SIDE)
+
+
+SERVER_SIDE = (Merge.WRITTEN_AT, Merge.GENERATED)
+KEY, SAME, WRITTEN_AT = Rule(Merge.KEY), Rule(Merge.SAME), Rule(Merge.WRITTEN_AT)
+LEAST, LEAST_TEXT, GREATEST = Rule(Merge.LEAST), Rule(Merge.LEAST_TEXT), Rule(Merge.GREATEST)
+
+
+def latest(by: tuple[str, ...], *columns: str, defaults: Mapping[str, str] | None = None) -> dict[str, Rule]:
+    """A last-writer-wins group: `columns`, and `by`, the columns whose order picks the writer."""
+    return {c: Rule(Merge.LATEST, by, (defaults or {}).get(c)) for c in (*columns, *by)}
+
+
+BOOT = ("boot_at", "boot_event_id")
+LIVE = ("status_at", "status_event_id")
+PROGRESS = ("progress_at", "progress_meter_wh", "progress_event_id")
+PROFILE = ("operator", "city", "latitude", "longitude", "max_power_kw", "connector_count", "price_eur_per_kwh",
+           "vendor", "model", "firmware_version")  # fmt: skip
+
+
+def table(name: str, attr: str, key: tuple[str, ...], *parts: Mapping[str, Rule]) -> Table:
+    """A `Table` whose rules are `parts` together; a column with two rules is refused."""
+    columns: dict[str, Rule] = {}
+    for part in parts:
+        twice = set(columns) & set(part)
+        if twice:
+            raise ValueError(f"{name}: {sorted(twice)} have two rules")
+        columns.update(part)
+    return Table(name, attr, key, columns)
+
+
+STATIONS = table(
+    "charging_stations", "stations", ("id",),
+    {"id": KEY},
+    # the profile of the latest station_boot; a station is named by its id until one arrives
+    latest(BOOT, "name", *PROFILE, defaults={"name": "id"}),
+    # the whole station's status (connector 0)
+    latest(LIVE, "status", "error_code"),
+    {"first_seen_at": LEAST, "last_seen_at": GREATEST, "last_heartbeat_at": GREATEST, "updated_at": WRITTEN_AT},
+)  # fmt: skip
+
+# a connector's row is its latest status, whole
+CONNECTORS = table(
+    "connector_status", "connectors", ("station_id", "connector_id"),
+    {"station_id": KEY, "connector_id": KEY},
+    latest(LIVE, "status", "error_code", "info"),
+)  # fmt: skip
+
+# every status change (heartbeats excluded), for fault and availability history
+STATUS_LOG = table(
+    "status_events", "status_log", ("event_id",),
+    {"event_id": KEY},
+    dict.fromkeys(("station_id", "connector_id", "status", "error_code", "info", "ts"), SAME),
+)  # fmt: skip
+
+SESSIONS = table(
+    "charging_sessions", "sessions", ("id",),
+    {
+        "id": KEY,
+        # the same session_id from two stations or connectors is a conflict; either way one value wins
+        "station_id": LEAST_TEXT,
+        "connector_id": LEAST,
+        "start_time": LEAST,  # the earliest event of the session
+        "end_time": LEAST,  # set by session_completed, then sticks
+        "status": Rule(Merge.SESSION_STATUS, ("end_time", "last_event_at")),
+        "meter_start_wh": LEAST,
+        "meter_max_wh": GREATEST,
+        "meter_stop_wh": GREATEST,
+        "price_eur_per_kwh": GREATEST,
+        "stop_reason": LEAST_TEXT,
+        "id_tag_hash": LEAST_TEXT,
+        "vehicle_battery_kwh": GREATEST,
+        "soc_start_percent": LEAST,
+        "last_event_at": GREATEST,
+        # DESIGN.md's money, in SQL; the Python twins are `evmonitor.fold.money`'s
+        "energy_delivered_kwh": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh")),
+        "cost_eur": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh", "price_eur_per_kwh")),
+        "updated_at": WRITTEN_AT,
+    },
+    # the latest meter reading; a tie in time goes to the higher meter
+    latest(PROGRESS, "power_kw", "soc_percent"),
+)  # fmt: skip
+
+TABLES: tuple[Table, ...] = (STATIONS, CONNECTORS, STATUS_LOG, SESSIONS)
+
+
+# --- what each event writes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Value:
+    """A column's value in an event: a Python expression over `event` (the wire dict) and `ts`
+    (its timestamp, parsed), and whether it may be None (an optional field of the contract)."""
+
+    expr: str
+    nullable: bool = False
+
+
+TS = Value("ts")
+
+
+def _fields(model: type[BaseModel]) -> Callable[[str], Value]:
+    """The fields of one kind of event as `Value`s, nullable where the contract makes them optional."""
+
+    def value(name: str) -> Value:
+        if model.model_fields[name].is_required():
+            return Value(f"event[{name!r}]")
+        return Value(f"event.get({name!r})", nullable=True)
+
+    return value
+
+
+@dataclass(frozen=True)
+class Write:
+    """The columns an event writes into one row of `table`, if `when` (an expression) holds."""
+
+    table: Table
+    values: Mapping[str, Value]
+    when: str | None = None
+
+
+def _seen(ev: Callable[[str], Value], **values: Value) -> Write:
+    """Every event: the station it comes from has been seen at `ts`."""
+    return Write(STATIONS, {"id": ev("station_id"), "first_seen_at": TS, "last_seen_at": TS, **values})
+
+
+def _session(model: type[BaseModel], **values: str | Value) -> tuple[Write, ...]:
+    """A session event: its station is seen, its session row gets `values` (event fields by name)."""
+    ev = _fields(model)
+    common = {"id": ev("session_id"), "station_id": ev("station_id"), "connector_id": ev("connector_id"),
+              "start_time": TS, "last_event_at": TS}  # fmt: skip
+    given = {c: ev(v) if isinstance(v, str) else v for c, v in values.items()}
+    return _seen(ev), Write(SESSIONS, {**common, **given})
+
+
+_status, _boot = _fields(StationStatus), _fields(StationBoot)
+_HEARTBEAT = "event.get('heartbeat')"
+
+# In the generated fold, the branch of the most frequent kind of event comes first.
+WRITES: dict[EventType, tuple[Write, ...]] = {
+    EventType.SESSION_PROGRESS: _session(
+        SessionProgress, meter_max_wh="meter_wh", progress_at=TS, progress_meter_wh="meter_wh",
+        progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent",
+    ),
+    EventType.STATION_STATUS: (
+        _seen(_status),
+        Write(STATIONS, {"id": _status("station_id"), "last_heartbeat_at": TS}, when=_HEARTBEAT),
+        Write(STATIONS, {"id": _status("station_id"), "status": _status("status"), "error_code": _status("error_code"),
+                         "status_at": TS, "status_event_id": _status("event_id")},
+              when="event['connector_id'] == 0"),
+        Write(CONNECTORS, {**{c: _status(c) for c in ("station_id", "connector_id", "status", "error_code", "info")},
+                           "status_at": TS, "status_event_id": _status("event_id")},
+              when="event['connector_id'] != 0"),
+        Write(STATUS_LOG, {**{c: _status(c) for c in ("event_id", "station_id", "connector_id", "status",
+                                                      "error_code", "info")}, "ts": TS},
+              when=f"not {_HEARTBEAT}"),
+    ),
+    EventType.SESSION_STARTED: _session(
+        SessionStarted, meter_start_wh="meter_start_wh", meter_max_wh="meter_start_wh",
+        price_eur_per_kwh="price_eur_per_kwh", id_tag_hash="id_tag_hash", vehicle_battery_kwh="vehicle_battery_kwh",
+        soc_start_percent="soc_percent",
+    ),
+    EventType.SESSION_COMPLETED: _session(
+        SessionCompleted, end_time=TS, meter_max_wh="meter_stop_wh", meter_stop_wh="meter_stop_wh",
+        stop_reason="stop_reason",
+    ),
+    EventType.STATION_BOOT: (
+        _seen(_boot, **{c: _boot(c) for c in ("name", *PROFILE)}, boot_at=TS, boot_event_id=_boot("event_id")),
+    ),
+}  # fmt: skip
+
+
+
+def check_rules(tables: Iterable[Table]) -> None:
+    """Raise `ValueError` unless every rule reads columns of its table, and every LATEST group is
+    ordered by columns of the group."""
+    for table in tables:
+        for column, rule in table.columns.items():
+            missing = {*rule.by, *([rule.default] if rule.default else [])} - set(table.columns)
+            if missing:
+                raise ValueError(f"{table.name}.{column}: its rule reads {sorted(missing)}, which have no rule")
+            if rule.merge is Merge.LATEST and any(table.columns[c] != Rule(Merge.LATEST, rule.by) for c in rule.by):
+                raise ValueError(f"{table.name}.{column}: the order {rule.by} of its group must be of the group")
+        if any(table.columns.get(c) != KEY for c in table.key):
+            raise ValueError(f"{table.name}: every key column has the rule KEY")
+
+
+check_rules(TABLES)
