@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from evmonitor.contract import EventType
-from evmonitor.fold.rules import GROUPS, SERVER_SIDE, TABLES, WRITES, Merge, SessionStatus, Table, Value, Write, check_rules
+from evmonitor.fold.rules import (
+    GROUPS, SERVER_SIDE, TABLES, WRITES, Merge, SessionStatus, Table, Value, Write, check_rules,
+)
 
 __all__ = ["Columns", "complete_rows", "fold_columns", "fold_source", "merge_columns", "merge_source"]
 

@@ -57,7 +57,7 @@ class SessionStatus(StrEnum):
 class Merge(StrEnum):
     """How a column merges the stored version of a row with an incoming one. NULL never wins.
 
-    Every merge is commutative, associative and idempotent. The last three are derived, not
+    Every merge is commutative, associative and idempotent. The last four are derived, not
     merged: no event writes them.
     """
 
@@ -246,7 +246,9 @@ def _seen(ev: Callable[[str], Value], **values: Value) -> Write:
     return Write(STATIONS, {"id": ev("station_id"), "first_seen_at": TS, "last_seen_at": TS, **values})
 
 
-def _extremes(ev: Callable[[str], Value], low: tuple[str, ...], high: tuple[str, ...], *fields: str) -> dict[str, Value]:
+def _extremes(
+    ev: Callable[[str], Value], low: tuple[str, ...], high: tuple[str, ...], *fields: str
+) -> dict[str, Value]:
     """Both extremes of a fact: the event's `fields` (then its id) into the FIRST group `low` and
     the LATEST group `high`."""
     values = [*(ev(f) for f in fields), ev("event_id")]
@@ -268,7 +270,8 @@ _HEARTBEAT = "event.get('heartbeat')"
 # In the generated fold, the branch of the most frequent kind of event comes first.
 WRITES: dict[EventType, tuple[Write, ...]] = {
     EventType.SESSION_PROGRESS: _session(
-        SessionProgress, meter_max_wh="meter_wh", meter_min_wh="meter_wh", meter_min_event_id="event_id", progress_at=TS, progress_meter_wh="meter_wh",
+        SessionProgress, meter_max_wh="meter_wh", meter_min_wh="meter_wh", meter_min_event_id="event_id",
+        progress_at=TS, progress_meter_wh="meter_wh",
         progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent",
     ),
     EventType.STATION_STATUS: (
@@ -303,7 +306,7 @@ WRITES: dict[EventType, tuple[Write, ...]] = {
 
 
 def check_rules(tables: Iterable[Table]) -> None:
-    """Raise `ValueError` unless every rule reads columns of its table, and every LATEST group is
+    """Raise `ValueError` unless every rule reads columns of its table, and every LATEST or FIRST group is
     ordered by columns of the group."""
     for table in tables:
         for column, rule in table.columns.items():

@@ -78,6 +78,10 @@ def test_a_conflicting_pair_is_held_out_of_totals_and_rollups_and_raises_an_aler
         assert {e["event_id"] for e in twin} & set(named.details["events"])
         assert set(alerts[below[0]["session_id"]].details["events"]) == {low["event_id"], below[0]["event_id"]}
         assert alerts[fast[0]["session_id"]].info == "exceeds_max_power"
+        pipeline.http("POST", "/charging-alerts/_refresh")
+        doc = pipeline.http("GET", f"/charging-alerts/_doc/{named.id}")["_source"]
+        assert (doc["kind"], doc["session_id"]) == ("session_conflict", twin[0]["session_id"])
+        assert stray["event_id"] in doc["message"]
 
         do_rollups(ctx, NOW)
         (hourly,) = pipeline.sql("SELECT sum(energy_kwh) AS kwh, sum(revenue_eur) AS eur, "
