@@ -354,3 +354,10 @@ def report(
     )
     typer.echo(result["html"])
     typer.echo(result["csv"])
+
+
+# --- the operator's commands (evmonitor/cli_operator.py) ---------------------------------------
+
+from evmonitor.cli_operator import register as _register_operator_commands  # noqa: E402
+
+_register_operator_commands(app)
