@@ -13,13 +13,15 @@ tests build as many isolated apps as they like.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
 from fastapi import FastAPI, Request
 
-from evmonitor.api.errors import install_error_handlers
+from evmonitor.api.errors import error, install_error_handlers
 from evmonitor.api.metrics import ApiMetrics
 from evmonitor.api.routes import alerts, auth, board, health, metrics, pages, pipeline, reports, rollups, sessions, stations
 from evmonitor.config import Settings
@@ -36,7 +38,13 @@ def utc_now() -> datetime:
 
 
 def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="evmonitor",
         version="1",
         summary="Stations, sessions, alerts, rollups and the pipeline's health of an EV charging network.",
@@ -56,11 +64,23 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     @app.middleware("http")
     async def _count(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        app.state.metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code, started)
+        if "\x00" in request.url.path or any("\x00" in k + v for k, v in request.query_params.multi_items()):
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail in a query
+            response = error(422, "invalid_request", "NUL characters are not allowed in a request")
+        else:
+            response = await call_next(request)
+        app.state.metrics.observe(request.method, route_label(request.url.path), response.status_code, started)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    templates: list[tuple[re.Pattern[str], str]] = []
+
+    def route_label(path: str) -> str:
+        # a bounded label set: the documented path templates (plus the pages), never the raw path
+        if not templates:
+            known = [*app.openapi()["paths"], "/", "/login", "/logout", "/stations/{station_id}"]
+            templates.extend((re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(t)) + "$"), t) for t in known)
+        return next((t for pattern, t in templates if pattern.match(path)), "other")
 
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -68,9 +88,5 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.include_router(metrics.router)
     for resource in (stations, sessions, alerts, rollups, reports, pipeline, board):
         app.include_router(resource.router, prefix=API_V1)
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        engine.dispose()
 
     return app

@@ -19,7 +19,7 @@ from evmonitor.api import queries
 from evmonitor.api.errors import ApiError
 from evmonitor.config import Settings
 
-__all__ = ["COOKIE", "Clock", "Conn", "Principal", "operator", "reader", "settings_of", "Views"]
+__all__ = ["COOKIE", "Clock", "Conn", "Principal", "operator", "reader", "settings_of", "utc", "Views"]
 
 COOKIE = "evmon_session"
 
@@ -55,6 +55,18 @@ def views(request: Request) -> Views:
 
 
 Clock = Annotated[Views, Depends(views)]
+
+
+def utc(name: str, value: datetime | None) -> datetime | None:
+    """A query parameter's time in UTC; 422 without an offset or outside what PostgreSQL holds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ApiError(422, "invalid_request", f"{name}: give an offset or Z (RFC 3339)")
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ApiError(422, "invalid_request", f"{name}: out of range") from None
 
 
 @dataclass(frozen=True)

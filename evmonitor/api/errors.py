@@ -1,7 +1,7 @@
 """One error body for every failure: `{"error": {"code": ..., "message": ...}}`.
 
     ApiError(status, code, message)   raised by routes and dependencies
-    404/405 from routing, 422 from validation, 503 when a store is down (TransientError),
+    404/405 from routing, 422 from validation (and dates out of range), 503 when a store is down (TransientError),
     500 for anything else (logged; the body says only "internal")
 """
 
@@ -68,6 +68,11 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(OverflowError)
+    async def _range(request: Request, exc: OverflowError) -> JSONResponse:
+        # only a parameter's date arithmetic overflows (until=0001-01-01 minus 30 days)
+        return error(422, "invalid_request", f"a date or time is out of range: {exc}")
 
     @app.exception_handler(TransientError)
     async def _down(request: Request, exc: TransientError) -> JSONResponse:

@@ -45,9 +45,9 @@ class NetworkCollector(Collector):
         for (kind, severity), n in sorted(counts["alerts_open"].items()):
             alerts.add_metric([kind, severity], n)
         yield alerts
-        batches = GaugeMetricFamily("evmonitor_ingest_batches_completed", "Batch completion markers kept, per sink",
-                                    labels=["sink"])  # fmt: skip
-        for sink, n in sorted(counts["batches"].items()):
+        batches = GaugeMetricFamily("evmonitor_ingest_batches_unsettled",
+                                    "Batches a sink completed that the bridge has not yet committed past", labels=["sink"])
+        for sink, n in sorted(counts["batches_unsettled"].items()):
             batches.add_metric([sink], n)
         yield batches
 

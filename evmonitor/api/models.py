@@ -159,13 +159,12 @@ class Report(BaseModel):
 class SinkHealth(BaseModel):
     sink: str
     last_batch_at: datetime | None = None
-    batches_recent: int
-    events_recent: int
-    rejected_recent: int
+    batches_unsettled: int
 
 
 class Pipeline(BaseModel):
-    window_s: int
+    last_write_at: datetime | None = None
+    idle_s: float | None = None
     sinks: list[SinkHealth]
     open_alerts_by_kind: dict[str, int]
 

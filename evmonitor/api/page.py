@@ -35,7 +35,7 @@ h2{font-size:16px;margin:18px 0 8px}.board{display:grid;grid-template-columns:re
 .chips{display:flex;flex-wrap:wrap;gap:4px}.chip{font-size:11px;padding:0 6px;border-radius:8px;border:1px solid #d0d5dd}
 .cols{display:grid;grid-template-columns:2fr 1fr;gap:16px}@media(max-width:900px){.cols{grid-template-columns:1fr}}
 ul.alerts{list-style:none;padding:0;margin:0}ul.alerts li{background:#fff;border-radius:6px;padding:6px 10px;
-margin-bottom:6px;border-left:6px solid #b54708}ul.alerts li.critical{border-color:#b42318}
+margin-bottom:6px;border-left:6px solid #b54708}ul.alerts li.critical{border-color:#b42318}ul.alerts li.none{border-color:#d0d5dd}
 table{border-collapse:collapse;background:#fff;width:100%}td,th{padding:4px 8px;border-bottom:1px solid #eaecf0;
 text-align:left;font-size:13px}form.login{max-width:380px;margin:80px auto;background:#fff;padding:24px;border-radius:8px}
 form.login input{width:100%;padding:8px;font:inherit;margin:8px 0}form.login button{padding:8px 16px;font:inherit}
@@ -75,9 +75,10 @@ SCRIPT = """
       li.append(el('b', '', a.severity.toUpperCase() + ' ' + a.kind + ' · ' + a.station_id));
       li.append(el('div', '', a.message)); return li; }));
     if (!b.open_alerts.length) ul.append(el('li', 'none', 'No open alerts.'));
-    const p = $('#pipeline'); p.replaceChildren(...b.pipeline.sinks.map(s => el('li', '', s.sink + ': ' +
-      s.events_recent + ' events in ' + Math.round(b.pipeline.window_s / 60) + ' min, last batch ' +
-      (s.last_batch_at ? new Date(s.last_batch_at).toLocaleTimeString() : 'never'))));
+    const p = b.pipeline;
+    $('#p-write').textContent = p.last_write_at ? new Date(p.last_write_at).toLocaleTimeString() +
+      ' (' + Math.round(p.idle_s) + ' s ago)' : 'never';
+    $('#p-unsettled').textContent = p.sinks.map(s => s.sink + ' ' + s.batches_unsettled).join(', ') || 'none';
     $('#live').textContent = 'Live · updated ' + new Date(b.generated_at).toLocaleTimeString();
   }
   const source = new EventSource('/api/v1/board/stream');
@@ -136,13 +137,14 @@ def board_page(board: dict[str, Any], network: str) -> str:
         f'<li class="{escape(a["severity"])}"><b>{escape(a["severity"].upper())} {escape(a["kind"])} · '
         f'{escape(a["station_id"])}</b><div>{escape(a["message"])}</div></li>' for a in board["open_alerts"]
     ) or '<li class="none">No open alerts.</li>'
-    window_min = round(board["pipeline"]["window_s"] / 60)
-    sinks = "".join(f'<li>{escape(s["sink"])}: {s["events_recent"]} events in {window_min} min, last batch '
-                    f'{_when(s["last_batch_at"]) or "never"}</li>' for s in board["pipeline"]["sinks"])  # fmt: skip
+    p = board["pipeline"]
+    unsettled = ", ".join(f'{escape(s["sink"])} {s["batches_unsettled"]}' for s in p["sinks"]) or "none"
+    sinks = (f'<li>last write to PostgreSQL: <span id="p-write">{_when(p["last_write_at"]) or "never"}</span></li>'
+             f'<li>batches not yet committed: <span id="p-unsettled">{unsettled}</span></li>')
     body = (f'<div class="counters">{counters}</div><div class="cols"><section><h2>Stations '
             f'<span class="muted">({len(board["stations"])})</span></h2><div class="board" id="board">{cards}</div>'
             f'</section><aside><h2>Open alerts</h2><ul class="alerts" id="alerts">{alerts}</ul>'
-            f'<h2>Pipeline</h2><ul id="pipeline">{sinks or "<li>no batches yet</li>"}</ul></aside></div>')  # fmt: skip
+            f'<h2>Pipeline</h2><ul id="pipeline">{sinks}</ul></aside></div>')  # fmt: skip
     return _layout(f"{network} · evmonitor", body, script=SCRIPT)
 
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone  # noqa: F401
 from decimal import Decimal
 from typing import Any
 
@@ -88,6 +88,16 @@ class PageCursor:
         if not isinstance(key, list) or len(key) != arity or not all(isinstance(k, (str, int)) for k in key):
             raise ValueError("not a cursor from this API")
         return key
+
+
+def _cursor_time(value: Any) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(value))
+        if at.tzinfo is None:
+            raise ValueError
+        return at.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise ValueError("not a cursor from this API") from None
 
 
 def _page(rows: list[dict[str, Any]], limit: int, *key_cols: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -235,7 +245,7 @@ def session_list(conn: sa.Connection, *, station_id: str | None = None, status: 
     if cursor:
         at, sid = PageCursor.decode(cursor, 2)
         where.append("(start_time, id::text) < (:c_at, :c_id)")
-        params.update(c_at=datetime.fromisoformat(str(at)), c_id=str(sid))
+        params.update(c_at=_cursor_time(at), c_id=str(sid))
     params["limit"] = limit + 1
     sql = (f"SELECT {_SESSION_COLUMNS} FROM charging_sessions WHERE {' AND '.join(where)} "
            "ORDER BY start_time DESC, id::text DESC LIMIT :limit")  # fmt: skip
@@ -296,7 +306,7 @@ def alert_list(conn: sa.Connection, *, status: str | None = None, station_id: st
     if cursor:
         at, aid = PageCursor.decode(cursor, 2)
         where.append("(since, id) < (:c_at, :c_id)")
-        params.update(c_at=datetime.fromisoformat(str(at)), c_id=str(aid))
+        params.update(c_at=_cursor_time(at), c_id=str(aid))
     sql = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)} ORDER BY since DESC, id DESC LIMIT :limit"
     return _page(_rows(conn.execute(sa.text(sql), params)), limit, "since", "id")
 
@@ -361,17 +371,21 @@ def report_list(conn: sa.Connection, *, limit: int = 100) -> list[dict[str, Any]
 # --- pipeline health ------------------------------------------------------------------------
 
 
-def pipeline_health(conn: sa.Connection, *, now: datetime, window: timedelta = timedelta(minutes=5)) -> dict[str, Any]:
-    """Per sink: the last completed batch, batches and events in `window`; and open alerts by kind."""
+def pipeline_health(conn: sa.Connection, *, now: datetime) -> dict[str, Any]:
+    """What PostgreSQL says of the pipeline: the last write of an event's fold, batches not yet
+    settled per sink (the bridge deletes a batch's markers once it commits past it), open alerts."""
+    last = conn.execute(sa.text(
+        "SELECT (SELECT max(updated_at) FROM charging_sessions) AS sessions_at, "
+        "(SELECT max(updated_at) FROM charging_stations) AS stations_at")).one()  # fmt: skip
+    writes = [t for t in last if t is not None]
+    last_write_at = _plain(max(writes)) if writes else None
     sinks = _rows(conn.execute(sa.text(
-        "SELECT sink, max(completed_at) AS last_batch_at, "
-        "count(*) FILTER (WHERE completed_at >= :since) AS batches_recent, "
-        "coalesce(sum(events) FILTER (WHERE completed_at >= :since), 0)::bigint AS events_recent, "
-        "coalesce(sum(rejected) FILTER (WHERE completed_at >= :since), 0)::bigint AS rejected_recent "
-        "FROM ingest_batches GROUP BY sink ORDER BY sink"), {"since": now - window}))  # fmt: skip
+        "SELECT sink, max(completed_at) AS last_batch_at, count(*) AS batches_unsettled "
+        "FROM ingest_batches GROUP BY sink ORDER BY sink")))  # fmt: skip
     alerts = {r["kind"]: r["n"] for r in _rows(conn.execute(sa.text(
         "SELECT kind, count(*) AS n FROM alerts WHERE status = 'open' GROUP BY kind ORDER BY kind")))}  # fmt: skip
-    return {"window_s": int(window.total_seconds()), "sinks": sinks, "open_alerts_by_kind": alerts}
+    idle_s = None if last_write_at is None else max(0.0, (now - last_write_at).total_seconds())
+    return {"last_write_at": last_write_at, "idle_s": idle_s, "sinks": sinks, "open_alerts_by_kind": alerts}
 
 
 def metrics_counts(conn: sa.Connection, *, offline_before: datetime) -> dict[str, Any]:
@@ -384,7 +398,7 @@ def metrics_counts(conn: sa.Connection, *, offline_before: datetime) -> dict[str
         "SELECT kind, severity, count(*) AS n FROM alerts WHERE status = 'open' GROUP BY kind, severity")))}
     batches = {r["sink"]: r["n"] for r in _rows(conn.execute(sa.text(
         "SELECT sink, count(*) AS n FROM ingest_batches GROUP BY sink")))}
-    return {"stations": stations, "sessions": sessions, "alerts_open": alerts, "batches": batches}
+    return {"stations": stations, "sessions": sessions, "alerts_open": alerts, "batches_unsettled": batches}
 
 
 # --- tokens and browser sessions ------------------------------------------------------------

@@ -14,5 +14,5 @@ router = APIRouter(prefix="/pipeline", tags=["pipeline"], dependencies=[reader],
 
 @router.get("", response_model=Pipeline)
 def pipeline(conn: Conn, clock: Clock) -> dict:
-    """Per sink: the last completed batch and the last five minutes' batches, events and rejects."""
+    """The last write to PostgreSQL, batches not yet committed per sink, open alerts by kind."""
     return queries.pipeline_health(conn, now=clock.now)

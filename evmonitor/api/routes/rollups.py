@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from evmonitor.api import queries
-from evmonitor.api.deps import Clock, Conn, reader
-from evmonitor.api.errors import ERROR_RESPONSES, ApiError
+from evmonitor.api.deps import Clock, Conn, reader, utc
+from evmonitor.api.errors import ERROR_RESPONSES
 from evmonitor.api.models import DailyRollup, HourlyRollup
 
 router = APIRouter(prefix="/rollups", tags=["rollups"], dependencies=[reader], responses=ERROR_RESPONSES)
@@ -24,9 +24,8 @@ def hourly(
     until: Annotated[datetime | None, Query(description="default: now")] = None,
 ) -> list[dict]:
     """Sessions, kWh, EUR and utilization per UTC hour in [since, until)."""
-    if any(t is not None and t.tzinfo is None for t in (since, until)):
-        raise ApiError(422, "invalid_request", "since/until: give an offset or Z (RFC 3339)")
-    until = until or clock.now
+    until = utc("until", until) or clock.now
+    since = utc("since", since)
     since = since or until - timedelta(hours=24)
     return queries.hourly_rollups(conn, station_id=station_id, since=since, until=until)
 

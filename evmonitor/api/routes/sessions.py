@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from evmonitor.api import queries
 from evmonitor.api.csvsafe import neutralise
-from evmonitor.api.deps import Conn, reader
+from evmonitor.api.deps import Conn, reader, utc
 from evmonitor.api.errors import ERROR_RESPONSES, ApiError
 from evmonitor.api.models import Page, Session, SessionDetail
 
@@ -33,10 +33,8 @@ class Filters:
         since: Annotated[datetime | None, Query(description="start_time at or after (RFC 3339)")] = None,
         until: Annotated[datetime | None, Query(description="start_time before (RFC 3339)")] = None,
     ) -> None:
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise ApiError(422, "invalid_request", f"{name}: give an offset or Z (RFC 3339)")
-        self.station_id, self.status, self.since, self.until = station_id, status, since, until
+        self.station_id, self.status = station_id, status
+        self.since, self.until = utc("since", since), utc("until", until)
 
 
 @router.get("", response_model=Page[Session])
