@@ -197,6 +197,8 @@ def up(
     flower = stack.extra.get("flower")
     if flower:
         console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
+    console.print(f"API and live page: http://{settings.api_listen}/  (sign in with `evmonitor tokens create --name you`; "
+                  f"Prometheus scrapes http://{settings.api_listen}/metrics)", highlight=False)
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return

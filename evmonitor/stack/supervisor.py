@@ -43,8 +43,9 @@ APP_COMPONENTS: dict[str, list[str]] = {
     "beat": ["beat"],
     "bridge": ["bridge"],
     "flower": ["flower"],
+    "api": ["api"],  # the REST API, live page and /metrics on EVMON_API_LISTEN
 }
-StopOrder = ["simulator", "bridge", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
+StopOrder = ["simulator", "bridge", "api", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
              "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
@@ -160,7 +161,8 @@ class Stack:
             current = self.components.get(name)
             if current is not None and current.healthy():
                 continue
-            address = f"http://127.0.0.1:{self.settings.flower_port}" if name == "flower" else ""
+            address = {"flower": f"http://127.0.0.1:{self.settings.flower_port}",
+                       "api": f"http://{self.settings.api_listen}"}.get(name, "")  # fmt: skip
             proc = spawn(name, evmonitor_cmd(*args), log_dir=self.log_dir, env=env, address=address)
             self.components[name] = Component(name, "process", address, owned=True, proc=proc)
             started.append(name)

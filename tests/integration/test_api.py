@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
 import re
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -28,6 +32,8 @@ from schemathesis.specs.openapi.checks import (
 
 from evmonitor.api import create_api, queries
 from evmonitor.contract import TOPIC_BY_TYPE
+from evmonitor.stack.embedded import evmonitor_cmd
+from evmonitor.stack.procs import free_port, wait_for
 from tests.factories import encode, make_event, session_events
 from tests.integration.conftest import ADMIN_URL, Pipeline
 
@@ -69,7 +75,8 @@ class Fed:
 @pytest.fixture(scope="module")
 def fed(pg_admin: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
     """Three stations (one named with markup, one whose id starts with '='), four sessions, a fault."""
-    with Pipeline(tmp_path_factory.mktemp("api"), admin_url=ADMIN_URL) as pipeline:
+    metrics_port = free_port()
+    with Pipeline(tmp_path_factory.mktemp("api"), admin_url=ADMIN_URL, bridge_metrics_port=metrics_port) as pipeline:
         pipeline.start_workers()
         pipeline.start_bridge()
         at = NOW - timedelta(minutes=55)
@@ -92,7 +99,11 @@ def fed(pg_admin: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         running = session_events(start=NOW - timedelta(minutes=10), readings=[3_000], station_id="ST-B")[:-1]
         fed.sessions[running[0]["session_id"]] = running
         events += running
-        pipeline.wait_drained(pipeline.publish(as_messages(events)))
+        fed.valid_sent = len(events)
+        bad = [("ev.session.progress", b"ST-A", b"{not json"), ("ev.station.status", b"ST-B", b"[]"),
+               ("ev.station.status", b"ST-B", b"{also not json")]  # fmt: skip
+        pipeline.wait_drained(pipeline.publish(as_messages(events) + bad))
+        fed.bridge_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         pipeline.search().refresh()
         try:
             yield fed
@@ -198,6 +209,29 @@ def test_metrics_exposition_parses_and_matches_the_database(fed):
     assert any(s.labels["route"] == "/api/v1/stations" and s.labels["status"] == "200" for s in requests)
 
 
+def test_bridge_metrics_count_what_it_consumed_and_dead_lettered(fed):
+    """The bridge's /metrics (EVMON_BRIDGE_METRICS_PORT) counts valid records, dead letters by reason and lag."""
+    def scrape() -> dict:
+        text = urllib.request.urlopen(fed.bridge_metrics_url, timeout=10).read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples}  # fmt: skip
+
+    def lags(samples: dict) -> dict:
+        return {k: v for k, v in samples.items() if k[0] == "evmonitor_bridge_consumer_lag"}
+
+    # the lag is measured on the bridge's thread once a second: drained shows within a few
+    wait_for(lambda: (found := lags(scrape())) and all(v == 0 for v in found.values()), timeout_s=30,
+             what="the bridge to report no lag on any partition")  # fmt: skip
+    samples = scrape()
+    assert samples[("evmonitor_bridge_records_total", (("result", "valid"),))] == fed.valid_sent
+    reasons = Counter(d["reason"] for d in fed.pipeline.deadletters())
+    assert reasons == {"invalid_json": 2, "not_an_object": 1}
+    for reason, n in reasons.items():
+        assert samples[("evmonitor_bridge_deadletters_total", (("reason", reason),))] == n
+    assert samples[("evmonitor_bridge_batches_in_flight", ())] == 0
+    assert len(lags(samples)) == 4 * 3  # every event topic's partitions, each at 0 (the wait above)
+
+
 def _example_path(path: str) -> str:
     return re.sub(r"\{[^}]+\}", lambda m: {"{session_id}": "00000000-0000-0000-0000-000000000000",
                                            "{day}": "2026-01-01", "{fmt}": "csv"}.get(m.group(0), "x"), path)  # fmt: skip
@@ -257,3 +291,33 @@ def test_fuzzed_requests_get_no_5xx_and_only_documented_responses(fed):
             case.call_and_validate(headers={"Authorization": f"Bearer {fed.read_token}"}, checks=checks)
 
         call()
+
+
+def test_the_cli_makes_tokens_and_shows_what_the_api_shows(fed):
+    """`evmonitor tokens` create (printed once), list (never the secret), revoke; the views equal the API."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(evmonitor_cmd(*args), env=fed.pipeline.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    secret = run("tokens", "create", "--name", "cli-made", "--scope", "read").stdout.strip()
+    assert secret.startswith("evm_")
+    assert fed.client(secret).get("/api/v1/stations").status_code == 200
+    listed = run("tokens", "list", "--json").stdout
+    assert "cli-made" in listed and secret not in listed
+    assert secret not in fed.scalar("SELECT string_agg(token_sha256 || prefix, ',') FROM api_tokens")
+    run("tokens", "revoke", "cli-made")
+    assert fed.client(secret).get("/api/v1/stations").status_code == 401
+
+    api = fed.client(fed.read_token)
+    cli_stations = json.loads(run("stations", "--json").stdout)
+    assert [s["id"] for s in cli_stations] == [s["id"] for s in api.get("/api/v1/stations").json()["items"]]
+    assert [s["id"] for s in json.loads(run("stations", "--status", "Faulted", "--json").stdout)] == ["ST-B"]
+    one = json.loads(run("station", "ST-B", "--json").stdout)
+    assert one["today"] == api.get("/api/v1/stations/ST-B").json()["today"]
+    active = json.loads(run("sessions", "--active", "--json").stdout)
+    assert [s["id"] for s in active] == [s["id"] for s in api.get("/api/v1/sessions", params={"status": "active"}).json()["items"]]
+    assert "ST-B" in run("stations").stdout and run("alerts", "--open").returncode == 0
+    refused = subprocess.run(evmonitor_cmd("stations", "--status", "Broken"), env=fed.pipeline.env, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
