@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["Alert", "Board", "Connector", "HourlyRollup", "DailyRollup", "MeterPoint", "Page", "Pipeline", "Report",
+__all__ = ["Alert", "Board", "Connector", "HourlyRollup", "DailyRollup", "MeterPoint", "Page", "Pipeline", "PipelineDetail", "Report",
            "Session", "SessionDetail", "Station", "StationDetail", "Health"]  # fmt: skip
 
 T = TypeVar("T")
@@ -167,6 +167,38 @@ class Pipeline(BaseModel):
     idle_s: float | None = None
     sinks: list[SinkHealth]
     open_alerts_by_kind: dict[str, int]
+
+
+class PartitionLag(BaseModel):
+    topic: str
+    partition: int
+    committed: int
+    end: int
+    lag: int
+
+
+class DeadLetter(BaseModel):
+    reason: str | None = None
+    detail: str | None = None
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    station_id: str | None = None
+    received_at: datetime | None = None
+
+
+class DeadLetters(BaseModel):
+    by_reason: dict[str, int]
+    latest: list[DeadLetter]
+
+
+class PipelineDetail(Pipeline):
+    """`null` parts could not be read now; `unreachable` says which store did not answer and why."""
+
+    consumer_lag: list[PartitionLag] | None = None
+    queues: dict[str, int] | None = None
+    deadletters: DeadLetters | None = None
+    unreachable: dict[str, str]
 
 
 class Counters(BaseModel):

@@ -30,7 +30,9 @@ __all__ = [
     "acknowledge_alert",
     "alert_list",
     "board",
+    "consumer_lag",
     "create_token",
+    "deadletter_summary",
     "daily_rollups",
     "end_browser_session",
     "hourly_rollups",
@@ -38,6 +40,7 @@ __all__ = [
     "meter_curve",
     "metrics_counts",
     "pipeline_health",
+    "queue_depths",
     "report_list",
     "resolve_alert",
     "revoke_token",
@@ -386,6 +389,63 @@ def pipeline_health(conn: sa.Connection, *, now: datetime) -> dict[str, Any]:
         "SELECT kind, count(*) AS n FROM alerts WHERE status = 'open' GROUP BY kind ORDER BY kind")))}  # fmt: skip
     idle_s = None if last_write_at is None else max(0.0, (now - last_write_at).total_seconds())
     return {"last_write_at": last_write_at, "idle_s": idle_s, "sinks": sinks, "open_alerts_by_kind": alerts}
+
+
+def consumer_lag(bootstrap: str, group: str, topics: list[str], *, timeout_ms: int = 3000) -> list[dict[str, Any]]:
+    """Per partition of `topics`: the group's committed offset, the log end and the lag (without joining the group).
+
+    Raises `TransientError` when Kafka does not answer in time.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    from evmonitor.storage.kafka import translate_errors as kafka_errors
+
+    with kafka_errors():
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                 request_timeout_ms=max(timeout_ms, 1000))  # fmt: skip
+        try:
+            tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+            ends = consumer.end_offsets(tps) if tps else {}
+            rows = []
+            for tp in tps:
+                committed = consumer.committed(tp) or 0
+                rows.append({"topic": tp.topic, "partition": tp.partition, "committed": committed,
+                             "end": ends.get(tp, 0), "lag": max(0, ends.get(tp, 0) - committed)})  # fmt: skip
+            return rows
+        finally:
+            consumer.close(autocommit=False)
+
+
+def queue_depths(broker_url: str, key_prefix: str, queues: list[str]) -> dict[str, int]:
+    """Tasks waiting in each Celery queue of this stack (Redis lists named prefix + queue)."""
+    import redis
+
+    from evmonitor.errors import TransientError
+
+    client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return {q: int(client.llen(key_prefix + q)) for q in queues}
+    except redis.RedisError as exc:
+        raise TransientError(f"redis: {exc}") from exc
+    finally:
+        client.close()
+
+
+def deadletter_summary(search: Any, index: str, *, latest: int = 10) -> dict[str, Any]:
+    """Dead letters beat has indexed (`charging-deadletters`): counts by reason and the latest few."""
+    with translate_errors():
+        if not search.indices.exists(index=f"{index}*"):
+            return {"by_reason": {}, "latest": []}
+        response = search.search(index=f"{index}*", size=latest, sort=[{"received_at": {"order": "desc"}}],
+                                 aggs={"reasons": {"terms": {"field": "reason", "size": 100}}})  # fmt: skip
+    by_reason = {b["key"]: b["doc_count"] for b in response["aggregations"]["reasons"]["buckets"]}
+    rows = []
+    for hit in response["hits"]["hits"]:
+        doc = hit["_source"]
+        rows.append({"reason": doc.get("reason"), "detail": doc.get("detail"), "source_topic": doc.get("source_topic"),
+                     "source_partition": doc.get("source_partition"), "source_offset": doc.get("source_offset"),
+                     "station_id": doc.get("station_id"), "received_at": doc.get("received_at")})  # fmt: skip
+    return {"by_reason": by_reason, "latest": rows}
 
 
 def metrics_counts(conn: sa.Connection, *, offline_before: datetime) -> dict[str, Any]:

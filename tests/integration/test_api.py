@@ -321,3 +321,26 @@ def test_the_cli_makes_tokens_and_shows_what_the_api_shows(fed):
     refused = subprocess.run(evmonitor_cmd("stations", "--status", "Broken"), env=fed.pipeline.env, capture_output=True,
                              text=True, timeout=60)  # fmt: skip
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_pipeline_shows_lag_per_partition_queue_depths_and_dead_letters_by_reason(fed):
+    """/api/v1/pipeline: no lag and empty queues once drained; beat's indexed dead letters by reason and source.
+
+    Runs last in this module: it starts beat and the maintenance worker, whose alerts would change
+    what the tests above read.
+    """
+    fed.pipeline.start_worker("maintenance")
+    fed.pipeline.wait_workers(("maintenance",))
+    fed.pipeline.start("beat", "beat")
+    api = fed.client(fed.read_token)
+    wait_for(lambda: (api.get("/api/v1/pipeline").json()["deadletters"] or {}).get("by_reason")
+             == {"invalid_json": 2, "not_an_object": 1}, timeout_s=120,
+             what="beat to index the three dead letters", hint=f"Logs: {fed.pipeline.logs}")  # fmt: skip
+    body = api.get("/api/v1/pipeline").json()
+    assert body["unreachable"] == {}
+    assert len(body["consumer_lag"]) == 4 * 3 and all(p["lag"] == 0 for p in body["consumer_lag"])
+    assert sum(p["committed"] for p in body["consumer_lag"]) == fed.valid_sent + 3
+    assert body["queues"] == {"persist": 0, "index": 0, "maintenance": body["queues"]["maintenance"]}
+    latest = body["deadletters"]["latest"]
+    assert {d["source_topic"] for d in latest} == {"ev.session.progress", "ev.station.status"}
+    assert all(d["reason"] in ("invalid_json", "not_an_object") for d in latest)
