@@ -84,6 +84,7 @@ SCRIPT = """
   const source = new EventSource('/api/v1/board/stream');
   source.onmessage = e => render(JSON.parse(e.data));
   source.onerror = () => { $('#live').textContent = 'Reconnecting…'; };
+  source.addEventListener('signed-out', () => { source.close(); window.location.assign('/login'); });
 })();
 """
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone  # noqa: F401
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 

@@ -2,7 +2,8 @@
 
 The stream polls PostgreSQL every `EVMON_API_POLL_S` (default 1 s) and sends the board when it
 changed, so a status that reached PostgreSQL shows on the page within about a second; a comment
-line every 15 s keeps proxies from closing an idle stream.
+line every 15 s keeps proxies from closing an idle stream. Every 10 s the stream checks the token
+again: once it is revoked (or the browser signed out) the stream says `signed-out` and ends.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from evmonitor.api import queries
-from evmonitor.api.deps import Clock, Conn, reader, views
-from evmonitor.api.errors import ERROR_RESPONSES
+from evmonitor.api.deps import Clock, Conn, _reader, reader, views
+from evmonitor.api.errors import ERROR_RESPONSES, ApiError
 from evmonitor.api.models import Board
+
+RECHECK_S = 10.0
 
 router = APIRouter(prefix="/board", tags=["board"], dependencies=[reader], responses=ERROR_RESPONSES)
 
@@ -45,7 +48,15 @@ async def stream(request: Request) -> StreamingResponse:
 
     async def events() -> AsyncIterator[str]:
         last, last_sent = "", time.monotonic()
+        next_check = time.monotonic() + RECHECK_S
         while not await request.is_disconnected():
+            if time.monotonic() >= next_check:  # a revoked token or ended session closes the stream
+                next_check = time.monotonic() + RECHECK_S
+                try:
+                    await run_in_threadpool(_reader, request)
+                except ApiError:
+                    yield "event: signed-out\ndata: {}\n\n"
+                    return
             board = await run_in_threadpool(snapshot, request)
             comparable = json.loads(board)
             comparable.pop("generated_at")
