@@ -76,7 +76,9 @@ class Fed:
 def fed(pg_admin: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
     """Three stations (one named with markup, one whose id starts with '='), four sessions, a fault."""
     metrics_port = free_port()
-    with Pipeline(tmp_path_factory.mktemp("api"), admin_url=ADMIN_URL, bridge_metrics_port=metrics_port) as pipeline:
+    # beat (started by the last test only) runs its rollup and dead-letter jobs every 5 s
+    with Pipeline(tmp_path_factory.mktemp("api"), admin_url=ADMIN_URL, bridge_metrics_port=metrics_port,
+                  rollup_interval_s=5, deadletter_interval_s=5) as pipeline:
         pipeline.start_workers()
         pipeline.start_bridge()
         at = NOW - timedelta(minutes=55)
@@ -323,8 +325,8 @@ def test_the_cli_makes_tokens_and_shows_what_the_api_shows(fed):
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
 
 
-def test_pipeline_shows_lag_per_partition_queue_depths_and_dead_letters_by_reason(fed):
-    """/api/v1/pipeline: no lag and empty queues once drained; beat's indexed dead letters by reason and source.
+def test_pipeline_and_rollups_show_what_beat_made_of_the_pipeline_data(fed):
+    """/api/v1/pipeline: no lag, empty queues, beat's dead letters by reason; rollups equal the sessions table.
 
     Runs last in this module: it starts beat and the maintenance worker, whose alerts would change
     what the tests above read.
@@ -344,3 +346,13 @@ def test_pipeline_shows_lag_per_partition_queue_depths_and_dead_letters_by_reaso
     latest = body["deadletters"]["latest"]
     assert {d["source_topic"] for d in latest} == {"ev.session.progress", "ev.station.status"}
     assert all(d["reason"] in ("invalid_json", "not_an_object") for d in latest)
+
+    def hourly_sessions() -> float:
+        rows = api.get("/api/v1/rollups/hourly", params={"since": (NOW - timedelta(hours=3)).isoformat()}).json()
+        return sum(r["sessions_started"] for r in rows)
+
+    wait_for(lambda: hourly_sessions() == len(fed.sessions), timeout_s=120, what="beat to roll up the sessions",
+             hint=f"Logs: {fed.pipeline.logs}")  # fmt: skip
+    rows = api.get("/api/v1/rollups/hourly", params={"station_id": "ST-A", "since": (NOW - timedelta(hours=3)).isoformat()}).json()
+    assert sum(r["energy_kwh"] for r in rows) == pytest.approx(
+        float(fed.scalar("SELECT sum(energy_delivered_kwh) FROM charging_sessions WHERE station_id = 'ST-A'")))
