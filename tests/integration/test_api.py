@@ -356,3 +356,23 @@ def test_pipeline_and_rollups_show_what_beat_made_of_the_pipeline_data(fed):
     rows = api.get("/api/v1/rollups/hourly", params={"station_id": "ST-A", "since": (NOW - timedelta(hours=3)).isoformat()}).json()
     assert sum(r["energy_kwh"] for r in rows) == pytest.approx(
         float(fed.scalar("SELECT sum(energy_delivered_kwh) FROM charging_sessions WHERE station_id = 'ST-A'")))
+
+
+def test_a_worker_serves_task_duration_histograms_summed_over_its_pool(fed):
+    """`worker --metrics-port`: every persist task of a two-process pool lands in one histogram per queue."""
+    port = free_port()
+    fed.pipeline.stop("worker-persist")
+    fed.pipeline.start("worker-persist-metrics", "worker", "-Q", "persist", "-c", "2", "-n", "persist-m@%h",
+                       "--metrics-port", str(port))  # fmt: skip
+    fed.pipeline.wait_workers(("persist",))
+    events = [e for i in range(6) for e in session_events(start=NOW - timedelta(minutes=20), station_id=f"ST-M{i}")]
+    fed.pipeline.wait_drained(fed.pipeline.publish(as_messages(events)))
+
+    def persist_tasks() -> float:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "evmonitor_task_duration_seconds_count" and s.labels["queue"] == "persist"
+                   and s.labels["task"] == "evmonitor.persist_batch" and s.labels["state"] == "SUCCESS")  # fmt: skip
+
+    assert persist_tasks() >= 1
+    assert fed.scalar("SELECT count(*) FROM charging_stations WHERE id LIKE 'ST-M%'") == 6

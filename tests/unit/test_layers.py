@@ -28,6 +28,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.poison": "core",
     "evmonitor.runtime": "core",
     "evmonitor.transport": "core",
+    "evmonitor.taskmetrics": "core",
     "evmonitor.storage": "core",
     "evmonitor.bridge": "core",
     "evmonitor.reports": "reports",
