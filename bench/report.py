@@ -34,6 +34,9 @@ def _ratio_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append([f"batched (500) / one task per event, {path}", _fmt(head["batched_over_per_event"][path], ".1f", "x"),
                      f"{_fmt(runs.get(path, {}).get('events_per_s'))} vs "
                      f"{_fmt(runs.get(path + '_per_event', {}).get('events_per_s'))} events/s"])  # fmt: skip
+    rows.append(["10% bad input / clean, persist path", _fmt(head["bad_input_over_clean"], ".0%"),
+                 f"{_fmt(runs.get('persist_bad_10', {}).get('events_per_s'))} vs "
+                 f"{_fmt(runs.get('persist', {}).get('events_per_s'))} records/s"])  # fmt: skip
     for path in ("persist", "index"):
         rows.append([f"2 worker processes / 1, {path}", _fmt(head["two_workers_over_one"][path], ".2f", "x"),
                      f"{_fmt(runs.get(path + '_2_workers', {}).get('events_per_s'))} vs "

@@ -35,7 +35,7 @@ from evmonitor.stack.sandbox import Sandbox
 
 __all__ = ["Options", "SECTIONS", "run"]
 
-SECTIONS = ("stages", "paths", "baseline", "batch", "scaling", "freshness", "soak")
+SECTIONS = ("stages", "paths", "bad", "baseline", "batch", "scaling", "freshness", "soak")
 
 
 @dataclass
@@ -69,6 +69,7 @@ def _scenarios(opts: Options) -> list[tuple[str, Scenario, str]]:
         ("paths", Scenario("persist", (SinkName.PERSIST,)), "persist"),
         ("paths", Scenario("index", (SinkName.INDEX,)), "index"),
         ("paths", Scenario("both", (SinkName.PERSIST, SinkName.INDEX)), "index"),
+        ("bad", Scenario("persist_bad_10", (SinkName.PERSIST,)), "persist_bad"),
         ("baseline", Scenario("persist_per_event", (SinkName.PERSIST,), batch_max_events=1, settings=per_event), "per_event"),
         ("baseline", Scenario("index_per_event", (SinkName.INDEX,), batch_max_events=1, settings=per_event), "per_event"),
         ("batch", Scenario("persist_batch_50", (SinkName.PERSIST,), batch_max_events=50), "persist"),
@@ -111,6 +112,8 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     say("planning workloads ...")
     sizes = opts.sizes
     work = {name: plan_workload(name, events=n, seed=opts.seed + i) for i, (name, n) in enumerate(sizes.items())}
+    if "bad" not in opts.skip:  # the persist workload's very events, plus 10% malformed messages
+        work["persist_bad"] = plan_workload("persist_bad", events=sizes["persist"], seed=opts.seed, bad_ratio=0.1)
     results["workloads"] = {name: w.describe() for name, w in work.items()}
     if "stages" not in opts.skip:
         results["stages"] = _stages(opts, work, base, say)

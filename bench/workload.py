@@ -55,13 +55,15 @@ def fleet_for(events: int) -> tuple[int, int]:
     return stations, max(10, round((events - 27 * stations) / 11.6))
 
 
-def plan_workload(name: str, *, events: int, seed: int, now: datetime | None = None) -> Workload:
-    """A clean drain-mode plan of about `events` events (no bad events, no duplicates, so every
-    message is a valid event), over the 6 hours before `now`: a fixed window, so the size does not
-    depend on the time of day the benchmark runs."""
+def plan_workload(name: str, *, events: int, seed: int, now: datetime | None = None, bad_ratio: float = 0.0) -> Workload:
+    """A drain-mode plan of about `events` valid events over the 6 hours before `now`: a fixed
+    window, so the size does not depend on the time of day the benchmark runs. Clean by default
+    (no duplicates, no bad events); `bad_ratio` mixes in that share of malformed messages on top
+    of the same valid events (the valid events of a seed do not depend on it)."""
     now = now or datetime.now(timezone.utc)
     stations, sessions = fleet_for(events)
-    plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=now - WINDOW, end=now, now=now)
+    plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=now - WINDOW, end=now, now=now,
+                      bad_ratio=bad_ratio)  # fmt: skip
     return Workload(name, stations, sessions, seed, plan)
 
 

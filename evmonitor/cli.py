@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
@@ -75,6 +76,93 @@ def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> N
 
     _logging(log_level)
     run_bridge(_settings())
+
+
+@app.command()
+def gateway(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
+    """Run the OCPP 1.6J gateway on EVMON_OCPP_LISTEN: chargers connect to ws://HOST:PORT/ocpp/ID.
+
+    SIGTERM: stop accepting, answer the messages in flight, close every connection with a reason.
+    """
+    from evmonitor.gateway.run import run
+
+    _logging(log_level)
+    run(_settings())
+
+
+chargers_app = typer.Typer(help="The chargers the OCPP gateway accepts (registry in PostgreSQL).", no_args_is_help=True)
+app.add_typer(chargers_app, name="chargers")
+
+
+def _registry():
+    from evmonitor.gateway.registry import Registry
+
+    settings = _settings()
+    return Registry.connect(settings.sqlalchemy_url, settings.sql_dir)
+
+
+@chargers_app.command("add")
+def chargers_add(
+    charger_id: str = typer.Argument(..., metavar="ID", help="The chargePointId (also the station_id of its events)."),
+    name: str = typer.Option(..., help="Display name."),
+    operator: str = typer.Option(..., help="Operator."),
+    city: str = typer.Option(..., help="City."),
+    lat: float = typer.Option(..., min=-90, max=90, help="Latitude."),
+    lon: float = typer.Option(..., min=-180, max=180, help="Longitude."),
+    max_power_kw: float = typer.Option(..., min=0.001, help="Maximum power in kW."),
+    connectors: int = typer.Option(..., min=1, max=99, help="Number of connectors."),
+    price: float = typer.Option(..., min=0, help="Price in EUR per kWh."),
+    password: Optional[str] = typer.Option(
+        None, help="Require HTTP Basic auth (OCPP security profile 1); stored only as a slow hash."
+    ),
+) -> None:
+    """Register a charger (or replace its registration): what OCPP does not carry, and its password."""
+    from evmonitor.gateway.mapping import ChargerProfile
+
+    if not 1 <= len(charger_id) <= 64 or "/" in charger_id:
+        raise ConfigError("a charger id has 1..64 characters and no '/'")
+    profile = ChargerProfile(charger_id, name, operator, city, lat, lon, max_power_kw, connectors, price)
+    registry = _registry()
+    try:
+        new = registry.add(profile, password)
+    finally:
+        registry.close()
+    settings = _settings()
+    console.print(f"{'registered' if new else 'updated'} {charger_id}"
+                  f"{' (password required)' if password else ''}: ws://{settings.ocpp_listen}/ocpp/{charger_id}")  # fmt: skip
+
+
+@chargers_app.command("list")
+def chargers_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """The registered chargers (whether a password is set, never the password)."""
+    registry = _registry()
+    try:
+        chargers = registry.list()
+    finally:
+        registry.close()
+    if as_json:
+        out.print_json(data=[c.to_json() for c in chargers])
+        return
+    table = Table("id", "name", "operator", "city", "lat", "lon", "max kW", "connectors", "EUR/kWh", "password")
+    for c in chargers:
+        p = c.profile
+        table.add_row(p.id, p.name, p.operator, p.city, f"{p.latitude:g}", f"{p.longitude:g}", f"{p.max_power_kw:g}",
+                      str(p.connector_count), f"{p.price_eur_per_kwh:.4f}", "yes" if c.password_hash else "no")  # fmt: skip
+    out.print(table)
+
+
+@chargers_app.command("remove")
+def chargers_remove(charger_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Unregister a charger: its next connection is refused (404). Its sessions stay."""
+    registry = _registry()
+    try:
+        removed = registry.remove(charger_id)
+    finally:
+        registry.close()
+    if not removed:
+        console.print(f"no charger {charger_id!r} is registered")
+        raise typer.Exit(1)
+    console.print(f"removed {charger_id}")
 
 
 @app.command()
@@ -162,6 +250,22 @@ def flower() -> None:
 # --- simulator --------------------------------------------------------------------------------
 
 
+class Via(StrEnum):
+    """How the simulated fleet reaches the pipeline."""
+
+    KAFKA = "kafka"  # events straight into the topics
+    OCPP = "ocpp"  # as OCPP 1.6J chargers through the gateway (EVMON_OCPP_LISTEN)
+
+
+_VIA_HELP = "kafka: events straight into the topics; ocpp: the stations connect as OCPP chargers to the gateway."
+
+
+def _check_via_ocpp(via: Via, **kafka_only: object) -> None:
+    used = [name for name, value in kafka_only.items() if value]
+    if via is Via.OCPP and used:
+        raise ConfigError(f"--via ocpp sends what chargers send, in order and well-formed: drop {', '.join(used)}")
+
+
 @app.command()
 def simulate(
     stations: int = typer.Option(50, min=1, help="Stations in the fleet."),
@@ -177,6 +281,7 @@ def simulate(
     reorder: bool = typer.Option(False, help="Send each session's events in random order."),
     meter_interval: float = typer.Option(300, help="Seconds between meter readings of a session."),
     ground_truth: Optional[Path] = typer.Option(None, help="Write the ground truth JSON here."),
+    via: Via = typer.Option(Via.KAFKA, "--via", help=_VIA_HELP),
 ) -> None:
     """Feed the configured Kafka with a simulated fleet (drain mode by default, --live for real time).
 
@@ -186,7 +291,13 @@ def simulate(
     from evmonitor.stack.simulate import run_drain, run_live_until_stopped
 
     settings = _settings()
-    if live:
+    _check_via_ocpp(via, **{"--live": live, "--bad-ratio": bad_ratio, "--reorder": reorder})
+    if via is Via.OCPP:
+        from evmonitor.stack.ocpp_fleet import run_drain_ocpp
+
+        truth, _ = run_drain_ocpp(settings, stations=stations, sessions=sessions, seed=seed,
+                                  duplicate_ratio=duplicate_ratio, meter_interval_s=meter_interval, say=console.print)  # fmt: skip
+    elif live:
         truth = run_live_until_stopped(settings, stations=stations, seed=seed, speed=speed, duration_s=duration,
                                        run_id=run_id, say=console.print)  # fmt: skip
     else:
@@ -203,16 +314,21 @@ def simulate(
 
 @app.command()
 def up(
-    detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything runs; stop with `evmonitor down`."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything is ready; stop with `evmonitor down`."),
     simulate_live: bool = typer.Option(False, "--simulate", help="Also run the simulator in live mode."),
-    speed: float = typer.Option(60.0, help="With --simulate: live speed factor."),
-    stations: int = typer.Option(50, help="With --simulate: stations."),
+    speed: float = typer.Option(60.0, min=0.01, help="With --simulate: live speed factor."),
+    stations: int = typer.Option(50, min=1, help="With --simulate: stations."),
 ) -> None:
-    """Start the embedded stack (what is not already reachable) and the pipeline's processes."""
+    """Start the embedded stack (what is not already reachable) and the pipeline's processes.
+
+    Returns (with --detach) or starts watching once every process is ready. A stack that is
+    already running is joined, never duplicated; Ctrl-C then leaves it running.
+    """
     from evmonitor.stack.supervisor import Stack, wait_until_stopped
 
     settings = _settings()
     stack = Stack(settings, say=console.print)
+    attached = stack.running()
     sim_args = ["--speed", str(speed), "--stations", str(stations)]
     started = stack.up(with_simulator=simulate_live, simulator_args=sim_args)
     console.print(f"started: {', '.join(started) or 'nothing (all running)'}")
@@ -220,18 +336,24 @@ def up(
     flower = stack.extra.get("flower")
     if flower:
         console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
+    scheme = "wss" if settings.ocpp_tls_cert else "ws"
+    console.print(f"OCPP gateway: {scheme}://{settings.ocpp_listen}/ocpp/<chargePointId>  (register chargers: `evmonitor chargers add`)")
     console.print(f"API and live page: http://{settings.api_listen}/  (sign in with `evmonitor tokens create --name you`; "
                   f"Prometheus scrapes http://{settings.api_listen}/metrics)", highlight=False)
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return
-    console.print("running; Ctrl-C stops everything")
+    if attached:
+        console.print("joined a stack that was already running: Ctrl-C leaves it running (`evmonitor down` stops it)")
+    else:
+        console.print("running; Ctrl-C stops everything")
     try:
         wait_until_stopped(stack)
     except KeyboardInterrupt:
-        console.print("stopping ...")
+        console.print("leaving the stack running" if attached else "stopping ...")
     finally:
-        stack.down()
+        if not attached:
+            stack.down()
 
 
 @app.command()
@@ -249,22 +371,40 @@ def _print_status(items: list[dict]) -> None:
         table.add_column(col)
     for item in items:
         health = "[green]up[/]" if item["healthy"] else "[red]down[/]"
-        owner = "" if item["owned"] else " (found)"
+        owner = "" if item["owned"] or item["kind"] == "process" else " (found)"
         table.add_row(item["name"] + owner, str(item["pid"] or "-"), item["address"] or "-", health, item["log"] or "-")
-    console.print(table)
+    out.print(table)
 
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Show each component: pid, address, health. Exit 1 if any is down."""
+    """Each component (pid, address, health), the configured services, and data health.
+
+    Data health: consumer lag, age of the newest event, dead letters, open alerts. Tables go to
+    stdout. Exit 1 if the pipeline is not running or any part of it is down.
+    """
+    from evmonitor.stack.health import data_health
     from evmonitor.stack.supervisor import Stack
 
-    items = Stack(_settings()).status()
+    stack = Stack(_settings())
+    items = stack.status()
+    processes = [item for item in items if item["kind"] == "process"]
+    services_up = all(item["healthy"] for item in items if item["kind"] == "service")
+    health = data_health(stack.settings) if services_up else []
     if as_json:
-        out.print_json(data={"components": items})
+        out.print_json(data={"components": items, "data": dict(health)})
     else:
-        _print_status(items) if items else console.print("nothing is running (start with `evmonitor up`)")
-    if any(not item["healthy"] for item in items):
+        _print_status(items)
+        if health:
+            table = Table(title="data health")
+            table.add_column("figure")
+            table.add_column("value")
+            for name, value in health:
+                table.add_row(name, value)
+            out.print(table)
+    if not processes:
+        console.print("nothing is running (start with `evmonitor up`)")
+    if not processes or any(not item["healthy"] for item in items):
         raise typer.Exit(1)
 
 
@@ -280,6 +420,7 @@ def demo(
     timeout: float = typer.Option(900, min=1, help="Seconds to wait for the pipeline to drain."),
     keep: bool = typer.Option(False, "--keep", help="Leave the sandbox running afterwards (it says how to reach and remove it)."),
     remove: Optional[Path] = typer.Option(None, "--remove", metavar="DIR", help="Throw away a sandbox that --keep left running, and exit."),
+    via: Via = typer.Option(Via.KAFKA, "--via", help=_VIA_HELP),
 ) -> None:
     """Reconcile a simulated day end to end, on a sandbox of its own; exit 0 only if exact.
 
@@ -295,10 +436,11 @@ def demo(
     if remove is not None:
         remove_demo(remove, console)
         return
+    _check_via_ocpp(via, **{"--bad-ratio": bad_ratio, "--reorder": reorder})
     ok = run_demo(
         settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
         duplicate_ratio=duplicate_ratio, reorder=reorder, ground_truth=ground_truth, timeout_s=timeout,
-        keep=keep, console=console,
+        keep=keep, console=console, via=str(via),
     )  # fmt: skip
     raise typer.Exit(0 if ok else 1)
 

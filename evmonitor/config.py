@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from evmonitor.errors import ConfigError
 from evmonitor.names import SinkName, Topic
 
-__all__ = ["REPO_ROOT", "Settings", "load_settings"]
+__all__ = ["REPO_ROOT", "Settings", "default_state_dir", "load_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,11 +121,22 @@ class Settings(BaseSettings):
     retention_sessions_days: int = Field(0, ge=0, description="sessions kept this many days after they end (0: forever)")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the retention job runs")
 
+    # --- OCPP gateway (`evmonitor gateway`) ---
+    ocpp_listen: str = Field("127.0.0.1:9000", pattern=r"^.+:\d+$", description="HOST:PORT of ws://HOST:PORT/ocpp/<id>")
+    ocpp_tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve wss:// (security profile 2)")
+    ocpp_tls_key: Path | None = Field(None, description="PEM private key of ocpp_tls_cert (default: in the cert file)")
+    ocpp_publish_timeout_s: float = Field(
+        10.0, gt=0, description="answer a charger with CALLERROR if Kafka has not acknowledged by then"
+    )
+
     # --- search ---
     index_prefix: str = "charging-events"
 
     # --- embedded stack ---
-    state_dir: Path = Path(".evmonitor")
+    state_dir: Path = Field(
+        default_factory=lambda: default_state_dir(),
+        description="the embedded stack's state, logs and reports: one place whatever the current directory",
+    )
     sql_dir: Path = REPO_ROOT / "sql"
     timezone: str = Field("UTC", description="IANA zone of local days in rollups, availability and reports")
 
@@ -138,6 +150,12 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("state_dir", mode="after")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        # `status`, `down` and `up` from any directory must see the same stack
+        return value.expanduser().absolute()
 
     @field_validator("timezone")
     @classmethod
@@ -202,6 +220,12 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg2://" + url.split("://", 1)[1]
         return url
+
+
+def default_state_dir() -> Path:
+    """Per user: `$XDG_STATE_HOME/evmonitor`, else `~/.local/state/evmonitor`."""
+    base = os.environ.get("XDG_STATE_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "state") / "evmonitor"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -147,15 +147,29 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+# What the columns of sql/001_core.sql can hold, whatever the plausibility limits (`Limits`,
+# settings) say: a valid event must never be refused by PostgreSQL, or it would poison a batch.
+# A session's energy_delivered_kwh is numeric(14, 3) (< 10^11 kWh) and its cost_eur numeric(14, 2)
+# (< 10^12 EUR), so a meter register tops out at 10^12 Wh (10^9 kWh) and a price at 999 EUR/kWh
+# (10^9 kWh x 999 < 10^12); meters are bigint and prices numeric(8, 4), both wider than that.
+# Connector ids and counts (integer columns) are capped at 99 below.
+STORABLE_METER_WH = 10**12
+STORABLE_PRICE_EUR_PER_KWH = 999.0
+
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_to_utc)]
 Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
-MeterWh = Annotated[StrictInt, Field(ge=0)]
+MeterWh = Annotated[StrictInt, Field(ge=0, le=STORABLE_METER_WH)]
 ConnectorId = Annotated[StrictInt, Field(ge=0, le=99)]
 SessionConnectorId = Annotated[StrictInt, Field(ge=1, le=99)]
 Percent = Annotated[float, Strict(), Field(ge=0, le=100, allow_inf_nan=False)]
 Text = Annotated[str, Strict(), Field(min_length=1, max_length=200)]
-Price = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False), AfterValidator(lambda p: round(p, 4))]
+Price = Annotated[
+    float,
+    Strict(),
+    Field(ge=0, le=STORABLE_PRICE_EUR_PER_KWH, allow_inf_nan=False),
+    AfterValidator(lambda p: round(p, 4)),
+]
 
 
 # The canonical form `str(UUID(value))` returns; a value already in it is returned as is, which
@@ -313,11 +327,18 @@ _PYDANTIC_REASONS: dict[str, Reason] = {
     "bool_type": Reason.WRONG_TYPE,
     "model_type": Reason.WRONG_TYPE,
     "int_from_float": Reason.WRONG_TYPE,
+    "string_unicode": Reason.INVALID_TEXT,
 }
 
 
 def _reason_for(error: dict[str, Any]) -> Reason:
-    kind = error["type"]
+    kind, given = error["type"], error.get("input")
+    # an enumeration says "invalid value" for anything; a non-string is the wrong kind of value
+    if kind == "enum" and not isinstance(given, str):
+        return Reason.WRONG_TYPE
+    # an integer too large to be a float (10**400 for a latitude) is a number out of range
+    if kind == "float_type" and type(given) is int:
+        return Reason.OUT_OF_RANGE
     if kind in _PYDANTIC_REASONS:
         return _PYDANTIC_REASONS[kind]
     if kind.endswith("_type"):
@@ -333,10 +354,12 @@ def decode(raw: bytes, *, received_at: datetime, limits: Limits = Limits()) -> E
     """
     if len(raw) > limits.max_payload_bytes:
         raise InvalidEvent(Reason.TOO_LARGE, f"{len(raw)} bytes > limit {limits.max_payload_bytes}")
+    if not raw:
+        raise InvalidEvent(Reason.EMPTY_VALUE, "the value is empty")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidEvent(Reason.INVALID_JSON, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        raise InvalidEvent(Reason.INVALID_TEXT, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
         if text.startswith("\ufeff"):  # as json.loads does
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
@@ -344,13 +367,19 @@ def decode(raw: bytes, *, received_at: datetime, limits: Limits = Limits()) -> E
     except _NonFinite as exc:
         raise InvalidEvent(Reason.NON_FINITE, f"JSON constant {exc} is not a finite number") from None
     except (json.JSONDecodeError, RecursionError) as exc:
+        if not text.strip():
+            raise InvalidEvent(Reason.EMPTY_VALUE, "the value is only whitespace") from None
         raise InvalidEvent(Reason.INVALID_JSON, str(exc)[:200]) from None
+    except ValueError as exc:  # CPython's int_max_str_digits: a JSON integer of over 4300 digits
+        raise InvalidEvent(Reason.OUT_OF_RANGE, f"a number too long to read: {str(exc)[:120]}") from None
     if not isinstance(obj, dict):
         raise InvalidEvent(Reason.NOT_AN_OBJECT, f"top level is a JSON {type(obj).__name__}, not an object")
-    # "\u0000" is JSON's only way to carry NUL, which PostgreSQL text cannot store; the scan of
-    # the parsed values runs only when the escape appears at all
-    if "\\u0000" in text and _has_nul(obj):
-        raise InvalidEvent(Reason.INVALID_VALUE, "a string contains the NUL character (\\u0000)")
+    # Two kinds of text PostgreSQL (and any UTF-8 consumer) cannot take, both reachable only
+    # through a JSON escape: NUL ("\u0000") and a lone UTF-16 surrogate ("\ud800"; a valid pair
+    # decodes to one character). The walk over the parsed values runs only when such an escape
+    # appears at all, so a clean event pays one substring search, as it did for NUL alone.
+    if "\\u" in text and ("\\u0000" in text or "\\ud" in text or "\\uD" in text):
+        _check_text(obj)
 
     if "schema_version" in obj:
         version = obj["schema_version"]
@@ -374,24 +403,44 @@ def decode(raw: bytes, *, received_at: datetime, limits: Limits = Limits()) -> E
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         first = errors[0]
+        reason, msg = _reason_for(first), first["msg"]
+        if reason is Reason.OUT_OF_RANGE and first["type"] == "float_type":
+            msg = "an integer too large for a floating-point number"
         loc = ".".join(str(part) for part in first["loc"][1:] or first["loc"])
-        detail = f"{loc}: {first['msg']}" if loc else first["msg"]
+        detail = f"{loc}: {msg}" if loc else msg
         if len(errors) > 1:
             detail += f" (+{len(errors) - 1} more)"
-        raise InvalidEvent(_reason_for(first), detail) from None
+        raise InvalidEvent(reason, detail) from None
 
     _check_plausible(event, received_at, limits)
     return event
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _check_text(obj: dict[str, Any]) -> None:
+    """Raise `InvalidEvent` if any key or string holds NUL or a lone surrogate.
+
+    Iterative, not recursive: the JSON parser accepts nesting almost as deep as the interpreter's
+    recursion limit, and a recursive walk started further down the stack would overflow it.
+    """
+    stack: list[Any] = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidEvent(Reason.INVALID_VALUE, "a string contains the NUL character (\\u0000)")
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise InvalidEvent(
+                        Reason.INVALID_TEXT,
+                        f"a string holds a lone UTF-16 surrogate (\\u{ord(value[exc.start]):04x}), which is not text",
+                    ) from None
 
 
 def _check_plausible(event: Event, received_at: datetime, limits: Limits) -> None:

@@ -77,3 +77,4 @@ class Stage(StrEnum):
     BRIDGE = "bridge"
     PERSIST = "persist"
     INDEX = "index"
+    GATEWAY = "gateway"  # the OCPP gateway: a charger frame it could not read

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
+
+from evmonitor.fold import held_reason, session_cost_eur, session_energy_kwh
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
@@ -62,3 +65,11 @@ def session_events(
     events.append(make_event("session_completed", at=start + timedelta(minutes=5 * (len(readings) + 1)),
                              meter_stop_wh=stop, **common))  # fmt: skip
     return events
+
+
+def session_money(row: dict[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """(energy_delivered_kwh, cost_eur) of a folded session row: what the generated columns hold."""
+    if row.get("meter_start_wh") is None or held_reason(row) is not None:
+        return None, None
+    energy = session_energy_kwh(row["meter_start_wh"], row["meter_max_wh"])
+    return energy, None if row.get("price_eur_per_kwh") is None else session_cost_eur(energy, row["price_eur_per_kwh"])

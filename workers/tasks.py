@@ -22,7 +22,6 @@ from celery.utils.log import get_task_logger
 from evmonitor.deadletter import Source, deadletter_record
 from evmonitor.errors import Reason, TransientError
 from evmonitor.names import SinkName, Stage, TaskName
-from evmonitor.poison import isolate_poison
 from evmonitor.runtime import Connections, connections
 
 __all__ = ["IngestTask", "index_batch", "persist_batch"]
@@ -68,7 +67,7 @@ def persist_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]])
     """Merge a batch of normalised events into PostgreSQL and mark it done for `persist`."""
     conns = self.connections
     store = conns.postgres
-    rejected = isolate_poison(events, store.write_events)
+    rejected = store.write(events)
     if rejected:
         _dead_letter(conns, rejected, Stage.PERSIST)
     store.mark_done(batch_id, SinkName.PERSIST, len(events), len(rejected))
@@ -79,7 +78,7 @@ def persist_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]])
 def index_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]]) -> int:
     """Bulk-index a batch of normalised events and mark it done for `index`."""
     conns = self.connections
-    rejected = conns.search.index_events(events)
+    rejected = conns.search.write(events)
     if rejected:
         _dead_letter(conns, rejected, Stage.INDEX)
     conns.postgres.mark_done(batch_id, SinkName.INDEX, len(events), len(rejected))

@@ -103,6 +103,7 @@ class Session(BaseModel):
     price_eur_per_kwh: float | None = None
     energy_delivered_kwh: float | None = None
     cost_eur: float | None = None
+    held_reason: str | None = None  # why a session is held (DESIGN.md invariant 5): then no energy and no cost
     stop_reason: str | None = None
     power_kw: float | None = None
     soc_percent: float | None = None

@@ -32,12 +32,12 @@ from typing import Any
 from evmonitor.bridge.batching import Batch, Batcher
 from evmonitor.bridge.offsets import OffsetTracker
 from evmonitor.config import Settings
-from evmonitor.contract import Limits, Rejection, validate
+from evmonitor.contract import Event, Limits, Rejection, validate
 from evmonitor.deadletter import DeadLetters, Source, deadletter_record
-from evmonitor.errors import EvmonitorError, TransientError
+from evmonitor.errors import EvmonitorError, Reason, TransientError
 from evmonitor.names import SinkName
 
-__all__ = ["Bridge", "BridgeHalted", "Stats"]
+__all__ = ["Bridge", "BridgeHalted", "Stats", "check_record"]
 
 log = logging.getLogger("evmonitor.bridge")
 
@@ -76,8 +76,27 @@ class Stats:
 def _received_at(record: Any, wall: Callable[[], datetime]) -> datetime:
     ts = getattr(record, "timestamp", None)
     if ts is not None and ts > 0:
-        return datetime.fromtimestamp(ts / 1000, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(ts / 1000, tz=timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            pass  # a producer may set any CreateTime, also one past year 9999
     return wall()
+
+
+def check_record(value: bytes | None, received_at: datetime, limits: Limits) -> Event | Rejection:
+    """The verdict on one record's value: an event, or a rejection with its reason. Never raises.
+
+    A tombstone (null value) is rejected here, since `validate` only sees bytes. Should validation
+    itself fail, the record is dead-lettered as `internal_error` with its bytes, so that one record
+    that trips a bug of ours cannot stop the partition behind it (a crash would replay it forever).
+    """
+    if value is None:
+        return Rejection(Reason.EMPTY_VALUE, "a Kafka tombstone: the record has a null value")
+    try:
+        return validate(value, received_at=received_at, limits=limits)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with its traceback
+        log.exception("bridge: validation failed on a record; dead-lettering it as %s", Reason.INTERNAL_ERROR)
+        return Rejection(Reason.INTERNAL_ERROR, f"validation failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 class Bridge:
@@ -154,7 +173,7 @@ class Bridge:
         self.stats.consumed += 1
         raw = record.value if record.value is not None else b""
         received_at = _received_at(record, self.wall)
-        result = validate(raw, received_at=received_at, limits=self.limits)
+        result = check_record(record.value, received_at, self.limits)
         if isinstance(result, Rejection):
             self._reject(tp, record, raw, received_at, result)
         else:

@@ -76,7 +76,9 @@ def hourly_utilization(report: DailyReport) -> bytes:
 
 def _station_label(name: str, station_id: str) -> str:
     short = name if len(name) <= 28 else name[:27] + "…"
-    return f"{short} ({station_id})" if name != station_id else station_id
+    label = f"{short} ({station_id})" if name != station_id else station_id
+    # matplotlib reads text between two "$" as TeX math: a station named "$$" stopped the report
+    return label.replace("$", r"\$")
 
 
 def utilization_by_station(report: DailyReport) -> bytes:

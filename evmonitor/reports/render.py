@@ -1,14 +1,18 @@
 """A daily report as one self-contained HTML page (charts inlined as base64 PNG, no external
-request of any kind) and as CSV (one row per station)."""
+request of any kind) and as CSV (one row per station).
+
+Station names, operators, cities, error infos come from producers and are stored as sent: every
+one of them is escaped here (`html.escape`, quotes included, also in attributes) and neutralised
+in CSV (`evmonitor.csvsafe`); only text we write ourselves (`&nbsp;` in dates, tags) is markup."""
 
 from __future__ import annotations
 
 import base64
-import csv
 import io
 from decimal import Decimal
 from html import escape
 
+from evmonitor.csvsafe import csv_row, csv_writer
 from evmonitor.reports.charts import CHARTS
 from evmonitor.reports.model import AlertLine, DailyReport, StationDay
 
@@ -22,16 +26,18 @@ CSV_COLUMNS = [
 
 
 def render_csv(report: DailyReport) -> str:
+    """One row per station. Names come from producers: every text cell goes through `csv_row`, so
+    a name such as `=HYPERLINK(...)` arrives in a spreadsheet as text, not as a formula."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)
     writer.writerow(CSV_COLUMNS)
     for s in sorted(report.stations, key=lambda s: s.station_id):
-        writer.writerow([
+        writer.writerow(csv_row([
             report.day.isoformat(), s.station_id, s.name, s.operator, s.city, s.connectors, s.sessions_started,
             s.sessions_completed, s.energy_kwh, s.revenue_eur, s.occupied_connector_min, s.utilization_pct,
             "" if s.availability_pct is None else s.availability_pct, s.faults, s.faulted_connector_min,
             s.offline_connector_min,
-        ])  # fmt: skip
+        ]))  # fmt: skip
     return out.getvalue()
 
 

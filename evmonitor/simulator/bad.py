@@ -95,17 +95,19 @@ def _truncated(rng: random.Random, event: Event, now_ms: int) -> tuple[bytes, Re
 
 
 def _not_utf8(rng: random.Random, event: Event, now_ms: int) -> tuple[bytes, Reason]:
-    variant = rng.randrange(3)
+    variant = rng.randrange(4)
+    if variant == 3:  # UTF-16 cut in half by a gateway: a lone surrogate, as a JSON escape
+        return json.dumps({**event, "info": "Ladestation \ud83d"}).encode(), Reason.INVALID_TEXT
     if variant == 0:  # a Windows gateway writing cp1252
         text = json.dumps({**event, "info": "Störung an Ladesäule"}, ensure_ascii=False)
-        return text.encode("cp1252", errors="replace"), Reason.INVALID_JSON
+        return text.encode("cp1252", errors="replace"), Reason.INVALID_TEXT
     if variant == 1:
-        return json.dumps(event).encode("utf-16"), Reason.INVALID_JSON
-    return b"\xff" + rng.randbytes(rng.randint(8, 200)), Reason.INVALID_JSON
+        return json.dumps(event).encode("utf-16"), Reason.INVALID_TEXT
+    return b"\xff" + rng.randbytes(rng.randint(8, 200)), Reason.INVALID_TEXT
 
 
 def _empty(rng: random.Random, event: Event, now_ms: int) -> tuple[bytes, Reason]:
-    return rng.choice((b"", b" ", b"\n")), Reason.INVALID_JSON
+    return rng.choice((b"", b" ", b"\n")), Reason.EMPTY_VALUE
 
 
 def _not_an_object(rng: random.Random, event: Event, now_ms: int) -> tuple[bytes, Reason]:

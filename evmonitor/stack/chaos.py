@@ -10,6 +10,8 @@ Faults: `bridge`, `worker` (a whole persist or index worker, pool included), `be
 and restarted; `redis` (a redis-server the sandbox owns, so its queues die with it) is SIGKILLed
 and restarted empty; `postgres` and `elasticsearch` are cut off behind a `FaultProxy` (new
 connections refused, open ones reset) and restored. `a+b` injects two faults at once.
+`gateway` runs the day through the OCPP gateway instead (the fleet as chargers) and SIGKILLs
+and restarts the gateway mid-day: chargers reconnect and resend what was not answered.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from evmonitor.storage.kafka import make_producer
 
 __all__ = ["FAULTS", "CellResult", "run_cell", "run_matrix"]
 
-FAULTS = ("bridge", "worker", "beat", "redis", "postgres", "elasticsearch")
+FAULTS = ("bridge", "worker", "beat", "redis", "postgres", "elasticsearch", "gateway")
 
 
 @dataclass
@@ -51,7 +53,7 @@ class CellResult:
 
 def _inject(sandbox: Sandbox, fault: str, rng: random.Random) -> Callable[[], None]:
     """Apply one fault now; return the function that ends it."""
-    if fault in ("bridge", "beat"):
+    if fault in ("bridge", "beat", "gateway"):
         sandbox.kill(fault)
         return lambda: sandbox.restart(fault)
     if fault == "worker":
@@ -80,6 +82,9 @@ def run_cell(
 ) -> CellResult:
     from evmonitor.simulator import default_window, plan_drain, send
 
+    if "gateway" in fault.split("+"):
+        return _run_cell_via_ocpp(fault, events=events, seed=seed, workdir=workdir, admin_url=admin_url,
+                                  drain_timeout_s=drain_timeout_s, say=say)  # fmt: skip
     rng = random.Random(f"{seed}:{fault}")
     sessions = max(20, events // 9)
     stations = max(5, min(50, sessions // 40))
@@ -124,6 +129,78 @@ def run_cell(
         bad.insert(0, f"not drained after {drain_timeout_s:.0f}s")
     return CellResult(
         fault=fault, events=plan.truth.valid_events + plan.truth.duplicates, at_fraction=at_fraction, down_s=down_s,
+        lost=lost, duplicated=duplicated, exact=drained and not bad, recover_s=round(recover_s, 1),
+        detail="; ".join(bad),
+    )  # fmt: skip
+
+
+def _run_cell_via_ocpp(
+    fault: str, *, events: int, seed: int, workdir: Path, admin_url: str, drain_timeout_s: float,
+    say: Callable[[str], None],
+) -> CellResult:
+    """A cell whose day arrives through the OCPP gateway, the fleet connected as chargers."""
+    import threading
+
+    from evmonitor.simulator import default_window, plan_drain
+    from evmonitor.stack.ocpp_fleet import OcppDrain
+    from evmonitor.stack.procs import free_port, wait_for
+
+    rng = random.Random(f"{seed}:{fault}")
+    sessions = max(20, events // 9)
+    stations = max(5, min(50, sessions // 40))
+    now = datetime.now(timezone.utc)
+    start, end = default_window(now)
+    # chargers send in order, and only what they resend is duplicated
+    plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=start, end=end, now=now)
+    at_fraction = round(rng.uniform(0.1, 0.7), 2)
+    down_s = round(rng.uniform(1.0, 4.0), 1)
+    with Sandbox(workdir, admin_url=admin_url, proxied=True, republish_after_s=8.0,
+                 ocpp_listen=f"127.0.0.1:{free_port()}") as sandbox:  # fmt: skip
+        sandbox.start_workers(tuple(Queue))
+        sandbox.start("beat", "beat")
+        sandbox.start_bridge()
+        sandbox.start("gateway", "gateway")
+        wait_for(lambda: "listening on" in sandbox.log("gateway"), timeout_s=30, what="the gateway",
+                 hint=f"Logs: {sandbox.logs}")  # fmt: skip
+        drain = OcppDrain(sandbox.settings, plan, start=start, duplicate_ratio=0.05, seed=seed, heartbeats=False)
+        drain.register()
+        failure: list[BaseException] = []
+
+        def drive() -> None:
+            try:
+                drain.run(deadline_s=drain_timeout_s)
+            except BaseException as exc:  # reported below, in the cell's result
+                failure.append(exc)
+
+        driver = threading.Thread(target=drive, name="ocpp-fleet")
+        driver.start()
+        wait_for(lambda: drain.answered >= at_fraction * len(drain.events) or not driver.is_alive(),
+                 timeout_s=drain_timeout_s, what="the fleet to reach the fault", hint=f"Logs: {sandbox.logs}")  # fmt: skip
+        say(f"  {fault}: injecting after {at_fraction:.0%} of {len(drain.events)} OCPP messages answered, for {down_s}s")
+        restores = [_inject(sandbox, f, rng) for f in fault.split("+")]
+        time.sleep(down_s)  # the outage itself
+        for restore in restores:
+            restore()
+        restored_at = time.monotonic()
+        driver.join(timeout=drain_timeout_s)
+        if failure or driver.is_alive():
+            return CellResult(fault=fault, events=len(drain.events), at_fraction=at_fraction, down_s=down_s, lost=0,
+                              duplicated=0, exact=False, recover_s=0.0,
+                              detail=f"the fleet did not finish: {failure[0]!r}" if failure else "the fleet hung")  # fmt: skip
+        truth, sent = drain.result()
+        drained = wait_drained(sandbox.settings, sent.targets(), timeout_s=drain_timeout_s)
+        recover_s = time.monotonic() - restored_at
+        seen = observe(sandbox.settings, truth, sent)
+        rows = compare(truth, seen)
+    lost = max(0, truth.valid_events - seen.es_documents) + max(0, truth.sessions - seen.pg_sessions)
+    duplicated = max(0, seen.es_documents - truth.valid_events) + seen.pg_session_mismatches - max(
+        0, truth.sessions - seen.pg_sessions
+    )
+    bad = [f"{r.metric.strip()}: expected {r.expected}, got {r.postgres}/{r.elasticsearch}" for r in rows if not r.ok]
+    if not drained:
+        bad.insert(0, f"not drained after {drain_timeout_s:.0f}s")
+    return CellResult(
+        fault=fault, events=truth.valid_events + truth.duplicates, at_fraction=at_fraction, down_s=down_s,
         lost=lost, duplicated=duplicated, exact=drained and not bad, recover_s=round(recover_s, 1),
         detail="; ".join(bad),
     )  # fmt: skip

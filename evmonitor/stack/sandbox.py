@@ -29,13 +29,15 @@ from evmonitor.stack.embedded import (
     child_env,
     evmonitor_cmd,
     init_pipeline,
+    postgres_home,
     start_kafka,
     start_redis,
+    start_postgres,
     start_search,
     wait_for_workers,
 )
 from evmonitor.stack.faultproxy import FaultProxy
-from evmonitor.stack.procs import Proc, free_port, spawn, stop, stop_all, wait_for
+from evmonitor.stack.procs import Proc, free_port, port_open, spawn, stop, stop_all, wait_for
 
 __all__ = ["DEFAULT_ADMIN_URL", "Sandbox"]
 
@@ -44,10 +46,11 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 class Sandbox:
     def __init__(self, workdir: Path, *, admin_url: str = DEFAULT_ADMIN_URL, proxied: bool = False,
-                 keep: bool = False, **overrides: Any) -> None:  # fmt: skip
+                 keep: bool = False, embedded_postgres: bool = False, **overrides: Any) -> None:  # fmt: skip
         self.workdir = Path(workdir)
         self.keep = keep
         self.detached = False
+        self.embedded_postgres = embedded_postgres  # start one in the workdir if admin_url's server is not there
         self.logs = self.workdir / "logs"
         self.admin_url = admin_url
         self.proxied = proxied
@@ -75,6 +78,12 @@ class Sandbox:
             self.close()
 
     def _start(self) -> None:
+        admin = sa.engine.make_url(self.admin_url)
+        host, port = admin.host or "127.0.0.1", admin.port or 5432
+        if self.embedded_postgres and not port_open(host, port):
+            port = free_port()
+            self.services["postgres"] = start_postgres(port, self.workdir, "127.0.0.1")
+            self.admin_url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
         self._admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
         wait_for(lambda: self._admin.connect().close() is None, timeout_s=20, what=f"PostgreSQL at {self.admin_url}",
                  hint="Start it (Debian: pg_ctlcluster 15 main start) or point EVMON_ADMIN_DATABASE_URL (the "
@@ -114,13 +123,17 @@ class Sandbox:
         self.processes.clear()
         for proxy in self.proxies.values():
             proxy.close()
-        stop_all(list(self.services.values()), timeout_s=5)
+        own_postgres = "postgres" in self.services
         if self._admin is not None:
             try:
-                with self._admin.connect() as conn:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                if not own_postgres:  # our own server goes whole, with its data folder
+                    with self._admin.connect() as conn:
+                        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             finally:
                 self._admin.dispose()
+        stop_all(list(self.services.values()), timeout_s=5)
+        if own_postgres:
+            shutil.rmtree(postgres_home(self.workdir), ignore_errors=True)
 
     # --- keeping a sandbox -------------------------------------------------------------------
 
@@ -153,7 +166,13 @@ class Sandbox:
         if not manifest_path.exists():
             raise ConfigError(f"{workdir} holds no kept sandbox ({cls.MANIFEST} is missing)")
         manifest = json.loads(manifest_path.read_text())
-        stop_all([Proc(**p) for p in manifest["procs"]], timeout_s=15)
+        procs = [Proc(**p) for p in manifest["procs"]]
+        if any(p.name == "postgres" for p in procs):  # its own server: the whole cluster goes with the folder
+            stop_all(procs, timeout_s=15)
+            shutil.rmtree(postgres_home(workdir), ignore_errors=True)
+            shutil.rmtree(workdir)
+            return manifest["database"]
+        stop_all(procs, timeout_s=15)
         admin = sa.create_engine(manifest["admin_url"], isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
         try:
             with admin.connect() as conn:

@@ -1,21 +1,31 @@
 """`evmonitor up / down / status`: the embedded stack and the pipeline's processes.
 
-State lives in `<state_dir>/state.json` (default `.evmonitor/`): one entry per component with
-pid, address, log file and whether we started it. `up` starts only what is missing (a running
-component is left alone, a service already reachable at its URL is used as found); `down` stops
-what we started, in order: producers first, then the bridge (it flushes and commits), then
-workers (they finish their task), then the services.
+State lives in `<state_dir>/state.json` (EVMON_STATE_DIR, default a per-user folder, so `up`,
+`status` and `down` from any directory see the same stack): one entry per component with pid,
+address, log file and whether we started it. `up` and `down` hold `<state_dir>/stack.lock`, so
+two of them never interleave. `up` starts only what is missing (a running component is left
+alone, a service already reachable at its URL is used as found) and returns once every process
+it started is ready; `down` stops what we started, in order: producers first, then the bridge (it
+flushes and commits), then workers (they finish their task), then the services.
+
+A stack whose Kafka we started keeps its log in memory: each such start gets a new stack id
+(`EVMON_STACK_ID`, the prefix of its Celery keys in Redis), so tasks queued for a log that no
+longer exists are never run against the new one; `down` deletes the old keys.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import secrets
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
@@ -43,10 +53,13 @@ APP_COMPONENTS: dict[str, list[str]] = {
     "beat": ["beat"],
     "bridge": ["bridge"],
     "flower": ["flower"],
+    "gateway": ["gateway"],
     "api": ["api"],  # the REST API, live page and /metrics on EVMON_API_LISTEN
 }
-StopOrder = ["simulator", "bridge", "api", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
-             "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
+StopOrder = ["simulator", "gateway", "bridge", "api", "flower", "beat", "worker-persist", "worker-index",
+             "worker-maintenance", "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
+# the setting that chooses the port of each component that listens (checked free before it starts)
+PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN", "api": "EVMON_API_LISTEN"}
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
     "kafka": lambda port, logs, host: start_kafka(port, logs, host),
@@ -61,6 +74,7 @@ class Component:
     address: str = ""
     owned: bool = False
     proc: Proc | None = None
+    log_offset: int = 0  # where this start's lines begin in its (appended) log
 
     def healthy(self) -> bool:
         if self.proc is not None:
@@ -109,7 +123,25 @@ class Stack:
                 proc = Proc(**item["proc"]) if item.get("proc") else None
                 self.components[item["name"]] = Component(item["name"], item["kind"], item["address"], item["owned"], proc)
             self.extra = data.get("extra", {})
+        self._adopt_stack_id()
         return self
+
+    def _adopt_stack_id(self) -> None:
+        stack_id = self.extra.get("stack_id")
+        if stack_id and not self.settings.stack_id:
+            self.settings = self.settings.model_copy(update={"stack_id": stack_id})
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the stack's lock: a second `up` or `down` waits instead of racing this one."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "stack.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.say("another `evmonitor up` or `down` is at work on this stack; waiting for it ...")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -120,8 +152,18 @@ class Stack:
 
     # --- up ---------------------------------------------------------------------------------
 
-    def up(self, *, with_simulator: bool = False, simulator_args: list[str] | None = None) -> list[str]:
-        """Start what is missing; return the names of the components started now."""
+    def up(self, *, with_simulator: bool = False, simulator_args: list[str] | None = None,
+           ready_timeout_s: float = 120.0) -> list[str]:  # fmt: skip
+        """Start what is missing, wait until it is ready; return the names of the components started now.
+
+        Raises `ConfigError` naming the process (with its log's last lines) if one exits at start.
+        """
+        with self.locked():
+            started = self._up(with_simulator, simulator_args)
+            self.wait_ready(started, timeout_s=ready_timeout_s)
+        return started
+
+    def _up(self, with_simulator: bool, simulator_args: list[str] | None) -> list[str]:
         self.load()
         started: list[str] = []
         for name, ep in endpoints(self.settings).items():
@@ -141,6 +183,10 @@ class Stack:
                 self.say(f"postgres data in {postgres_home(self.state_dir) / 'data'}")
             else:
                 proc = INFRA_STARTERS[name](ep.port, self.log_dir, host)
+            if name == "kafka" and not self.settings.stack_id:
+                # a new in-memory log: tasks queued for an earlier one must never run against it
+                self.extra["stack_id"] = uuid.uuid4().hex[:12]
+                self._adopt_stack_id()
             self.components[name] = Component(name, "service", ep.address, owned=True, proc=proc)
             started.append(name)
             self.save()
@@ -163,12 +209,40 @@ class Stack:
                 continue
             address = {"flower": f"http://127.0.0.1:{self.settings.flower_port}",
                        "api": f"http://{self.settings.api_listen}"}.get(name, "")  # fmt: skip
+            if name == "gateway":
+                address = f"{'wss' if self.settings.ocpp_tls_cert else 'ws'}://{self.settings.ocpp_listen}/ocpp/"
+            if address and _listening(address):
+                raise ConfigError(f"{address} is taken by another program, so {name} cannot listen there: "
+                                  f"stop that program or set {PORT_SETTINGS.get(name, 'its port setting')}")  # fmt: skip
+            log = self.log_dir / f"{name}.log"
+            offset = log.stat().st_size if log.exists() else 0
             proc = spawn(name, evmonitor_cmd(*args), log_dir=self.log_dir, env=env, address=address)
-            self.components[name] = Component(name, "process", address, owned=True, proc=proc)
+            self.components[name] = Component(name, "process", address, owned=True, proc=proc, log_offset=offset)
             started.append(name)
             self.save()
         self.save()
         return started
+
+    def wait_ready(self, names: list[str], *, timeout_s: float) -> None:
+        """Return once each named process is ready; raise `ConfigError` if one exits meanwhile."""
+        processes = [self.components[n] for n in names if self.components[n].kind == "process"]
+        queues = tuple(Queue(n.removeprefix("worker-")) for n in names if n.startswith("worker-"))
+        deadline = time.monotonic() + timeout_s
+        pending = {c.name: c for c in processes}
+        while pending:
+            for name, comp in list(pending.items()):
+                if not comp.proc.alive():
+                    raise ConfigError(f"{name} exited at start; the last lines of {comp.proc.log}:\n{_tail(comp.proc.log)}")
+                if _ready(comp):
+                    del pending[name]
+            if set(pending) <= {f"worker-{q}" for q in queues} and pending:
+                remaining = max(1.0, deadline - time.monotonic())
+                self.wait_workers(tuple(Queue(n.removeprefix("worker-")) for n in pending), timeout_s=remaining)
+                pending.clear()
+            if pending and time.monotonic() > deadline:
+                raise ConfigError(f"not ready after {timeout_s:.0f} s: {', '.join(sorted(pending))}; see {self.log_dir}")
+            if pending:
+                time.sleep(0.2)  # polling other processes' start-up
 
     def wait_workers(self, queues: tuple[str, ...] = (Queue.PERSIST, Queue.INDEX), timeout_s: float = 60.0) -> None:
         """Block until a worker answers for each queue (Celery inspect over the broker)."""
@@ -178,7 +252,12 @@ class Stack:
 
     def down(self, only: list[str] | None = None) -> list[str]:
         """Stop what we started (or only the named components), in order; return what stopped."""
+        with self.locked():
+            return self._down(only)
+
+    def _down(self, only: list[str] | None) -> list[str]:
         self.load()
+        owned_kafka = bool(self.components.get("kafka") and self.components["kafka"].owned)
         stopped = []
         for name in StopOrder:
             comp = self.components.get(name)
@@ -190,17 +269,71 @@ class Stack:
                 stopped.append(name)
             del self.components[name]
             self.save()
-        if only is None and self.state_file.exists():
-            self.state_file.unlink()
+        if only is None:
+            if owned_kafka and self.extra.get("stack_id"):
+                self._forget_queued_tasks()
+            if self.state_file.exists():
+                self.state_file.unlink()
         return stopped
 
+    def _forget_queued_tasks(self) -> None:
+        """Delete this stack's Celery keys: the in-memory log they came from is gone with Kafka."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.settings.broker_url, socket_connect_timeout=2)
+            keys = list(client.scan_iter(match=self.settings.broker_key_prefix + "*", count=1000))
+            if keys:
+                client.delete(*keys)
+                self.say(f"deleted {len(keys)} Celery keys of this stack from Redis")
+        except redis.RedisError:
+            pass  # Redis is gone too (we started it, or it keeps nothing): so are the keys
+
     def status(self) -> list[dict[str, Any]]:
+        """Every component this stack started or found, and every configured service, checked now."""
         self.load()
-        return [c.to_json() for c in self.components.values()]
+        items = [c.to_json() for c in self.components.values()]
+        for name, ep in endpoints(self.settings).items():
+            if name not in self.components:
+                items.append(Component(name, "service", ep.address, owned=False).to_json())
+        return items
 
     def running(self) -> bool:
         self.load()
         return any(c.owned and c.healthy() for c in self.components.values())
+
+
+# log lines that say a process is serving (components with an address are ready when it answers)
+_READY_MARKERS = {
+    "bridge": "bridge: assigned",
+    "beat": ("beat: holding the scheduler lock", "standing by"),
+    "simulator": "simulator: live",
+}
+
+
+def _ready(comp: Component) -> bool:
+    if comp.name.startswith("worker-"):
+        return False  # asked over the broker, all at once (`wait_workers`)
+    markers = _READY_MARKERS.get(comp.name)
+    if markers is not None:
+        log = Path(comp.proc.log)
+        text = log.read_bytes()[comp.log_offset:].decode(errors="replace") if log.exists() else ""
+        return any(m in text for m in ((markers,) if isinstance(markers, str) else markers))
+    if comp.address:
+        return _listening(comp.address)
+    return comp.healthy()
+
+
+def _listening(address: str) -> bool:
+    host, _, port = (urlsplit(address).netloc if "://" in address else address).rpartition(":")
+    return port_open(host, int(port))
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def wait_until_stopped(stack: Stack, poll_s: float = 1.0) -> None:

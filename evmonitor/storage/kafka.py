@@ -24,6 +24,9 @@ __all__ = ["ensure_topics", "make_consumer", "make_producer", "translate_errors"
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
+    """Map every kafka-python exception to `TransientError`: we only produce events that passed
+    validation (or dead letters of bounded size), so what Kafka refuses is the broker's state
+    (unreachable, no leader, a rebalance, a timeout), never the record."""
     try:
         yield
     except KafkaError as exc:

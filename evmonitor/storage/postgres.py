@@ -1,9 +1,10 @@
 """PostgreSQL through SQLAlchemy: schema, folded upserts, batch completion markers.
 
-The upserts apply, in SQL, the same merge rules as `evmonitor.fold` (earliest wins, highest
-wins, last writer wins by a total order), so replaying or reordering events cannot change a
-row. Rows of one statement are sorted by key so that concurrent writers lock rows in the same
-order and cannot deadlock each other.
+The upserts are generated from the rules of `evmonitor.fold.rules`, the same table the Python
+fold is generated from: `_merged` renders each `Merge` in SQL, once. So replaying or reordering
+events cannot change a row, and a batch merged here gives the row `evmonitor.fold` computes for
+everything. Rows of one statement are sorted by key so that concurrent writers lock rows in the
+same order and cannot deadlock each other.
 
 Each table's rows travel as one JSON array in one statement
 (`INSERT ... SELECT ... FROM json_populate_recordset(...) ORDER BY key ON CONFLICT ...`):
@@ -11,9 +12,10 @@ SQLAlchemy cannot batch an `ON CONFLICT DO UPDATE` executemany into multi-row VA
 batch of 500 events used to cost ~600 round trips; now it costs four. A batch folds to one
 row per key, so no statement touches a row twice.
 
-Errors are translated once, here: `translate_errors` turns driver exceptions into
-`TransientError` (connection lost, server shutting down, deadlock, serialization failure:
-retry) or `SinkRejected` (data or integrity errors: the event itself is the problem).
+Errors are translated once, here: `translate_errors` turns every psycopg2 and SQLAlchemy
+exception into `TransientError` (connection lost, server shutting down, deadlock,
+serialization failure: retry) or `SinkRejected` (data or integrity errors: the event itself is
+the problem), which `write` turns into the `Rejected` events of the `Sink` contract.
 """
 
 from __future__ import annotations
@@ -21,39 +23,55 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import fields as dataclass_fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import and_, case, func, or_, tuple_
 from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.engine import Engine
 
 from evmonitor.errors import ConfigError, SinkRejected, TransientError
-from evmonitor.fold import Columns, ConnectorRow, Fold, SessionRow, StationRow, StatusLogRow, fold_columns, row_dict
+from evmonitor.fold import TABLES, Columns, Merge, Rule, SessionStatus, Table, complete_rows, fold_columns
+from evmonitor.names import SinkName
+from evmonitor.poison import Event, Rejected, isolate_poison
 
 __all__ = ["PostgresStore", "apply_schema", "create_engine", "translate_errors"]
 
-# SQLSTATE classes whose errors are about the data, not the server: retrying will not help.
-_PERMANENT_CLASSES = ("22", "23")
 _SCHEMA_LOCK = 0x65766D6F  # "evmo": serialises schema application across processes
+
+# What the database says about the data itself, retrying will not change: SQLSTATE class 22
+# (data exception: a value out of range, an invalid text representation) and 23 (integrity
+# constraint violation). psycopg2 raises these as DataError and IntegrityError, and SQLAlchemy
+# wraps them in its classes of the same names.
+_REFUSALS = (sa.exc.DataError, sa.exc.IntegrityError, psycopg2.DataError, psycopg2.IntegrityError)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Map psycopg2/SQLAlchemy exceptions to `TransientError` or `SinkRejected`."""
+    """Map every psycopg2 and SQLAlchemy exception to `SinkRejected` or `TransientError`.
+
+    `SinkRejected`: the database refuses the data (`_REFUSALS`). `TransientError`: everything
+    else, the server being unreachable, shutting down, out of connections, in a deadlock or a
+    serialization failure, and also errors of our own making (a missing table, a bad statement):
+    the operator fixes those and the retry lands, where a refusal would dead-letter valid data.
+    """
     try:
         yield
-    except sa.exc.DBAPIError as exc:
-        code = getattr(exc.orig, "pgcode", None) or ""
-        if code[:2] in _PERMANENT_CLASSES:
-            raise SinkRejected(f"postgresql {code}: {str(exc.orig).strip().splitlines()[0]}") from exc
-        raise TransientError(f"postgresql unavailable: {str(exc.orig or exc).strip().splitlines()[0]}") from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise TransientError(f"postgresql: {exc}") from exc
-    except OSError as exc:
-        raise TransientError(f"postgresql unreachable: {exc}") from exc
+    except _REFUSALS as exc:
+        orig = getattr(exc, "orig", None) or exc
+        code = getattr(orig, "pgcode", None) or type(orig).__name__
+        raise SinkRejected(f"postgresql {code}: {_first_line(orig)}") from exc
+    except (sa.exc.SQLAlchemyError, psycopg2.Error, OSError) as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise TransientError(f"postgresql unavailable: {_first_line(orig)}") from exc
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
@@ -75,47 +93,42 @@ def apply_schema(engine: Engine, sql_dir: Path) -> list[str]:
     return [p.name for p in files]
 
 
-def _newer(t: sa.Table, ex: Any, *cols: str) -> Any:
-    """SQL for: the excluded row's (cols...) sorts after the stored one's (NULL stored loses)."""
-    first = cols[0]
-    return and_(
-        getattr(ex, first).isnot(None),
-        or_(
-            t.c[first].is_(None),
-            tuple_(*(getattr(ex, c) for c in cols)) > tuple_(*(t.c[c] for c in cols)),
-        ),
-    )
+def _newer(t: sa.Table, ex: Any, by: tuple[str, ...], first: bool = False) -> Any:
+    """SQL for: the excluded row's `by` columns sort after (`first`: before) the stored row's (a
+    NULL stored loses). Text compares by code point, as Python does."""
+
+    def c(col: Any) -> Any:
+        return col.collate("C") if isinstance(col.type, sa.String) else col
+
+    incoming, stored = tuple_(*(c(ex[col]) for col in by)), tuple_(*(c(t.c[col]) for col in by))
+    newer = incoming < stored if first else incoming > stored
+    return and_(ex[by[0]].isnot(None), or_(t.c[by[0]].is_(None), newer))
 
 
-def _pick(cond: Any, ex: Any, t: sa.Table, col: str) -> Any:
-    return case((cond, getattr(ex, col)), else_=t.c[col])
+def _merged(column: str, rule: Rule, t: sa.Table, ex: Any, newer: dict[tuple[str, ...], Any]) -> Any:
+    """SQL for the value `rule` gives `column` when the excluded row meets the stored one."""
+    stored, incoming = t.c[column], ex[column]
+    match rule.merge:
+        case Merge.LEAST:
+            return func.least(stored, incoming)
+        case Merge.LEAST_TEXT:
+            return func.least(stored.collate("C"), incoming.collate("C"))
+        case Merge.GREATEST:
+            return func.greatest(stored, incoming)
+        case Merge.LATEST | Merge.FIRST:
+            return case((newer[rule.by], incoming), else_=stored)
+        case Merge.WRITTEN_AT:
+            return func.now()
+        case Merge.SESSION_STATUS:
+            end, last_event = rule.by
+            ended = or_(t.c[end].isnot(None), ex[end].isnot(None))
+            spoke_again = and_(stored == SessionStatus.STALE.value, ex[last_event] > t.c[last_event])
+            return case((ended, SessionStatus.COMPLETED.value), (spoke_again, SessionStatus.ACTIVE.value), else_=stored)
+    raise ValueError(f"{t.name}.{column}: no SQL for {rule.merge}")
 
 
-def _least(t: sa.Table, ex: Any, col: str, collate: bool = False) -> Any:
-    a, b = t.c[col], getattr(ex, col)
-    if collate:
-        a, b = a.collate("C"), b.collate("C")
-    return func.least(a, b)
-
-
-def _greatest(t: sa.Table, ex: Any, col: str) -> Any:
-    return func.greatest(t.c[col], getattr(ex, col))
-
-
-def _column_names(row_type: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclass_fields(row_type))
-
-
-def _time_columns(row_type: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclass_fields(row_type) if "datetime" in str(f.type))
-
-
-_TIMES = {
-    "stations": _time_columns(StationRow),
-    "connectors": _time_columns(ConnectorRow),
-    "status_events": _time_columns(StatusLogRow),
-    "sessions": _time_columns(SessionRow),
-}
+# Row dicts to JSON, timestamps as ISO 8601, by one encoder (flat rows of our making: no cycles).
+_JSON = json.JSONEncoder(separators=(",", ":"), default=datetime.isoformat, check_circular=False)
 
 
 def _from_json(t: sa.Table, columns: Sequence[str], key: Sequence[str]) -> Any:
@@ -127,26 +140,38 @@ def _from_json(t: sa.Table, columns: Sequence[str], key: Sequence[str]) -> Any:
     return insert(t).from_select(list(columns), select)
 
 
+def _upsert(table: Table, t: sa.Table) -> Any:
+    """`INSERT ... ON CONFLICT` for the rows of `table`, every column merged by its rule."""
+    stmt = _from_json(t, table.written(), table.key)
+    ex, key = stmt.excluded, list(table.key)
+    kept = (Merge.KEY, Merge.SAME, Merge.GENERATED, Merge.JOINED)  # JOINED: beat's to write
+    merged = {c: r for c, r in table.columns.items() if r.merge not in kept}
+    if not merged:
+        return stmt.on_conflict_do_nothing(index_elements=key)
+    groups = table.groups()
+    if len(groups) == 1 and set(merged) == set(*groups.values()):
+        # the row is one reading: unless the incoming one is newer, leave the stored tuple alone
+        (by,) = groups
+        return stmt.on_conflict_do_update(index_elements=key, set_={c: ex[c] for c in merged}, where=_newer(t, ex, by))
+    newer = {by: _newer(t, ex, by, table.columns[by[0]].merge is Merge.FIRST) for by in groups}
+    set_ = {c: _merged(c, r, t, ex, newer) for c, r in merged.items()}
+    return stmt.on_conflict_do_update(index_elements=key, set_=set_)
+
+
 class PostgresStore:
-    """The persist sink. `write_events` folds a batch and merges it in one transaction."""
+    """The persist sink (`Sink`): `write` folds a batch and merges it in one transaction."""
+
+    name = SinkName.PERSIST
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         meta = sa.MetaData()
         with translate_errors():
-            names = ("charging_stations", "connector_status", "status_events", "charging_sessions", "ingest_batches")
-            meta.reflect(engine, only=names)
-        self.stations = meta.tables["charging_stations"]
-        self.connectors = meta.tables["connector_status"]
-        self.status_events = meta.tables["status_events"]
-        self.sessions = meta.tables["charging_sessions"]
+            meta.reflect(engine, only=[*(table.name for table in TABLES), "ingest_batches"])
+        self.tables = {table.name: meta.tables[table.name] for table in TABLES}
         self.batches = meta.tables["ingest_batches"]
-        self._station_upsert = self._build_station_upsert()
-        self._connector_upsert = self._build_connector_upsert()
-        self._status_insert = _from_json(
-            self.status_events, _column_names(StatusLogRow), ["event_id"]
-        ).on_conflict_do_nothing(index_elements=["event_id"])
-        self._session_upsert = self._build_session_upsert()
+        # in this order in a transaction, so that concurrent writers lock rows in one order
+        self._statements = [(table.name, _upsert(table, self.tables[table.name])) for table in TABLES]
 
     @classmethod
     def connect(cls, url: str, sql_dir: Path | None = None, **engine_kwargs: Any) -> "PostgresStore":
@@ -155,130 +180,41 @@ class PostgresStore:
             apply_schema(engine, sql_dir)
         return cls(engine)
 
-    # --- statements -------------------------------------------------------------------------
+    def write(self, events: Sequence[Event]) -> list[Rejected]:
+        """`Sink.write`: merge `events`; a batch the database refuses is bisected down to the
+        events it refuses (a transaction can only refuse a batch whole)."""
+        return isolate_poison(events, self._merge)
 
-    def _build_station_upsert(self) -> Any:
-        t = self.stations
-        stmt = _from_json(t, _column_names(StationRow), ["id"])
-        ex = stmt.excluded
-        newer_boot = _newer(t, ex, "boot_at", "boot_event_id")
-        newer_status = _newer(t, ex, "status_at", "status_event_id")
-        profile = (
-            "name", "operator", "city", "latitude", "longitude", "max_power_kw", "connector_count",
-            "price_eur_per_kwh", "vendor", "model", "firmware_version", "boot_at", "boot_event_id",
-        )  # fmt: skip
-        live = ("status", "error_code", "status_at", "status_event_id")
-        set_: dict[str, Any] = {c: _pick(newer_boot, ex, t, c) for c in profile}
-        set_.update({c: _pick(newer_status, ex, t, c) for c in live})
-        set_.update(
-            first_seen_at=_least(t, ex, "first_seen_at"),
-            last_seen_at=_greatest(t, ex, "last_seen_at"),
-            last_heartbeat_at=_greatest(t, ex, "last_heartbeat_at"),
-            updated_at=func.now(),
-        )
-        return stmt.on_conflict_do_update(index_elements=["id"], set_=set_)
+    def _merge(self, events: Sequence[Event]) -> list[Rejected]:
+        self.write_events(events)
+        return []
 
-    def _build_connector_upsert(self) -> Any:
-        t = self.connectors
-        stmt = _from_json(t, _column_names(ConnectorRow), ["station_id", "connector_id"])
-        ex = stmt.excluded
-        cols = ("status", "error_code", "info", "status_at", "status_event_id")
-        return stmt.on_conflict_do_update(
-            index_elements=["station_id", "connector_id"],
-            set_={c: getattr(ex, c) for c in cols},
-            where=tuple_(ex.status_at, ex.status_event_id) > tuple_(t.c.status_at, t.c.status_event_id),
-        )
-
-    def _build_session_upsert(self) -> Any:
-        t = self.sessions
-        stmt = _from_json(t, (*_column_names(SessionRow), "status"), ["id"])
-        ex = stmt.excluded
-        newer_progress = _newer(t, ex, "progress_at", "progress_meter_wh", "progress_event_id")
-        merged_end = func.least(t.c.end_time, ex.end_time)
-        set_: dict[str, Any] = {
-            "station_id": _least(t, ex, "station_id", collate=True),
-            "connector_id": _least(t, ex, "connector_id"),
-            "start_time": _least(t, ex, "start_time"),
-            "last_event_at": _greatest(t, ex, "last_event_at"),
-            "end_time": merged_end,
-            "meter_start_wh": _least(t, ex, "meter_start_wh"),
-            "meter_max_wh": _greatest(t, ex, "meter_max_wh"),
-            "meter_stop_wh": _greatest(t, ex, "meter_stop_wh"),
-            "price_eur_per_kwh": _greatest(t, ex, "price_eur_per_kwh"),
-            "stop_reason": _least(t, ex, "stop_reason", collate=True),
-            "id_tag_hash": _least(t, ex, "id_tag_hash", collate=True),
-            "vehicle_battery_kwh": _greatest(t, ex, "vehicle_battery_kwh"),
-            "soc_start_percent": _least(t, ex, "soc_start_percent"),
-            # completion sticks; a stale session that speaks again is active again
-            "status": case(
-                (merged_end.isnot(None), "completed"),
-                (and_(t.c.status == "stale", ex.last_event_at > t.c.last_event_at), "active"),
-                else_=t.c.status,
-            ),
-            "updated_at": func.now(),
-        }
-        for col in ("progress_at", "progress_meter_wh", "progress_event_id", "power_kw", "soc_percent"):
-            set_[col] = _pick(newer_progress, ex, t, col)
-        return stmt.on_conflict_do_update(index_elements=["id"], set_=set_)
-
-    # --- writes -----------------------------------------------------------------------------
-
-    def write_events(self, events: Sequence[dict[str, Any]]) -> None:
+    def write_events(self, events: Sequence[Event]) -> None:
         """Fold `events` (normalised wire dicts) and merge them in one transaction.
 
         Raises `TransientError` (retry later) or `SinkRejected` (some event is unacceptable).
         """
         self.write_rows(self.column_rows(fold_columns(events)))
 
-    def write_fold(self, fold: Fold) -> None:
-        self.write_rows(self.fold_rows(fold))
-
-    def fold_rows(self, fold: Fold) -> dict[str, str]:
-        """`column_rows` for a `Fold` of row objects."""
-        return self.column_rows(Columns(
-            stations={k: row_dict(r) for k, r in fold.stations.items()},
-            connectors={k: row_dict(r) for k, r in fold.connectors.items()},
-            status_log={k: row_dict(r) for k, r in fold.status_log.items()},
-            sessions={k: row_dict(r) for k, r in fold.sessions.items()},
-        ))  # fmt: skip
-
     @staticmethod
     def column_rows(columns: Columns) -> dict[str, str]:
-        """The parameters of the four statements: per table, its rows as one JSON array.
+        """The parameters of the statements: per table, its rows as one JSON array.
 
-        Takes the column dicts over (they are completed in place): a station without a boot yet
-        is named by its id, a session's status follows from its end, timestamps become ISO 8601.
+        Completes the rows in place (`complete_rows`: defaults, derived columns); timestamps
+        become ISO 8601.
         """
-        for row in columns.stations.values():
-            if row.get("name") is None:
-                row["name"] = row["id"]
-        for row in columns.sessions.values():
-            row["status"] = "completed" if row.get("end_time") is not None else "active"
-        tables = {"stations": columns.stations, "connectors": columns.connectors,
-                  "status_events": columns.status_log, "sessions": columns.sessions}  # fmt: skip
+        complete_rows(columns)
         out = {}
-        for table, rows in tables.items():
-            if not rows:
-                continue
-            times = _TIMES[table]
-            for row in rows.values():
-                for name in times:
-                    moment = row.get(name)
-                    if moment is not None:
-                        row[name] = moment.isoformat()
-            out[table] = json.dumps(list(rows.values()), separators=(",", ":"))
+        for table in TABLES:
+            rows = columns.table(table)
+            if rows:
+                out[table.name] = _JSON.encode(list(rows.values()))
         return out
 
     def write_rows(self, rows: dict[str, str]) -> None:
-        """Merge what `fold_rows` made, in one transaction (the statements sort rows by key)."""
-        statements = (
-            ("stations", self._station_upsert),
-            ("connectors", self._connector_upsert),
-            ("status_events", self._status_insert),
-            ("sessions", self._session_upsert),
-        )
+        """Merge what `column_rows` made, in one transaction (the statements sort rows by key)."""
         with translate_errors(), self.engine.begin() as conn:
-            for table, statement in statements:
+            for table, statement in self._statements:
                 if table in rows:
                     conn.execute(statement, {"rows": rows[table]})
 

@@ -6,7 +6,8 @@ with `_id = event_id`, so a replay overwrites a document with itself. The index 
 `charging-events`; the pattern `charging-events*` finds them too.
 
 `translate_errors` maps client exceptions once: connection problems, 429 and 5xx become
-`TransientError`; a per-document 4xx in a bulk answer becomes a rejection of that document.
+`TransientError`; a request refused for its content, `SinkRejected`. A per-document 4xx in a
+bulk answer is a `Rejected` event of the `Sink` contract.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import TransportError, Urllib3HttpNode
 from elasticsearch import ApiError, Elasticsearch
 
-from evmonitor.errors import TransientError
+from evmonitor.errors import SinkRejected, TransientError
+from evmonitor.names import SinkName
+from evmonitor.poison import Event, Rejected, isolate_poison
 
 __all__ = ["SearchStore", "bulk_body", "daily_index", "make_client", "translate_errors", "TEMPLATE_PATH"]
 
@@ -50,15 +52,24 @@ def make_client(url: str, *, timeout_s: float = 30.0) -> Elasticsearch:
     return Elasticsearch(url, node_class=_PlainJsonNode, request_timeout=timeout_s, max_retries=0)
 
 
+# Whole-request refusals that are about the request's content: a body the server cannot parse
+# (400) or too large (413). Bisecting the batch finds the events behind them. Every other 4xx is
+# about the target or the credentials (401, 403, 404): the operator fixes it, the retry lands.
+_REFUSED_STATUSES = frozenset({400, 413})
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
+    """Map every elasticsearch and elastic_transport exception to `SinkRejected` (a request
+    refused for its content, `_REFUSED_STATUSES`) or `TransientError` (everything else:
+    unreachable, timeout, TLS, 429, 5xx, an answer that is not Elasticsearch's)."""
     try:
         yield
     except ApiError as exc:
-        if exc.meta.status == 429 or exc.meta.status >= 500:
-            raise TransientError(f"elasticsearch {exc.meta.status}: {exc.message}") from exc
-        raise
-    except (TransportError, TransportConnectionError, OSError) as exc:
+        if exc.meta.status in _REFUSED_STATUSES:
+            raise SinkRejected(f"elasticsearch {exc.meta.status}: {exc.message}") from exc
+        raise TransientError(f"elasticsearch {exc.meta.status}: {exc.message}") from exc
+    except (TransportError, OSError) as exc:
         raise TransientError(f"elasticsearch unreachable: {exc}") from exc
 
 
@@ -94,7 +105,9 @@ def bulk_body(prefix: str, events: Sequence[dict[str, Any]]) -> bytes:
 
 
 class SearchStore:
-    """The index sink."""
+    """The index sink (`Sink`): `write` bulk-indexes a batch."""
+
+    name = SinkName.INDEX
 
     def __init__(self, client: Elasticsearch, prefix: str = "charging-events") -> None:
         self.client = client
@@ -112,20 +125,22 @@ class SearchStore:
         with translate_errors():
             self.client.indices.put_index_template(name=self.prefix, **spec)
 
-    def index_events(self, events: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
-        """Bulk-index `events`; return the ones refused for good, each with the server's reason.
+    def write(self, events: Sequence[Event]) -> list[Rejected]:
+        """`Sink.write`: bulk-index `events`. The bulk answer refuses documents one by one; a
+        request refused whole (400, 413) is bisected down to the events behind it.
 
-        Raises `TransientError` if the server is unreachable or refused any document for a
-        transient reason (429, 5xx): the caller retries the whole batch, which is harmless
-        because every document is keyed by its event_id.
+        Any document refused for a transient reason (429, 5xx) makes it raise `TransientError`:
+        the whole batch is retried, which is harmless because each document is keyed by its
+        event_id.
         """
-        if not events:
-            return []
+        return isolate_poison(events, self._bulk)
+
+    def _bulk(self, events: Sequence[Event]) -> list[Rejected]:
         with translate_errors():
             response = self.client.bulk(operations=bulk_body(self.prefix, events))  # type: ignore[arg-type]
         if not response.get("errors"):
             return []
-        rejected: list[tuple[dict[str, Any], str]] = []
+        rejected: list[Rejected] = []
         transient = 0
         for event, item in zip(events, response["items"]):
             result = next(iter(item.values()))
@@ -136,7 +151,7 @@ class SearchStore:
                 transient += 1
             else:
                 error = result.get("error") or {}
-                rejected.append((event, f"elasticsearch {status}: {error.get('type')}: {error.get('reason')}"))
+                rejected.append(Rejected(event, f"elasticsearch {status}: {error.get('type')}: {error.get('reason')}"))
         if transient:
             raise TransientError(f"elasticsearch refused {transient} documents for now (429/5xx)")
         return rejected

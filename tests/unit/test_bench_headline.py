@@ -32,6 +32,7 @@ def results():
         "runs": {
             "persist": _run("persist", 8_000),
             "persist_per_event": _run("persist_per_event", 200, batch=1),
+            "persist_bad_10": _run("persist_bad_10", 7_600),
             "persist_batch_50": _run("persist_batch_50", 5_000, batch=50),
             "persist_2_workers": _run("persist_2_workers", 9_000, workers=2),
             "index": _run("index", 1_700, sinks=("index",)),
@@ -81,6 +82,10 @@ def test_targets_say_met_missed_or_not_measured(results):
     assert verdicts["batched vs one task per event (persist path)"].met is True
     assert verdicts["p99 produce -> searchable at 1,000 events/s"].met is False
     assert verdicts["bridge and worker memory over the soak"].met is None
+    assert verdicts["persist path with 10% bad input vs clean (records/s)"].met is True  # 7,600 / 8,000 = 95%
+    results["runs"]["persist_bad_10"]["events_per_s"] = 6_000
+    bad = {t.name: t for t in targets(results)}["persist path with 10% bad input vs clean (records/s)"]
+    assert bad.met is False and bad.measured == "75%" and "CPU-µs per event" in bad.why
 
 
 def test_reports_render_ratios_before_absolute_figures(results):

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from evmonitor.contract import TOPIC_BY_TYPE, EventType, Rejection, validate
 from evmonitor.errors import Reason, TransientError
-from evmonitor.fold import fold_events
+from evmonitor.fold import fold_columns, held_reason
 from evmonitor.simulator import GroundTruth, Message, default_window, plan_drain, run_live, send
+from tests.factories import session_money
 
 START = datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
 END = datetime(2024, 5, 1, 18, 0, tzinfo=timezone.utc)
@@ -94,7 +95,7 @@ def test_bad_messages_cover_every_contract_reason():
     """Bad messages come in many kinds: together they exercise every contract rejection reason."""
     plan = plan_drain(seed=1, **SMALL, bad_ratio=0.3)
     reasons = Counter(m.expected for m in plan.messages if m.expected is not None)
-    assert set(reasons) == set(Reason) - {Reason.SINK_REJECTED}
+    assert set(reasons) == set(Reason) - {Reason.SINK_REJECTED, Reason.INTERNAL_ERROR}
     assert plan.truth.deadletters == {str(r): n for r, n in reasons.items()}
     assert any(len(m.value) > 64 * 1024 and len(m.value) < 1024 * 1024 for m in plan.messages)
     assert {m.topic for m in plan.messages if m.expected} == set(TOPIC_BY_TYPE.values())
@@ -113,19 +114,28 @@ def test_bad_count_follows_ratio_and_bad_messages_are_never_duplicated(plan):
 def test_truth_equals_the_fold_of_the_messages(plan):
     """Per-session kWh and EUR, totals and counts in the truth equal a fold of what is sent."""
     events = wire_events(plan.messages, END)
-    fold = fold_events(events.values())
+    fold = fold_columns(events.values())
     truth = plan.truth
     assert truth.valid_events == len(events)
     assert set(fold.sessions) == set(truth.by_session)
     for session_id, row in fold.sessions.items():
         expected = truth.by_session[session_id]
-        assert row.end_time is not None
-        assert (row.station_id, row.energy_delivered_kwh, row.cost_eur) == (
+        assert row["end_time"] is not None
+        assert (row["station_id"], *session_money(row)) == (
             expected["station_id"], expected["energy_kwh"], expected["cost_eur"])
-    assert truth.energy_kwh == sum(r.energy_delivered_kwh for r in fold.sessions.values())
-    assert truth.cost_eur == sum(r.cost_eur for r in fold.sessions.values())
+    assert truth.energy_kwh == sum(session_money(r)[0] for r in fold.sessions.values())
+    assert truth.cost_eur == sum(session_money(r)[1] for r in fold.sessions.values())
     assert sorted(fold.stations) == sorted(truth.station_ids)
     assert truth.sessions == SMALL["sessions"] and truth.stations == SMALL["stations"]
+
+
+def test_the_simulator_never_makes_a_held_session():
+    """Its facts always agree and no session beats its station's max power: `demo` stays exact."""
+    plan = plan_drain(seed=11, stations=30, sessions=800, start=START, end=START + timedelta(days=2))
+    fold = fold_columns(wire_events(plan.messages, START + timedelta(days=3)).values())
+    for row in fold.sessions.values():
+        limit = fold.stations[row["station_id"]]["max_power_kw"]
+        assert held_reason({**row, "power_limit_kw": limit}) is None, row
 
 
 def test_chaos_knobs_do_not_change_the_valid_events_or_the_truth(plan, calm):
@@ -356,12 +366,12 @@ class FakeClock:
 def check_live_truth(producer: FakeProducer, truth: GroundTruth, received_at: datetime) -> None:
     messages = [Message(t, k, v) for t, k, v in producer.sent]
     events = wire_events(messages, received_at)
-    fold = fold_events(events.values())
+    fold = fold_columns(events.values())
     assert truth.valid_events == truth.messages == len(producer.sent) == len(events)
     assert set(fold.sessions) == set(truth.by_session)
     for session_id, row in fold.sessions.items():
-        assert row.end_time is not None and row.stop_reason
-        assert (row.energy_delivered_kwh, row.cost_eur) == (
+        assert row["end_time"] is not None and row["stop_reason"]
+        assert session_money(row) == (
             truth.by_session[session_id]["energy_kwh"], truth.by_session[session_id]["cost_eur"])
 
 

@@ -1,0 +1,39 @@
+"""`up` waits for readiness and reports a process that dies at start (real child processes, no services)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from evmonitor.config import Settings
+from evmonitor.errors import ConfigError
+from evmonitor.stack.procs import spawn
+from evmonitor.stack.supervisor import Component, Stack
+
+
+def test_a_process_that_exits_at_start_is_reported_with_its_logs_last_lines(tmp_path):
+    """wait_ready raises ConfigError naming the process and quoting the end of its log."""
+    stack = Stack(Settings(_env_file=None, state_dir=tmp_path), say=lambda _: None)
+    proc = spawn("bridge", [sys.executable, "-c", "print('kafka said no'); raise SystemExit(3)"], log_dir=tmp_path)
+    stack.components["bridge"] = Component("bridge", "process", owned=True, proc=proc)
+    with pytest.raises(ConfigError) as info:
+        stack.wait_ready(["bridge"], timeout_s=30)
+    assert "bridge exited at start" in str(info.value) and "kafka said no" in str(info.value)
+
+
+def test_a_process_is_ready_only_once_it_says_so_in_this_starts_lines(tmp_path):
+    """An old 'assigned' line in the appended log does not count; the new start's line does."""
+    log = tmp_path / "bridge.log"
+    log.write_text("bridge: assigned [old run]\n")
+    stack = Stack(Settings(_env_file=None, state_dir=tmp_path), say=lambda _: None)
+    script = "import time, sys; time.sleep(0.5); print('bridge: assigned [now]', flush=True); time.sleep(30)"
+    proc = spawn("bridge", [sys.executable, "-c", script], log_dir=tmp_path)
+    stack.components["bridge"] = Component("bridge", "process", owned=True, proc=proc, log_offset=log.stat().st_size)
+    try:
+        stack.wait_ready(["bridge"], timeout_s=30)
+        assert "[now]" in log.read_text()
+    finally:
+        from evmonitor.stack.procs import stop
+
+        stop(proc, timeout_s=5)
