@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evmonitor.api.csvsafe import neutralise
+from evmonitor.csvsafe import csv_cell
 from evmonitor.api.page import board_page, station_page
 from evmonitor.api.queries import PageCursor
 from evmonitor.config import REPO_ROOT, Settings
@@ -21,13 +21,13 @@ EVIL = '<script>alert("x")</script>&"\''
 @pytest.mark.parametrize("cell", ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
 def test_formula_cells_get_a_leading_quote(cell):
     """OWASP's rule: a cell starting with = + - @ tab or CR is prefixed with a single quote."""
-    assert neutralise(cell) == "'" + cell
+    assert csv_cell(cell) == "'" + cell
 
 
 @given(st.text().filter(lambda s: not s.startswith(("=", "+", "-", "@", "\t", "\r"))))
 def test_other_cells_are_left_alone(cell):
     """Any other cell is written as it is."""
-    assert neutralise(cell) == cell
+    assert csv_cell(cell) == cell
 
 
 @given(st.one_of(st.text(max_size=30), st.integers()), st.text(max_size=30))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,10 +12,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from evmonitor.api import queries
-from evmonitor.api.csvsafe import neutralise
 from evmonitor.api.deps import Conn, reader, utc
 from evmonitor.api.errors import ERROR_RESPONSES, ApiError
 from evmonitor.api.models import Page, Session, SessionDetail
+from evmonitor.csvsafe import csv_row, csv_writer
 
 router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[reader], responses=ERROR_RESPONSES)
 
@@ -60,12 +59,12 @@ def export_sessions(request: Request, filters: Annotated[Filters, Depends()]) ->
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv_writer(buffer)
         writer.writerow(CSV_COLUMNS)
         with request.app.state.engine.connect() as conn:
             for n, row in enumerate(queries.session_rows(conn, station_id=filters.station_id, status=filters.status,
                                                          since=filters.since, until=filters.until)):  # fmt: skip
-                writer.writerow([neutralise(_cell(row[c])) for c in CSV_COLUMNS])
+                writer.writerow(csv_row(_cell(row[c]) for c in CSV_COLUMNS))
                 if n % 500 == 0:
                     yield buffer.getvalue()
                     buffer.seek(0)
@@ -76,12 +75,13 @@ def export_sessions(request: Request, filters: Annotated[Filters, Depends()]) ->
                              headers={"Content-Disposition": 'attachment; filename="sessions.csv"'})  # fmt: skip
 
 
-def _cell(value: object) -> str:
+def _cell(value: object) -> object:
+    """Text as it is, times in UTC RFC 3339, numbers as numbers (a negative number is no formula)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
-    return str(value)
+    return value
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses={404: {"model": ERROR_RESPONSES[401]["model"]}})
