@@ -110,7 +110,7 @@ def test_a_whole_session_ends_as_the_contract_events_in_kafka(pipeline):
     (completed,) = by_type["session_completed"]
     assert (completed["meter_stop_wh"], completed["stop_reason"], completed["connector_id"]) == (16000, "EVDisconnected", 1)
     for event in events:  # every event passes the contract as the bridge will see it
-        decode(json.dumps(event).encode(), received_at=NOW)
+        decode(json.dumps(event).encode(), received_at=datetime.now(timezone.utc))  # the gateway stamps some events on receipt
     assert "RFID-SECRET-42" not in pipeline.sql("SELECT string_agg(id_tag_hash, ',') AS tags FROM gateway_transactions")[0].tags
     assert "s3cret-pw" not in pipeline.sql("SELECT password_hash FROM gateway_chargers")[0].password_hash
 
@@ -295,6 +295,6 @@ def test_kafka_cut_off_during_stop_transaction_gets_no_callresult_until_restored
     completed = lambda r: any(e["event_type"] == EventType.SESSION_COMPLETED for e in events_of(r))  # noqa: E731
     events = events_of(read_topics(settings.kafka_bootstrap, until=completed))
     assert len({e["event_id"] for e in events if e["event_type"] == EventType.SESSION_COMPLETED}) == 1
-    folded = fold_columns([decode(json.dumps(e).encode(), received_at=NOW).to_wire() for e in events])
+    folded = fold_columns([decode(json.dumps(e).encode(), received_at=datetime.now(timezone.utc)).to_wire() for e in events])
     (session,) = folded.sessions.values()
     assert (session["id"], session["meter_start_wh"], session["meter_stop_wh"]) == (session_id("CP-CUT", tx), 1_000, 4_200)
