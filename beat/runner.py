@@ -16,6 +16,7 @@ from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
+from beat.outages import track_outages
 from beat.retention import apply_retention
 from beat.rollups import refresh_rollups
 from beat.stale import mark_stale_sessions
@@ -30,6 +31,7 @@ __all__ = [
     "do_daily_report",
     "do_deadletters",
     "do_faults",
+    "do_outages",
     "do_prune_batch_markers",
     "do_retention",
     "do_rollups",
@@ -128,12 +130,18 @@ def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, for
     return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
 
 
+def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
+    """Recompute the outage ledger (after do_faults, whose offline episodes it reads)."""
+    return track_outages(ctx.engine, ctx.settings, now)
+
+
 def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
     """Every periodic job once, in dependency order (rollups and alerts before the report)."""
     return {
         "rollups": do_rollups(ctx, now),
         "stale_sessions": do_stale_sessions(ctx, now),
         "faults": do_faults(ctx, now),
+        "outages": do_outages(ctx, now),
         "stations": do_stations(ctx, now),
         "deadletters": do_deadletters(ctx),
         "batch_markers": do_prune_batch_markers(ctx, now),
