@@ -21,6 +21,7 @@ from beat.retention import apply_retention
 from beat.rollups import refresh_rollups
 from beat.stale import mark_stale_sessions
 from beat.stations import sync_stations
+from beat.uptime import track_uptime_alerts
 from evmonitor.config import Settings
 from evmonitor.runtime import Connections
 from evmonitor.storage.kafka import translate_errors as kafka_errors
@@ -131,8 +132,11 @@ def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, for
 
 
 def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
-    """Recompute the outage ledger (after do_faults, whose offline episodes it reads)."""
-    return track_outages(ctx.engine, ctx.settings, now)
+    """Recompute the outage ledger (after do_faults, whose offline episodes it reads), then uptime alerts."""
+    result = track_outages(ctx.engine, ctx.settings, now)
+    result["uptime_alerts"] = track_uptime_alerts(ctx.engine, ctx.settings, now)
+    result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)
+    return result
 
 
 def run_all(ctx: Context, now: datetime) -> dict[str, Any]:

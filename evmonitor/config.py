@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from datetime import time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -120,6 +121,8 @@ class Settings(BaseSettings):
     uptime_excluded_causes: Annotated[list[OutageCause], NoDecode] = Field(
         list(DEFAULT_EXCLUDED_CAUSES), description="outage causes outside the operator's control: not counted against uptime"
     )
+    uptime_target_pct: Decimal = Field(Decimal("97"), ge=0, le=100, description="a port below this trailing uptime alerts")
+    uptime_window_days: int = Field(365, ge=1, description="the trailing window of the uptime alert (NEVI: 12 months)")
 
     # --- OCPP gateway (`evmonitor gateway`) ---
     ocpp_listen: str = Field("127.0.0.1:9000", pattern=r"^.+:\d+$", description="HOST:PORT of ws://HOST:PORT/ocpp/<id>")

@@ -148,3 +148,26 @@ def test_a_late_event_that_moves_an_outage_start_keeps_the_operator_cause(pipeli
     assert result["causes_carried"] == 1
     port1 = pipeline.sql("SELECT id, started_at, cause, note, cause_by FROM port_outages WHERE connector_id = 1")
     assert [tuple(r) for r in port1] == [("outage:UP-1:1:2026-11-01T09:30:00Z", at(1, 9, 30), "vandalism", "cable cut", "carol")]
+
+
+def test_a_port_below_the_uptime_target_raises_an_alert_that_an_exclusion_closes(pipeline):
+    """Target 99.45 %: port 1 (99.425 % since first seen) alerts, port 2 (99.497 %) not; excluding port 1's outage closes it."""
+    from decimal import Decimal
+
+    settings = pipeline.settings.model_copy(update={"uptime_target_pct": Decimal("99.45")})
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    ctx = Context(settings)
+    try:
+        _insert(engine, HISTORY)
+        first = do_outages(ctx, NOW)
+        alerts = [tuple(r) for r in pipeline.sql("SELECT id, status, details->>'uptime_pct' FROM alerts")]
+        set_cause(engine, settings, "outage:UP-1:1:2026-11-01T10:00:00Z", OutageCause.SCHEDULED_MAINTENANCE,
+                  "planned", by="dave", now=NOW)  # fmt: skip
+        second = do_outages(ctx, NOW + timedelta(minutes=5))
+    finally:
+        ctx.close()
+        engine.dispose()
+    assert first["uptime_alerts"] == {"opened": 1, "closed": 0}
+    assert alerts == [("uptime:UP-1:1:2026-11-03T12:00:00Z", "open", "99.425")]
+    assert second["uptime_alerts"] == {"opened": 0, "closed": 1}
+    assert [tuple(r) for r in pipeline.sql("SELECT id, status FROM alerts")] == [("uptime:UP-1:1:2026-11-03T12:00:00Z", "closed")]
