@@ -36,3 +36,7 @@ CREATE TABLE IF NOT EXISTS port_outage_audit (
     after               jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS port_outage_audit_outage ON port_outage_audit (outage_id, changed_at);
+
+-- Session quality: the highest power_kw of a session's progress readings (merge rule GREATEST,
+-- evmonitor/fold/rules.py). Sessions folded before this column existed keep NULL.
+ALTER TABLE charging_sessions ADD COLUMN IF NOT EXISTS peak_power_kw double precision;

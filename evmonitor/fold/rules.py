@@ -171,6 +171,7 @@ SESSIONS = table(
         "vehicle_battery_kwh": GREATEST,
         "soc_start_percent": LEAST,
         "last_event_at": GREATEST,
+        "peak_power_kw": GREATEST,  # the highest power_kw of its progress readings (NEVI session data)
         # DESIGN.md's money, in SQL; the Python twins are `evmonitor.fold.money`'s
         "energy_delivered_kwh": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh")),
         "cost_eur": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh", "price_eur_per_kwh")),
@@ -239,7 +240,7 @@ _HEARTBEAT = "event.get('heartbeat')"
 WRITES: dict[EventType, tuple[Write, ...]] = {
     EventType.SESSION_PROGRESS: _session(
         SessionProgress, meter_max_wh="meter_wh", progress_at=TS, progress_meter_wh="meter_wh",
-        progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent",
+        progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent", peak_power_kw="power_kw",
     ),
     EventType.STATION_STATUS: (
         _seen(_status),
