@@ -23,7 +23,7 @@ import getpass
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,10 +76,16 @@ RETURNING 1
 
 def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, Any]:
     """Redraw the ledger within the lookback window at `now`; return what changed."""
-    horizon = now - settings.lookback
     with translate_errors(), engine.begin() as conn:
         if not try_job_lock(conn, "outages"):
             return {"skipped": "another run holds the lock"}
+        # An outage still open in the ledger is redrawn whole, however old (beat may have been down
+        # longer than the lookback while it ended), but never from before the retained history.
+        oldest_open = conn.execute(sa.text("SELECT min(started_at) FROM port_outages WHERE ended_at IS NULL")).scalar()
+        kept_from = now - timedelta(days=settings.retention_events_days) + settings.lookback
+        horizon = now - settings.lookback
+        if oldest_open is not None:
+            horizon = max(min(horizon, oldest_open), kept_from)
         connectors = dict(conn.execute(sa.text("SELECT id, coalesce(connector_count, 1) FROM charging_stations")).all())
         changes: dict[str, list[StatusChange]] = defaultdict(list)
         for r in conn.execute(_HISTORY, {"horizon": horizon, "now": now, "down": _DOWN}):
@@ -108,7 +114,8 @@ def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[
             {"horizon": horizon, "keep": keep},
         ).all()
         carried = _carry_causes(conn, [g for g in gone if g.cause_by is not None], outages, now)
-    return {"outages": len(outages), "changed": upserted, "removed": len(gone), "causes_carried": carried}
+    return {"outages": len(outages), "changed": upserted, "removed": len(gone), "causes_carried": carried,
+            "from": horizon.isoformat()}
 
 
 def _carry_causes(conn: sa.Connection, gone: Sequence[Any], outages: list[Outage], now: datetime) -> int:

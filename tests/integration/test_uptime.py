@@ -171,3 +171,21 @@ def test_a_port_below_the_uptime_target_raises_an_alert_that_an_exclusion_closes
     assert alerts == [("uptime:UP-1:1:2026-11-03T12:00:00Z", "open", "99.425")]
     assert second["uptime_alerts"] == {"opened": 0, "closed": 1}
     assert [tuple(r) for r in pipeline.sql("SELECT id, status FROM alerts")] == [("uptime:UP-1:1:2026-11-03T12:00:00Z", "closed")]
+
+
+def test_an_open_outage_that_ended_while_beat_was_down_longer_than_the_lookback_is_closed_not_lost(pipeline):
+    """An outage open in the ledger whose end came more than the lookback ago is closed at that end, cause kept."""
+    engine = sa.create_engine(pipeline.settings.sqlalchemy_url)
+    ctx = Context(pipeline.settings)
+    try:
+        _insert(engine, HISTORY[:3])  # connector 1 Faulted at 10:00 on Nov 1, not yet back
+        do_outages(ctx, at(1, 12))
+        set_cause(engine, pipeline.settings, "outage:UP-1:1:2026-11-01T10:00:00Z", OutageCause.VANDALISM,
+                  "cable cut", by="erin", now=at(1, 12))  # fmt: skip
+        _insert(engine, [HISTORY[3]])  # back at 11:30; beat next runs 12 days later
+        do_outages(ctx, at(13, 12))
+    finally:
+        ctx.close()
+        engine.dispose()
+    rows = pipeline.sql("SELECT id, ended_at, cause FROM port_outages WHERE connector_id = 1")
+    assert [tuple(r) for r in rows] == [("outage:UP-1:1:2026-11-01T10:00:00Z", at(1, 11, 30), "vandalism")]
