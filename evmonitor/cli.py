@@ -535,12 +535,13 @@ def outages_list(
     if as_json:
         out.print_json(data=[_outage_json(r) for r in rows])
         return
-    table = Table("id", "station", "port", "start (UTC)", "end (UTC)", "min", "signals", "cause", "excluded", "note")
+    table = Table("station", "port", "start (UTC)", "end (UTC)", "min", "signals", "cause", "excluded", "note")
+    table.add_column("id", overflow="fold")  # never cut: it is what `outages exclude` takes
     for r in rows:
-        table.add_row(r["id"], r["station_id"], str(r["connector_id"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+        table.add_row(r["station_id"], str(r["connector_id"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
                       "open" if r["ended_at"] is None else f"{r['ended_at']:%Y-%m-%d %H:%M:%S}",
                       "" if r["minutes"] is None else str(r["minutes"]), ",".join(r["signals"]), r["cause"],
-                      "yes" if r["excluded"] else "no", r["note"] or "")  # fmt: skip
+                      "yes" if r["excluded"] else "no", r["note"] or "", r["id"])  # fmt: skip
     out.print(table)
 
 

@@ -129,6 +129,14 @@ def test_uptime_by_hand_with_one_outage_excluded_through_the_cli(pipeline):
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[0].startswith("station_id,connector_id,period_from")
     assert pipeline.sql("SELECT count(*) AS n FROM port_outage_audit")[0].n == 2
+    wide = {**env, "COLUMNS": "250"}
+    table = runner.invoke(app, ["outages", "list", "--station", "UP-1"], env=wide)
+    assert table.exit_code == 0 and "outage:UP-1:2:2026-11-02T08:00:00Z" in table.stdout, table.output
+    assert "unknown" in table.stdout and "Faulted,Unavailable" in table.stdout
+    figures_table = runner.invoke(app, ["uptime", "--month", "2026-11"], env=wide)
+    assert figures_table.exit_code == 0 and "UP-1" in figures_table.stdout, figures_table.output
+    both = runner.invoke(app, ["uptime", "--month", "2026-11", "--from", "2026-11-01"], env=env)
+    assert both.exit_code != 0
 
 
 def test_a_late_event_that_moves_an_outage_start_keeps_the_operator_cause(pipeline):
