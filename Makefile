@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# the browser tests drive Debian's chromium (Playwright never downloads a browser here)
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+	@test -x /usr/bin/chromium || echo "note: /usr/bin/chromium is missing; tests/integration/test_page.py needs it (apt-get install chromium)"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

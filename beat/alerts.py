@@ -14,6 +14,9 @@ same history yields the same ids and an upsert of them changes nothing.
                       while the sliding window holds that many, closed when it no longer does.
     uptime_below_target  a port's trailing uptime fell below the target (EVMON_UPTIME_TARGET_PCT);
                       since = the run that saw it, closed by the run that sees it back at target.
+    session_conflict  a session is held (`held_reason`: its events disagree on a fact, or it is
+                      physically impossible); names the events that carried each disputed value;
+                      since = the session's start; closed once it is no longer held.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "Alert",
     "Kind",
     "StatusChange",
+    "conflict_alert",
     "describe",
     "fault_episodes",
     "iso",
@@ -47,11 +51,12 @@ class Kind(StrEnum):
     OFFLINE = "station_offline"
     STALE = "session_stale"
     MAINTENANCE = "maintenance_due"
+    CONFLICT = "session_conflict"
     UPTIME = "uptime_below_target"
 
 
 SEVERITY = {Kind.FAULT: "warning", Kind.OFFLINE: "critical", Kind.STALE: "info", Kind.MAINTENANCE: "warning",
-            Kind.UPTIME: "warning"}
+            Kind.CONFLICT: "critical", Kind.UPTIME: "warning"}  # fmt: skip
 
 
 def iso(moment: datetime) -> str:
@@ -121,6 +126,13 @@ def describe(alert: Alert, station_name: str | None = None) -> str:
         done = f", back at target after {_minutes(alert.duration)}" if alert.duration is not None else ""
         return (f"{who} connector {alert.connector_id} uptime {pct} % over the last {alert.details.get('window_days')} "
                 f"days, below the target {target} % (since {since}){done}")
+    if alert.kind is Kind.CONFLICT:
+        done = f", resolved after {_minutes(alert.duration)}" if alert.duration is not None else ""
+        disputed = "; ".join(f"{d['fact']} {d['least']['value']} (event {d['least']['event_id']}) vs "
+                             f"{d['greatest']['value']} (event {d['greatest']['event_id']})"
+                             for d in alert.details.get("disputed", ()))  # fmt: skip
+        return (f"Session {alert.session_id} on {who} held, not billed ({alert.info}): "
+                f"{disputed or alert.details.get('why', '')}{done}")
     faults = alert.details.get("faults_in_window")
     window_h = alert.details.get("window_h")
     done = f", cleared after {_minutes(alert.duration)}" if alert.duration is not None else ""
@@ -293,3 +305,50 @@ def uptime_alerts(
         since=now,
         details={"uptime_pct": str(uptime_pct), "target_pct": str(target_pct), "window_days": window_days},
     )]  # fmt: skip
+
+
+# --- held sessions ------------------------------------------------------------------------------
+
+# the facts whose two extremes a session row keeps: (fact, least value/event, greatest value/event)
+_EXTREMES = {
+    "station_mismatch": ("station_id", ("station_id", "place_min_event_id"), ("station_id_max", "place_max_event_id")),
+    "connector_mismatch": ("connector_id", ("connector_id", "place_min_event_id"),
+                           ("connector_id_max", "place_max_event_id")),
+    "meter_start_mismatch": ("meter_start_wh", ("meter_start_wh", "meter_start_event_id"),
+                             ("meter_start_max_wh", "meter_start_max_event_id")),
+    "meter_below_start": ("meter_wh", ("meter_min_wh", "meter_min_event_id"),
+                          ("meter_start_wh", "meter_start_event_id")),
+}  # fmt: skip
+
+
+def conflict_alert(session: Mapping[str, Any]) -> Alert:
+    """The alert of a held session: a row of charging_sessions with `held_reason` set.
+
+    Every fact whose extremes disagree is named with the two events that carried them (more than
+    the first one, `held_reason`, may disagree).
+    """
+    disputed = []
+    for fact, low, high in _EXTREMES.values():
+        lo, hi = session.get(low[0]), session.get(high[0])
+        if lo is None or hi is None or (lo == hi if fact != "meter_wh" else lo >= hi):
+            continue
+        disputed.append({"fact": fact, "least": {"value": lo, "event_id": session.get(low[1])},
+                         "greatest": {"value": hi, "event_id": session.get(high[1])}})  # fmt: skip
+    details: dict[str, Any] = {"reason": session["held_reason"], "disputed": disputed,
+                               "events": sorted({e for d in disputed for side in ("least", "greatest")
+                                                 if (e := d[side]["event_id"]) is not None})}  # fmt: skip
+    if session["held_reason"] == "exceeds_max_power":
+        hours = (session["last_event_at"] - session["start_time"]).total_seconds() / 3600
+        energy_kwh = (session["meter_max_wh"] - session["meter_start_wh"]) / 1000
+        details["why"] = (f"{energy_kwh:.3f} kWh in {hours:.2f} h is more than "
+                          f"{session['power_limit_kw']} kW allows")  # fmt: skip
+    return Alert(
+        id=f"conflict:{session['id']}",
+        kind=Kind.CONFLICT,
+        station_id=session["station_id"],
+        connector_id=session["connector_id"],
+        session_id=str(session["id"]),
+        since=session["start_time"],
+        info=session["held_reason"],
+        details=details,
+    )

@@ -19,6 +19,7 @@ from evmonitor.runtime import connections
 
 __all__ = [
     "daily_report",
+    "hold_conflicts",
     "index_deadletters",
     "mark_stale_sessions",
     "prune_batch_markers",
@@ -63,6 +64,12 @@ def rollup_hours(self: Task, now: str | None = None, days: list[str] | None = No
 def mark_stale_sessions(self: Task, now: str | None = None) -> dict[str, Any]:
     """Mark silent active sessions stale and alert; close alerts of sessions that moved on."""
     return runner.do_stale_sessions(_context(self.app), _now(now))
+
+
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.hold_conflicts")
+def hold_conflicts(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Join stations' max power into sessions; alert on held sessions, close resolved alerts."""
+    return runner.do_conflicts(_context(self.app), _now(now))
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_faults")

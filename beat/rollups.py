@@ -6,7 +6,8 @@ recomputes exactly those hours, and every local day they overlap, as a whole, fr
 table. Idempotent: a recomputation that finds the stored values writes nothing (`computed_at`
 moves only when a value does), so running twice changes nothing.
 
-Definitions (for an interval [t0, t1): a UTC hour, or a local day):
+Definitions (for an interval [t0, t1): a UTC hour, or a local day), over sessions not held
+(`held_reason IS NULL`: a session whose events disagree counts nowhere until resolved):
 
     sessions_started    sessions with t0 <= start_time < t1
     sessions_completed  sessions with t0 <= end_time < t1
@@ -43,7 +44,9 @@ _ACTIVITY = """
                                     - greatest(s.start_time, {t0})))
              FILTER (WHERE s.id IS NOT NULL), 0) AS occupied_s
 """
-_OVERLAPS = "evm_occupancy(s.start_time, s.end_time, s.last_event_at) && tstzrange({t0}, {t1}, '[)')"
+# A held session (DESIGN.md invariant 5) counts in no rollup until it is resolved.
+_OVERLAPS = ("s.held_reason IS NULL "
+             "AND evm_occupancy(s.start_time, s.end_time, s.last_event_at) && tstzrange({t0}, {t1}, '[)')")  # fmt: skip
 
 _HOURS = sa.text(f"""
 WITH todo AS (

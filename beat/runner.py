@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from beat.alert_store import sync_alerts
+from beat.conflicts import hold_conflicts
 from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
@@ -29,6 +30,7 @@ from evmonitor.storage.postgres import translate_errors
 
 __all__ = [
     "Context",
+    "do_conflicts",
     "do_daily_report",
     "do_deadletters",
     "do_faults",
@@ -78,6 +80,12 @@ class Context:
             self.conns.close()
 
 
+def do_conflicts(ctx: Context, now: datetime) -> dict[str, Any]:
+    result = hold_conflicts(ctx.engine, ctx.settings, now)
+    result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)
+    return result
+
+
 def do_rollups(ctx: Context, now: datetime, days: list[date] | tuple[date, ...] = ()) -> dict[str, Any]:
     return refresh_rollups(ctx.engine, ctx.settings, now, days=days)
 
@@ -125,6 +133,7 @@ def do_retention(ctx: Context, now: datetime) -> dict[str, Any]:
 def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, force: bool = False) -> dict[str, Any]:
     """Bring rollups and alerts up to date for `day` (default: yesterday, local), then build it."""
     day = day or previous_day(now, ctx.settings.zone)
+    do_conflicts(ctx, now)  # first: a session it holds leaves the rollups
     do_rollups(ctx, now, [day])
     do_stale_sessions(ctx, now)
     do_faults(ctx, now, [day])
@@ -140,8 +149,10 @@ def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
 
 
 def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
-    """Every periodic job once, in dependency order (rollups and alerts before the report)."""
+    """Every periodic job once, in dependency order (held sessions before rollups, rollups and
+    alerts before the report)."""
     return {
+        "conflicts": do_conflicts(ctx, now),
         "rollups": do_rollups(ctx, now),
         "stale_sessions": do_stale_sessions(ctx, now),
         "faults": do_faults(ctx, now),

@@ -25,6 +25,7 @@ TASK_PREFIX = MAINTENANCE_TASK_PREFIX
 
 # entry name -> (task name, the Settings field holding its interval in seconds)
 INTERVAL_JOBS: dict[str, tuple[str, str]] = {
+    "conflicts": (TASK_PREFIX + "hold_conflicts", "alerts_interval_s"),
     "rollups": (TASK_PREFIX + "rollup_hours", "rollup_interval_s"),
     "stale-sessions": (TASK_PREFIX + "mark_stale_sessions", "alerts_interval_s"),
     "faults": (TASK_PREFIX + "track_faults", "alerts_interval_s"),

@@ -173,16 +173,39 @@ def worker(
     name: Optional[str] = typer.Option(None, "--hostname", "-n", help="Worker node name, e.g. persist@%h."),
     autoscale: Optional[str] = typer.Option(None, help="MAX,MIN pool processes, instead of --concurrency."),
     log_level: str = typer.Option("INFO"),
+    metrics_port: int = typer.Option(0, "--metrics-port", min=0, max=65535,
+                                     help="Serve task duration histograms on 127.0.0.1:PORT/metrics (0: off)."),
 ) -> None:
     """Run a Celery worker (prefork pool) for the given queues. SIGTERM: finish running tasks, exit."""
+    settings = _settings()
+    if metrics_port:
+        _task_metrics(settings, metrics_port)
     from evmonitor.app import create_app
 
-    celery = create_app(_settings())
+    celery = create_app(settings)
     argv = ["worker", "-Q", queues, "--loglevel", log_level, "-E", "--without-mingle", "--without-gossip"]
     argv += ["--autoscale", autoscale] if autoscale else ["-c", str(concurrency)]
     if name:
         argv += ["-n", name]
     celery.worker_main(argv)
+
+
+def _task_metrics(settings: Settings, port: int) -> None:
+    import os
+    import shutil
+
+    # prometheus_client picks its multiprocess storage when first imported: set the folder first
+    if "prometheus_client" in sys.modules:
+        raise ConfigError("--metrics-port: prometheus_client was imported too early (a bug)")
+    folder = Path(settings.state_dir).resolve() / "metrics" / f"worker-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    from evmonitor.taskmetrics import connect_task_metrics, serve_task_metrics
+
+    connect_task_metrics()
+    serve_task_metrics(port, folder)
+    console.print(f"worker: task metrics on http://127.0.0.1:{port}/metrics")
 
 
 BEAT_LOCK_KEY = 0x65766D62  # "evmb"
@@ -316,6 +339,8 @@ def up(
         console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
     scheme = "wss" if settings.ocpp_tls_cert else "ws"
     console.print(f"OCPP gateway: {scheme}://{settings.ocpp_listen}/ocpp/<chargePointId>  (register chargers: `evmonitor chargers add`)")
+    console.print(f"API and live page: http://{settings.api_listen}/  (sign in with `evmonitor tokens create --name you`; "
+                  f"Prometheus scrapes http://{settings.api_listen}/metrics)", highlight=False)
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return
@@ -635,3 +660,10 @@ def uptime(
                           r["period_from"], r["period_to"], r["t_total_min"], r["t_outage_min"], r["t_excluded_min"],
                           r["uptime_pct"] or "no data")  # fmt: skip
         out.print(table)
+
+
+# --- the operator's commands (evmonitor/cli_operator.py) ---------------------------------------
+
+from evmonitor.cli_operator import register as _register_operator_commands  # noqa: E402
+
+_register_operator_commands(app)

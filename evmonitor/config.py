@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     flower_user: str = "evmonitor"
     flower_password: str = Field("", description="required by `evmonitor flower`; no default outside the embedded stack")
 
+    # --- the operators' API and page (`evmonitor api`) ---
+    api_listen: str = Field("127.0.0.1:8000", pattern=r"^[^:\s]+:\d{1,5}$", description="HOST:PORT of `evmonitor api`")
+    api_session_ttl_s: float = Field(12 * 3600.0, gt=0, description="how long a browser stays signed in")
+    api_poll_s: float = Field(1.0, gt=0, le=5, description="how often the live page's stream looks at PostgreSQL")
+    bridge_metrics_port: int = Field(0, ge=0, le=65535, description="port of the bridge's /metrics on 127.0.0.1 (0: none)")
+
     # --- maintenance (beat): stale sessions, faults, availability, reports ---
     stale_after_s: float = Field(1800.0, gt=0, description="an active session silent this long is marked stale")
     heartbeat_interval_s: float = Field(900.0, gt=0, description="how often stations send a heartbeat")

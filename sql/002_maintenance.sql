@@ -51,9 +51,11 @@ BEGIN
                    coalesce(o.end_time, o.last_event_at) AS old_until,
                    n.station_id, n.start_time, coalesce(n.end_time, n.last_event_at) AS until
             FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE (n.station_id, n.start_time, n.end_time, n.last_event_at, n.energy_delivered_kwh, n.cost_eur)
+            WHERE (n.station_id, n.start_time, n.end_time, n.last_event_at, n.energy_delivered_kwh, n.cost_eur,
+                   n.held_reason)
                   IS DISTINCT FROM
-                  (o.station_id, o.start_time, o.end_time, o.last_event_at, o.energy_delivered_kwh, o.cost_eur)
+                  (o.station_id, o.start_time, o.end_time, o.last_event_at, o.energy_delivered_kwh, o.cost_eur,
+                   o.held_reason)
         ) c,
         LATERAL (VALUES (c.old_station, c.old_start, c.old_until), (c.station_id, c.start_time, c.until))
             AS r(station_id, start_time, until),
@@ -157,7 +159,7 @@ CREATE TABLE IF NOT EXISTS daily_rollups (
 -- redrew an episode) is removed from the index, then from here.
 CREATE TABLE IF NOT EXISTS alerts (
     id                  text PRIMARY KEY,
-    kind                text NOT NULL,             -- connector_fault | station_offline | session_stale | maintenance_due
+    kind                text NOT NULL,             -- connector_fault | station_offline | session_stale | maintenance_due | session_conflict
     status              text NOT NULL,             -- open | closed | superseded
     severity            text NOT NULL,             -- critical | warning | info
     station_id          text NOT NULL,

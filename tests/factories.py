@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from evmonitor.fold import session_cost_eur, session_energy_kwh
+from evmonitor.fold import held_reason, session_cost_eur, session_energy_kwh
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
@@ -69,7 +69,7 @@ def session_events(
 
 def session_money(row: dict[str, Any]) -> tuple[Decimal | None, Decimal | None]:
     """(energy_delivered_kwh, cost_eur) of a folded session row: what the generated columns hold."""
-    if row.get("meter_start_wh") is None:
+    if row.get("meter_start_wh") is None or held_reason(row) is not None:
         return None, None
     energy = session_energy_kwh(row["meter_start_wh"], row["meter_max_wh"])
     return energy, None if row.get("price_eur_per_kwh") is None else session_cost_eur(energy, row["price_eur_per_kwh"])

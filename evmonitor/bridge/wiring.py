@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from evmonitor.bridge.batching import Batch
 from evmonitor.bridge.bridge import Bridge
+from evmonitor.bridge.metrics import LagProbe, serve_metrics
 from evmonitor.config import Settings
 from evmonitor.deadletter import DeadLetters
 from evmonitor.errors import TransientError
@@ -35,9 +36,12 @@ class KafkaSource:
 
     def __init__(self, consumer: Any) -> None:
         self.consumer = consumer
+        self.lag = LagProbe(consumer)
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        records = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self.lag.refresh()  # here, on the bridge's thread: the consumer is not thread-safe
+        return records
 
     def assignment(self) -> set[Any]:
         return self.consumer.assignment()
@@ -137,9 +141,15 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> Bridg
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     bridge, source, producer = build_bridge(settings, stop=stop)
+    server = None
+    if settings.bridge_metrics_port:
+        server = serve_metrics(settings.bridge_metrics_port, bridge, source.lag)
+        log.info("bridge: metrics on http://127.0.0.1:%d/metrics", settings.bridge_metrics_port)
     try:
         bridge.run(stop)
     finally:
         source.close()
         producer.close(timeout=10)
+        if server is not None:
+            server.shutdown()
     return bridge

@@ -14,11 +14,13 @@ Every merge ignores order and repetition (earliest wins, highest wins, or last w
 total order), so a replayed or reordered batch cannot change a row. A session completed once
 stays completed: `end_time` only ever goes down from NULL, never back up to NULL.
 
-`money` holds a session's energy and cost, exactly as DESIGN.md defines them.
+`money` holds a session's energy and cost, exactly as DESIGN.md defines them, and `held_reason`:
+a session whose events disagree on a fact, or that is physically impossible, is held (no energy,
+no cost) by a pure function of its merged row, the twin of SQL's `evm_held_reason`.
 """
 
 from evmonitor.fold.generate import Columns, complete_rows, fold_columns, fold_source, merge_columns, merge_source
-from evmonitor.fold.money import session_cost_eur, session_energy_kwh
+from evmonitor.fold.money import HeldReason, held_reason, session_cost_eur, session_energy_kwh
 from evmonitor.fold.rules import (
     CONNECTORS,
     SESSIONS,
@@ -36,6 +38,7 @@ from evmonitor.fold.rules import (
 __all__ = [
     "CONNECTORS",
     "Columns",
+    "HeldReason",
     "Merge",
     "Rule",
     "SESSIONS",
@@ -49,6 +52,7 @@ __all__ = [
     "complete_rows",
     "fold_columns",
     "fold_source",
+    "held_reason",
     "merge_columns",
     "merge_source",
     "session_cost_eur",

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from evmonitor.contract import EventType
-from evmonitor.fold.rules import SERVER_SIDE, TABLES, WRITES, Merge, SessionStatus, Table, Value, Write, check_rules
+from evmonitor.fold.rules import (
+    GROUPS, SERVER_SIDE, TABLES, WRITES, Merge, SessionStatus, Table, Value, Write, check_rules,
+)
 
 __all__ = ["Columns", "complete_rows", "fold_columns", "fold_source", "merge_columns", "merge_source"]
 
@@ -49,22 +51,23 @@ def _merge_lines(table: Table, values: Mapping[str, Value], present: set[str], i
         if not set(group) <= set(values):
             raise ValueError(f"{table.name}: a write gives every column of the group {group} or none")
         nullable = values[by[0]].nullable
+        wins = "<" if table.columns[by[0]].merge is Merge.FIRST else ">"
         if nullable:
             lines.append(f"{indent}v = {values[by[0]].expr}")
         new = ", ".join(["v" if nullable else values[by[0]].expr, *(values[c].expr for c in by[1:])])
         assign = [f"    row[{c!r}] = {values[c].expr}" for c in group]
         if by[0] in present:
             old = ", ".join(f"row[{c!r}]" for c in by)
-            body = [f"if ({new},) > ({old},):", *assign]
+            body = [f"if ({new},) {wins} ({old},):", *assign]
         else:
             old = ", ".join(["current", *(f"row[{c!r}]" for c in by[1:])])
-            body = [f"current = row.get({by[0]!r})", f"if current is None or ({new},) > ({old},):", *assign]
+            body = [f"current = row.get({by[0]!r})", f"if current is None or ({new},) {wins} ({old},):", *assign]
         add(body, nullable)
     for column, value in values.items():
         rule = table.columns.get(column)
         if rule is None:
             raise ValueError(f"{table.name}.{column}: written, but has no rule")
-        if rule.merge in (Merge.KEY, Merge.SAME, Merge.LATEST):
+        if rule.merge in (Merge.KEY, Merge.SAME, *GROUPS):
             continue
         if rule.merge is Merge.SESSION_STATUS or rule.merge in SERVER_SIDE:
             raise ValueError(f"{table.name}.{column}: derived, so no event writes it")

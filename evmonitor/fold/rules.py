@@ -37,6 +37,7 @@ __all__ = [
     "WRITES",
     "Write",
     "check_rules",
+    "first",
     "latest",
     "table",
 ]
@@ -56,7 +57,7 @@ class SessionStatus(StrEnum):
 class Merge(StrEnum):
     """How a column merges the stored version of a row with an incoming one. NULL never wins.
 
-    Every merge is commutative, associative and idempotent. The last three are derived, not
+    Every merge is commutative, associative and idempotent. The last four are derived, not
     merged: no event writes them.
     """
 
@@ -66,11 +67,13 @@ class Merge(StrEnum):
     LEAST_TEXT = "least_text"  # LEAST of text by code point (SQL: COLLATE "C", so no locale reorders it)
     GREATEST = "greatest"  # the larger value (latest time, highest meter)
     LATEST = "latest"  # last writer wins: the side whose `by` columns sort last gives the whole group
+    FIRST = "first"  # LATEST's mirror: the side whose `by` columns sort first gives the whole group
     # completed once `by[0]` (the end) is set, which sticks; else active, and a session beat marked
     # stale is active again once `by[1]` (its last event) moves on
     SESSION_STATUS = "session_status"
     WRITTEN_AT = "written_at"  # the server's clock at the write (the core has no clock)
     GENERATED = "generated"  # computed by the database from `by` (GENERATED ALWAYS)
+    JOINED = "joined"  # copied by beat from another table (see the column's comment); no event writes it
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,11 @@ class Table:
     columns: Mapping[str, Rule]  # every column the persist path writes, in the table's order
 
     def groups(self) -> dict[tuple[str, ...], tuple[str, ...]]:
-        """The LATEST groups: ordering columns -> every column the winner gives (ordering included)."""
+        """The LATEST and FIRST groups: ordering columns -> every column the winner gives (ordering
+        included). A group's direction is the rule of its columns."""
         out: dict[tuple[str, ...], tuple[str, ...]] = {}
         for column, rule in self.columns.items():
-            if rule.merge is Merge.LATEST:
+            if rule.merge in GROUPS:
                 out[rule.by] = (*out.get(rule.by, ()), column)
         return out
 
@@ -100,7 +104,8 @@ class Table:
         return tuple(c for c, r in self.columns.items() if r.merge not in SERVER_SIDE)
 
 
-SERVER_SIDE = (Merge.WRITTEN_AT, Merge.GENERATED)
+SERVER_SIDE = (Merge.WRITTEN_AT, Merge.GENERATED, Merge.JOINED)
+GROUPS = (Merge.LATEST, Merge.FIRST)
 KEY, SAME, WRITTEN_AT = Rule(Merge.KEY), Rule(Merge.SAME), Rule(Merge.WRITTEN_AT)
 LEAST, LEAST_TEXT, GREATEST = Rule(Merge.LEAST), Rule(Merge.LEAST_TEXT), Rule(Merge.GREATEST)
 
@@ -108,6 +113,11 @@ LEAST, LEAST_TEXT, GREATEST = Rule(Merge.LEAST), Rule(Merge.LEAST_TEXT), Rule(Me
 def latest(by: tuple[str, ...], *columns: str, defaults: Mapping[str, str] | None = None) -> dict[str, Rule]:
     """A last-writer-wins group: `columns`, and `by`, the columns whose order picks the writer."""
     return {c: Rule(Merge.LATEST, by, (defaults or {}).get(c)) for c in (*columns, *by)}
+
+
+def first(by: tuple[str, ...], *columns: str) -> dict[str, Rule]:
+    """A first-writer-wins group: `columns`, and `by`, the columns whose least order picks the writer."""
+    return {c: Rule(Merge.FIRST, by) for c in (*columns, *by)}
 
 
 BOOT = ("boot_at", "boot_event_id")
@@ -152,17 +162,27 @@ STATUS_LOG = table(
     dict.fromkeys(("station_id", "connector_id", "status", "error_code", "info", "ts"), SAME),
 )  # fmt: skip
 
+# Facts a session's events must agree on (DESIGN.md invariant 5) keep both extremes, each with the
+# event that carried it, so a disagreement is a function of the merged row whatever the order:
+# the place (station, connector) of every event, the start meter of every session_started, and the
+# lowest meter of any reading or stop. `held_reason` (a generated column, Python twin
+# `evmonitor.fold.money.held_reason`) names the first disagreement; a held session has no energy
+# and no cost. `power_limit_kw` is the station's max_power_kw, joined by beat (another table).
+PLACE_MIN = ("station_id", "connector_id", "place_min_event_id")
+PLACE_MAX = ("station_id_max", "connector_id_max", "place_max_event_id")
+START_MIN = ("meter_start_wh", "meter_start_event_id")
+START_MAX = ("meter_start_max_wh", "meter_start_max_event_id")
+READING_MIN = ("meter_min_wh", "meter_min_event_id")
+HELD_BY = ("station_id", "station_id_max", "connector_id", "connector_id_max", "meter_start_wh", "meter_start_max_wh",
+           "meter_min_wh", "meter_max_wh", "start_time", "last_event_at", "power_limit_kw")  # fmt: skip
+
 SESSIONS = table(
     "charging_sessions", "sessions", ("id",),
     {
         "id": KEY,
-        # the same session_id from two stations or connectors is a conflict; either way one value wins
-        "station_id": LEAST_TEXT,
-        "connector_id": LEAST,
         "start_time": LEAST,  # the earliest event of the session
         "end_time": LEAST,  # set by session_completed, then sticks
         "status": Rule(Merge.SESSION_STATUS, ("end_time", "last_event_at")),
-        "meter_start_wh": LEAST,
         "meter_max_wh": GREATEST,
         "meter_stop_wh": GREATEST,
         "price_eur_per_kwh": GREATEST,
@@ -172,11 +192,14 @@ SESSIONS = table(
         "soc_start_percent": LEAST,
         "last_event_at": GREATEST,
         "peak_power_kw": GREATEST,  # the highest power_kw of its progress readings (NEVI session data)
-        # DESIGN.md's money, in SQL; the Python twins are `evmonitor.fold.money`'s
-        "energy_delivered_kwh": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh")),
-        "cost_eur": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh", "price_eur_per_kwh")),
+        "power_limit_kw": Rule(Merge.JOINED),  # charging_stations.max_power_kw, copied by beat/conflicts.py
+        "held_reason": Rule(Merge.GENERATED, HELD_BY),
+        # DESIGN.md's money, in SQL, NULL while held; the Python twins are `evmonitor.fold.money`'s
+        "energy_delivered_kwh": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh", *HELD_BY)),
+        "cost_eur": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh", "price_eur_per_kwh", *HELD_BY)),
         "updated_at": WRITTEN_AT,
     },
+    first(PLACE_MIN), latest(PLACE_MAX), first(START_MIN), latest(START_MAX), first(READING_MIN),
     # the latest meter reading; a tie in time goes to the higher meter
     latest(PROGRESS, "power_kw", "soc_percent"),
 )  # fmt: skip
@@ -224,11 +247,20 @@ def _seen(ev: Callable[[str], Value], **values: Value) -> Write:
     return Write(STATIONS, {"id": ev("station_id"), "first_seen_at": TS, "last_seen_at": TS, **values})
 
 
+def _extremes(
+    ev: Callable[[str], Value], low: tuple[str, ...], high: tuple[str, ...], *fields: str
+) -> dict[str, Value]:
+    """Both extremes of a fact: the event's `fields` (then its id) into the FIRST group `low` and
+    the LATEST group `high`."""
+    values = [*(ev(f) for f in fields), ev("event_id")]
+    return {**dict(zip(low, values)), **dict(zip(high, values))}
+
+
 def _session(model: type[BaseModel], **values: str | Value) -> tuple[Write, ...]:
     """A session event: its station is seen, its session row gets `values` (event fields by name)."""
     ev = _fields(model)
-    common = {"id": ev("session_id"), "station_id": ev("station_id"), "connector_id": ev("connector_id"),
-              "start_time": TS, "last_event_at": TS}  # fmt: skip
+    common = {"id": ev("session_id"), "start_time": TS, "last_event_at": TS,
+              **_extremes(ev, PLACE_MIN, PLACE_MAX, "station_id", "connector_id")}  # fmt: skip
     given = {c: ev(v) if isinstance(v, str) else v for c, v in values.items()}
     return _seen(ev), Write(SESSIONS, {**common, **given})
 
@@ -239,7 +271,8 @@ _HEARTBEAT = "event.get('heartbeat')"
 # In the generated fold, the branch of the most frequent kind of event comes first.
 WRITES: dict[EventType, tuple[Write, ...]] = {
     EventType.SESSION_PROGRESS: _session(
-        SessionProgress, meter_max_wh="meter_wh", progress_at=TS, progress_meter_wh="meter_wh",
+        SessionProgress, meter_max_wh="meter_wh", meter_min_wh="meter_wh", meter_min_event_id="event_id",
+        progress_at=TS, progress_meter_wh="meter_wh",
         progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent", peak_power_kw="power_kw",
     ),
     EventType.STATION_STATUS: (
@@ -256,12 +289,14 @@ WRITES: dict[EventType, tuple[Write, ...]] = {
               when=f"not {_HEARTBEAT}"),
     ),
     EventType.SESSION_STARTED: _session(
-        SessionStarted, meter_start_wh="meter_start_wh", meter_max_wh="meter_start_wh",
+        SessionStarted, **_extremes(_fields(SessionStarted), START_MIN, START_MAX, "meter_start_wh"),
+        meter_max_wh="meter_start_wh",
         price_eur_per_kwh="price_eur_per_kwh", id_tag_hash="id_tag_hash", vehicle_battery_kwh="vehicle_battery_kwh",
         soc_start_percent="soc_percent",
     ),
     EventType.SESSION_COMPLETED: _session(
         SessionCompleted, end_time=TS, meter_max_wh="meter_stop_wh", meter_stop_wh="meter_stop_wh",
+        meter_min_wh="meter_stop_wh", meter_min_event_id="event_id",
         stop_reason="stop_reason",
     ),
     EventType.STATION_BOOT: (
@@ -272,14 +307,14 @@ WRITES: dict[EventType, tuple[Write, ...]] = {
 
 
 def check_rules(tables: Iterable[Table]) -> None:
-    """Raise `ValueError` unless every rule reads columns of its table, and every LATEST group is
+    """Raise `ValueError` unless every rule reads columns of its table, and every LATEST or FIRST group is
     ordered by columns of the group."""
     for table in tables:
         for column, rule in table.columns.items():
             missing = {*rule.by, *([rule.default] if rule.default else [])} - set(table.columns)
             if missing:
                 raise ValueError(f"{table.name}.{column}: its rule reads {sorted(missing)}, which have no rule")
-            if rule.merge is Merge.LATEST and any(table.columns[c] != Rule(Merge.LATEST, rule.by) for c in rule.by):
+            if rule.merge in GROUPS and any(table.columns[c] != Rule(rule.merge, rule.by) for c in rule.by):
                 raise ValueError(f"{table.name}.{column}: the order {rule.by} of its group must be of the group")
         if any(table.columns.get(c) != KEY for c in table.key):
             raise ValueError(f"{table.name}: every key column has the rule KEY")

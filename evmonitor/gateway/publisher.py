@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from kafka.errors import KafkaError
 
 from evmonitor.contract import TOPIC_BY_TYPE, EventType
 from evmonitor.errors import Reason, TransientError
@@ -22,6 +25,8 @@ from evmonitor.names import Topic
 from evmonitor.storage.kafka import make_producer, translate_errors
 
 __all__ = ["Publisher", "Record", "deadletter_record", "event_record"]
+
+log = logging.getLogger("evmonitor.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +99,13 @@ class Publisher:
             future.add_errback(lambda exc, ack=ack: loop.call_soon_threadsafe(_settle, ack, exc))
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Flush and close. A record still unacknowledged was never answered as stored: dropping it is safe."""
         self._executor.shutdown(wait=True)
         try:
-            self.producer.flush(timeout=timeout_s)
-        finally:
-            self.producer.close(timeout=timeout_s)
+            self.producer.close(timeout=timeout_s)  # flushes first
+        except KafkaError as exc:
+            log.warning("gateway: Kafka did not take every record before shutdown (%r); their chargers "
+                        "were not told they are stored and will send them again", exc)  # fmt: skip
 
 
 def _settle(ack: asyncio.Future, exc: BaseException | None) -> None:

@@ -43,6 +43,8 @@ def run(settings: Settings) -> None:
 async def _serve(settings: Settings) -> None:
     host, port = listen_address(settings)
     context = tls_context(settings)
+    # websockets logs frames at DEBUG, and a frame can carry a driver's id tag
+    logging.getLogger("websockets").setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
     registry = Registry.connect(settings.sqlalchemy_url, settings.sql_dir)
     publisher = Publisher.connect(settings.kafka_bootstrap, timeout_s=settings.ocpp_publish_timeout_s)
     gateway = Gateway(

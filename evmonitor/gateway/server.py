@@ -232,7 +232,9 @@ class _ChargerSession(ChargePoint):
             parsed = json.loads(self._frame)
             self._payload = parsed[3] if isinstance(parsed, list) and len(parsed) > 3 else None
         except (ValueError, RecursionError):
-            self._payload = None
+            parsed, self._payload = None, None
+        if log.isEnabledFor(logging.DEBUG) and isinstance(parsed, list) and len(parsed) > 2:
+            log.debug("gateway: %s: received %s %s", self.id, parsed[2] if parsed[0] == 2 else "answer", parsed[1])
         await super().route_message(self._frame)
 
     # --- plumbing ---------------------------------------------------------------------------

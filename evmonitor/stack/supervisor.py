@@ -54,11 +54,12 @@ APP_COMPONENTS: dict[str, list[str]] = {
     "bridge": ["bridge"],
     "flower": ["flower"],
     "gateway": ["gateway"],
+    "api": ["api"],  # the REST API, live page and /metrics on EVMON_API_LISTEN
 }
-StopOrder = ["simulator", "gateway", "bridge", "flower", "beat", "worker-persist", "worker-index", "worker-maintenance",
-             "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
+StopOrder = ["simulator", "gateway", "bridge", "api", "flower", "beat", "worker-persist", "worker-index",
+             "worker-maintenance", "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
 # the setting that chooses the port of each component that listens (checked free before it starts)
-PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN"}
+PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN", "api": "EVMON_API_LISTEN"}
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
     "kafka": lambda port, logs, host: start_kafka(port, logs, host),
@@ -206,7 +207,8 @@ class Stack:
             current = self.components.get(name)
             if current is not None and current.healthy():
                 continue
-            address = f"http://127.0.0.1:{self.settings.flower_port}" if name == "flower" else ""
+            address = {"flower": f"http://127.0.0.1:{self.settings.flower_port}",
+                       "api": f"http://{self.settings.api_listen}"}.get(name, "")  # fmt: skip
             if name == "gateway":
                 address = f"{'wss' if self.settings.ocpp_tls_cert else 'ws'}://{self.settings.ocpp_listen}/ocpp/"
             if address and _listening(address):

@@ -93,9 +93,15 @@ def apply_schema(engine: Engine, sql_dir: Path) -> list[str]:
     return [p.name for p in files]
 
 
-def _newer(t: sa.Table, ex: Any, by: tuple[str, ...]) -> Any:
-    """SQL for: the excluded row's `by` columns sort after the stored row's (a NULL stored loses)."""
-    newer = tuple_(*(ex[c] for c in by)) > tuple_(*(t.c[c] for c in by))
+def _newer(t: sa.Table, ex: Any, by: tuple[str, ...], first: bool = False) -> Any:
+    """SQL for: the excluded row's `by` columns sort after (`first`: before) the stored row's (a
+    NULL stored loses). Text compares by code point, as Python does."""
+
+    def c(col: Any) -> Any:
+        return col.collate("C") if isinstance(col.type, sa.String) else col
+
+    incoming, stored = tuple_(*(c(ex[col]) for col in by)), tuple_(*(c(t.c[col]) for col in by))
+    newer = incoming < stored if first else incoming > stored
     return and_(ex[by[0]].isnot(None), or_(t.c[by[0]].is_(None), newer))
 
 
@@ -109,7 +115,7 @@ def _merged(column: str, rule: Rule, t: sa.Table, ex: Any, newer: dict[tuple[str
             return func.least(stored.collate("C"), incoming.collate("C"))
         case Merge.GREATEST:
             return func.greatest(stored, incoming)
-        case Merge.LATEST:
+        case Merge.LATEST | Merge.FIRST:
             return case((newer[rule.by], incoming), else_=stored)
         case Merge.WRITTEN_AT:
             return func.now()
@@ -138,7 +144,8 @@ def _upsert(table: Table, t: sa.Table) -> Any:
     """`INSERT ... ON CONFLICT` for the rows of `table`, every column merged by its rule."""
     stmt = _from_json(t, table.written(), table.key)
     ex, key = stmt.excluded, list(table.key)
-    merged = {c: r for c, r in table.columns.items() if r.merge not in (Merge.KEY, Merge.SAME, Merge.GENERATED)}
+    kept = (Merge.KEY, Merge.SAME, Merge.GENERATED, Merge.JOINED)  # JOINED: beat's to write
+    merged = {c: r for c, r in table.columns.items() if r.merge not in kept}
     if not merged:
         return stmt.on_conflict_do_nothing(index_elements=key)
     groups = table.groups()
@@ -146,7 +153,7 @@ def _upsert(table: Table, t: sa.Table) -> Any:
         # the row is one reading: unless the incoming one is newer, leave the stored tuple alone
         (by,) = groups
         return stmt.on_conflict_do_update(index_elements=key, set_={c: ex[c] for c in merged}, where=_newer(t, ex, by))
-    newer = {by: _newer(t, ex, by) for by in groups}
+    newer = {by: _newer(t, ex, by, table.columns[by[0]].merge is Merge.FIRST) for by in groups}
     set_ = {c: _merged(c, r, t, ex, newer) for c, r in merged.items()}
     return stmt.on_conflict_do_update(index_elements=key, set_=set_)
 

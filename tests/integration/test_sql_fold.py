@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from evmonitor.contract import decode
-from evmonitor.fold import SESSIONS, TABLES, Merge, SessionStatus, complete_rows, fold_columns
+from evmonitor.fold import SESSIONS, TABLES, Merge, SessionStatus, complete_rows, fold_columns, held_reason
 from evmonitor.storage.postgres import PostgresStore
 from tests.factories import encode, make_event, session_events, session_money
 
@@ -32,6 +32,22 @@ def station_noise(rnd: random.Random, station_id: str) -> list[dict]:
                                  connector_id=rnd.randint(0, 2), status=rnd.choice(STATUSES), error_code="NoError",
                                  heartbeat=rnd.random() < 0.3, info=rnd.choice([None, "note"])))  # fmt: skip
     return wire([{k: v for k, v in e.items() if v is not None} for e in events])
+
+
+def disagreeing(rnd: random.Random, started: dict) -> dict:
+    """An event of `started`'s session from another station or connector, with another start
+    meter, or with a reading or stop below its start."""
+    common = dict(session_id=started["session_id"], station_id=started["station_id"],
+                  connector_id=started["connector_id"], at=NOW - timedelta(minutes=rnd.randint(1, 600)))  # fmt: skip
+    meter = started["meter_start_wh"]
+    return rnd.choice([
+        lambda: make_event("session_progress", **{**common, "station_id": rnd.choice(["ST-0", "ST-9", "A"])},
+                           meter_wh=meter + 5),
+        lambda: make_event("session_progress", **{**common, "connector_id": rnd.choice([2, 7])}, meter_wh=meter),
+        lambda: make_event("session_started", **common, meter_start_wh=meter + rnd.choice([-1, 1, 1000])),
+        lambda: make_event("session_progress", **common, meter_wh=max(0, meter - rnd.randint(1, 5000))),
+        lambda: make_event("session_completed", **common, meter_stop_wh=max(0, meter - 1), stop_reason="Other"),
+    ])()  # fmt: skip
 
 
 def db_rows(store: PostgresStore, table) -> dict:
@@ -57,6 +73,8 @@ def test_any_split_into_batches_in_any_order_gives_the_rows_python_folds(pipelin
                                            meter_stop_wh=events[-1]["meter_stop_wh"] + 5, stop_reason="Remote")])[0])  # fmt: skip
         if i % 4 == 0:
             events += station_noise(rnd, f"ST-{i % 9}")
+        if i % 3 == 0:  # a producer's mistake: one event that disagrees with the session
+            events += wire([disagreeing(rnd, events[0])])
         noisy = events + rnd.choices(events, k=rnd.randint(0, len(events)))
         rnd.shuffle(noisy)
         everything.extend(events)
@@ -83,6 +101,24 @@ def test_any_split_into_batches_in_any_order_gives_the_rows_python_folds(pipelin
         assert (sessions[(sid,)]["energy_delivered_kwh"], sessions[(sid,)]["cost_eur"]) == session_money(row)
     assert any(r["status"] == "completed" for r in sessions.values())
     assert any(r["name"] != r["id"] for r in db_rows(store, TABLES[0]).values())
+    held = {sid for sid, row in expected.sessions.items() if held_reason(row) is not None}
+    assert len(held) >= 10
+    for sid, row in expected.sessions.items():
+        assert sessions[(sid,)]["held_reason"] == held_reason(row), sid
+    # the station's max power, as beat joins it: the same rule in SQL and in Python
+    limits = {sid: rnd.choice([None, 3.7, 11.0, 50.0, 350.0]) for sid in expected.sessions}
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE charging_sessions SET power_limit_kw = :kw WHERE id = :id"),
+                     [{"id": sid, "kw": kw} for sid, kw in limits.items()])  # fmt: skip
+    sessions = db_rows(store, SESSIONS)
+    reasons = set()
+    for sid, row in expected.sessions.items():
+        row = {**row, "power_limit_kw": limits[sid]}
+        reasons.add(held_reason(row))
+        got = sessions[(sid,)]
+        assert (got["held_reason"], got["energy_delivered_kwh"], got["cost_eur"]) == (
+            held_reason(row), *session_money(row)), sid
+    assert {*reasons} >= {None, "exceeds_max_power", "station_mismatch", "meter_start_mismatch"}
     store.engine.dispose()
 
 

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beat.alerts import (
+    conflict_alert,
     Kind,
     StatusChange,
     describe,
@@ -150,3 +151,23 @@ def test_episodes_are_the_same_whatever_the_batch_boundaries():
     redrawn = {e.id: e for e in fault_episodes(tail)}
     assert all(whole[i] == e for i, e in redrawn.items())
     assert {i for i, e in whole.items() if anchor is None or e.since >= anchor.ts} == set(redrawn)
+
+
+def test_a_held_session_alert_names_the_events_that_disagree():
+    """Another station and a reading below the start: both disputes named with their two events."""
+    start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+    row = {"id": "6f1c0a4e-0000-4000-8000-000000000001", "held_reason": "station_mismatch",
+           "station_id": "ST-A", "station_id_max": "ST-B", "connector_id": 1, "connector_id_max": 1,
+           "place_min_event_id": "e-low", "place_max_event_id": "e-high",
+           "meter_start_wh": 5000, "meter_start_max_wh": 5000, "meter_start_event_id": "e-start",
+           "meter_start_max_event_id": "e-start", "meter_min_wh": 4000, "meter_min_event_id": "e-below",
+           "meter_max_wh": 9000, "start_time": start, "last_event_at": start + timedelta(minutes=30),
+           "power_limit_kw": 22.0}  # fmt: skip
+    alert = conflict_alert(row)
+    assert (alert.id, alert.kind, alert.severity, alert.status) == (f"conflict:{row['id']}", Kind.CONFLICT,
+                                                                    "critical", "open")  # fmt: skip
+    assert alert.details["events"] == ["e-below", "e-high", "e-low", "e-start"]
+    assert [d["fact"] for d in alert.details["disputed"]] == ["station_id", "meter_wh"]
+    text = describe(alert, "Hauptbahnhof")
+    assert "held, not billed (station_mismatch)" in text and "ST-A (event e-low) vs ST-B (event e-high)" in text
+    assert conflict_alert(dict(row)) == alert  # a pure function of the row: the same id every run

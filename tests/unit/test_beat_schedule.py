@@ -18,6 +18,7 @@ def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_repor
     """Interval jobs run every configured interval; the report is a crontab at report_time."""
     schedule = beat_schedule(Settings(_env_file=None, rollup_interval_s=30, alerts_interval_s=45, report_time="06:30"))
     assert {e["task"] for e in schedule.values()} == {
+        "evmonitor.maintenance.hold_conflicts",
         "evmonitor.maintenance.rollup_hours",
         "evmonitor.maintenance.mark_stale_sessions",
         "evmonitor.maintenance.track_faults",

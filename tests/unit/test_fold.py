@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from evmonitor.contract import decode
@@ -16,16 +16,18 @@ from evmonitor.fold import (
     TABLES,
     WRITES,
     Columns,
+    HeldReason,
     SessionStatus,
     Write,
     complete_rows,
     fold_columns,
     fold_source,
+    held_reason,
     merge_columns,
     session_cost_eur,
     session_energy_kwh,
 )
-from evmonitor.fold.rules import LEAST, TS, Merge, Rule, Table, check_rules, latest, table
+from evmonitor.fold.rules import LEAST, TS, Merge, Rule, Table, check_rules, first, latest, table
 from tests.factories import NOW, encode, make_event, session_events, session_money
 
 
@@ -194,3 +196,100 @@ def test_a_column_cannot_have_two_rules():
     """Two parts of a table that both give `at` a rule are refused."""
     with pytest.raises(ValueError, match="have two rules"):
         table("t", "sessions", ("id",), {"id": Rule(Merge.KEY), "at": LEAST}, latest(("at",), "a"))
+
+
+# --- held sessions (DESIGN.md invariant 5) ----------------------------------------------------
+
+DISPUTES = ("station", "connector", "meter_start", "reading_below_start", "stop_below_start")
+
+
+def disputed(kind: str, events: list[dict]) -> tuple[dict, HeldReason]:
+    """An event of `events`' session that disagrees on one fact, and the reason it holds the session."""
+    started = events[0]
+    common = dict(session_id=started["session_id"], station_id=started["station_id"],
+                  connector_id=started["connector_id"])  # fmt: skip
+    at = NOW + timedelta(minutes=2)
+    if kind == "station":
+        event = make_event("session_progress", at=at, **{**common, "station_id": "ST-0000"},
+                           meter_wh=started["meter_start_wh"] + 10)  # fmt: skip
+        return event, HeldReason.STATION_MISMATCH
+    if kind == "connector":
+        event = make_event("session_progress", at=at, **{**common, "connector_id": common["connector_id"] + 1},
+                           meter_wh=started["meter_start_wh"] + 10)  # fmt: skip
+        return event, HeldReason.CONNECTOR_MISMATCH
+    if kind == "meter_start":
+        event = make_event("session_started", at=at, **common, meter_start_wh=started["meter_start_wh"] + 1)
+        return event, HeldReason.METER_START_MISMATCH
+    if kind == "reading_below_start":
+        event = make_event("session_progress", at=at, **common, meter_wh=started["meter_start_wh"] - 1)
+        return event, HeldReason.METER_BELOW_START
+    event = make_event("session_completed", at=at, **common, meter_stop_wh=started["meter_start_wh"] - 1)
+    return event, HeldReason.METER_BELOW_START
+
+
+@st.composite
+def a_disputed_session(draw):
+    """A session's events plus one event that disagrees with them, the reason, and that event."""
+    events = draw(a_session())
+    assume(events[0]["meter_start_wh"] > 0)  # the contract refuses a negative meter below a start of 0
+    event, reason = disputed(draw(st.sampled_from(DISPUTES)), events)
+    (event,) = wire([event])
+    return events + [event], reason, event
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_disagreement_holds_the_session_in_every_order_duplication_and_split(data):
+    """Any order, duplication and split into batches: the session is held, unbilled, for the same reason."""
+    events, reason, odd = data.draw(a_disputed_session())
+    noisy_events = data.draw(noisy(events))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(noisy_events)), max_size=4)))
+    pieces = [fold_columns(noisy_events[a:b]) for a, b in zip([0, *cuts], [*cuts, len(noisy_events)])]
+    data.draw(st.randoms(use_true_random=False)).shuffle(pieces)
+    merged = Columns()
+    for piece in pieces:
+        merge_columns(merged, piece)
+    row = complete_rows(merged).sessions[events[0]["session_id"]]
+    assert rows(merged) == rows(complete_rows(fold_columns(events)))
+    assert held_reason(row) == reason
+    assert session_money(row) == (None, None)
+    named = {row[c] for c in row if c.endswith("_event_id") and c != "progress_event_id"}
+    assert odd["event_id"] in named  # the alert can name the event that disagrees
+
+
+def test_the_extremes_name_the_events_that_disagree():
+    """Two stations for one session: the least and greatest place each carry their event's id."""
+    events = wire(session_events(readings=[1000], station_id="ST-B"))
+    other, _ = disputed("station", events)
+    (other,) = wire([other])
+    row = complete_rows(fold_columns(events + [other])).sessions[events[0]["session_id"]]
+    assert (row["station_id"], row["place_min_event_id"]) == ("ST-0000", other["event_id"])
+    assert row["station_id_max"] == "ST-B" and row["place_max_event_id"] in {e["event_id"] for e in events}
+
+
+def test_an_agreeing_session_is_not_held_and_is_billed():
+    """Repeated facts that agree hold nothing: energy and cost as DESIGN.md defines them."""
+    events = wire(session_events(meter_start_wh=500_000, readings=[12_345], price=0.59))
+    row = complete_rows(fold_columns(events + events)).sessions.popitem()[1]
+    assert held_reason(row) is None
+    assert session_money(row) == (Decimal("12.345"), Decimal("7.28"))
+
+
+def test_more_energy_than_the_station_can_deliver_holds_the_session():
+    """50 kWh in 15 minutes: fine at 350 kW, held at 22 kW; unknown max power holds nothing."""
+    events = wire(session_events(readings=[10_000, 30_000, 50_000]))  # 20 minutes, first to last event
+    row = complete_rows(fold_columns(events)).sessions.popitem()[1]
+    assert held_reason({**row, "power_limit_kw": None}) is None
+    assert held_reason({**row, "power_limit_kw": 350.0}) is None
+    assert held_reason({**row, "power_limit_kw": 22.0}) == HeldReason.EXCEEDS_MAX_POWER
+    assert session_money({**row, "power_limit_kw": 22.0}) == (None, None)
+    # the grace: 150 kW over 20 minutes and one more is 52.5 kWh
+    assert held_reason({**row, "meter_max_wh": row["meter_start_wh"] + 52_500, "power_limit_kw": 150.0}) is None
+    assert held_reason({**row, "meter_max_wh": row["meter_start_wh"] + 52_501, "power_limit_kw": 150.0}) is not None
+
+
+def test_a_first_group_keeps_the_least_tuple_whole():
+    """A FIRST group is LATEST's mirror: the side with the least ordering columns gives every column."""
+    t = Table("t", "sessions", ("id",), {"id": Rule(Merge.KEY), **first(("v", "e"), "w")})
+    check_rules([t])
+    assert t.groups() == {("v", "e"): ("w", "v", "e")}

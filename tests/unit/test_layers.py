@@ -28,6 +28,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.poison": "core",
     "evmonitor.runtime": "core",
     "evmonitor.transport": "core",
+    "evmonitor.taskmetrics": "core",
     "evmonitor.storage": "core",
     "evmonitor.bridge": "core",
     "evmonitor.reports": "reports",
@@ -37,7 +38,9 @@ ROOM_OF: dict[str, str] = {
     "beat": "beat",
     "evmonitor.app": "app",
     "evmonitor.stack": "stack",
+    "evmonitor.api": "api",
     "evmonitor.cli": "cli",
+    "evmonitor.cli_operator": "cli",
     "evmonitor.__main__": "cli",
     "bench": "bench",
 }
@@ -51,8 +54,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "workers": {"core", "workers"},  # never beat
     "beat": {"core", "reports", "beat"},  # never workers
     "app": {"core", "workers", "beat", "app"},  # the Celery app composes workers and beat
-    "stack": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "stack"},  # run and prove
-    "cli": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "stack", "cli"},
+    "api": {"core", "reports", "api"},  # operators: REST API, live page, metrics; never workers, beat, stack, cli
+    "stack": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "api", "stack"},  # run and prove
+    "cli": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "api", "stack", "cli"},
     "bench": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "stack", "bench"},
 }
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from evmonitor.contract import TOPIC_BY_TYPE, EventType, Rejection, validate
 from evmonitor.errors import Reason, TransientError
-from evmonitor.fold import fold_columns
+from evmonitor.fold import fold_columns, held_reason
 from evmonitor.simulator import GroundTruth, Message, default_window, plan_drain, run_live, send
 from tests.factories import session_money
 
@@ -127,6 +127,15 @@ def test_truth_equals_the_fold_of_the_messages(plan):
     assert truth.cost_eur == sum(session_money(r)[1] for r in fold.sessions.values())
     assert sorted(fold.stations) == sorted(truth.station_ids)
     assert truth.sessions == SMALL["sessions"] and truth.stations == SMALL["stations"]
+
+
+def test_the_simulator_never_makes_a_held_session():
+    """Its facts always agree and no session beats its station's max power: `demo` stays exact."""
+    plan = plan_drain(seed=11, stations=30, sessions=800, start=START, end=START + timedelta(days=2))
+    fold = fold_columns(wire_events(plan.messages, START + timedelta(days=3)).values())
+    for row in fold.sessions.values():
+        limit = fold.stations[row["station_id"]]["max_power_kw"]
+        assert held_reason({**row, "power_limit_kw": limit}) is None, row
 
 
 def test_chaos_knobs_do_not_change_the_valid_events_or_the_truth(plan, calm):

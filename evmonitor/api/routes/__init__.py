@@ -1,0 +1,5 @@
+"""One router per resource (FastAPI's "Bigger Applications" layout); `app.py` mounts them."""
+
+from evmonitor.api.routes import alerts, auth, board, health, metrics, pages, pipeline, reports, rollups, sessions, stations
+
+__all__ = ["alerts", "auth", "board", "health", "metrics", "pages", "pipeline", "reports", "rollups", "sessions", "stations"]
