@@ -11,6 +11,8 @@
     stations, deadletters   the charging-stations and charging-deadletters indices
     retention     drops what is older than the EVMON_RETENTION_* settings
     alerts, days  pure rules; alert_store, indexes: their storage
+    outages       the outage ledger per port (recomputed; operators' causes and their audit)
+    uptime_rules  outages per port and the uptime formula (pure); uptime: its query
 
 Beat never imports `workers`: the Celery app composes both.
 """
@@ -21,6 +23,7 @@ from beat.runner import (
     do_daily_report,
     do_deadletters,
     do_faults,
+    do_outages,
     do_prune_batch_markers,
     do_retention,
     do_rollups,
@@ -39,6 +42,7 @@ __all__ = [
     "do_daily_report",
     "do_deadletters",
     "do_faults",
+    "do_outages",
     "do_prune_batch_markers",
     "do_retention",
     "do_rollups",

@@ -12,6 +12,8 @@ same history yields the same ids and an upsert of them changes nothing.
                       completes (until = end_time) or speaks again.
     maintenance_due   `threshold` faults of one station starting within one `window`; open
                       while the sliding window holds that many, closed when it no longer does.
+    uptime_below_target  a port's trailing uptime fell below the target (EVMON_UPTIME_TARGET_PCT);
+                      since = the run that saw it, closed by the run that sees it back at target.
     session_conflict  a session is held (`held_reason`: its events disagree on a fact, or it is
                       physically impossible); names the events that carried each disputed value;
                       since = the session's start; closed once it is no longer held.
@@ -23,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +43,7 @@ __all__ = [
     "offline_alerts",
     "stale_alert",
     "stale_closed",
+    "uptime_alerts",
 ]
 
 class Kind(StrEnum):
@@ -48,10 +52,11 @@ class Kind(StrEnum):
     STALE = "session_stale"
     MAINTENANCE = "maintenance_due"
     CONFLICT = "session_conflict"
+    UPTIME = "uptime_below_target"
 
 
 SEVERITY = {Kind.FAULT: "warning", Kind.OFFLINE: "critical", Kind.STALE: "info", Kind.MAINTENANCE: "warning",
-            Kind.CONFLICT: "critical"}  # fmt: skip
+            Kind.CONFLICT: "critical", Kind.UPTIME: "warning"}  # fmt: skip
 
 
 def iso(moment: datetime) -> str:
@@ -116,6 +121,11 @@ def describe(alert: Alert, station_name: str | None = None) -> str:
     if alert.kind is Kind.STALE:
         done = f", closed after {_minutes(alert.duration)}" if alert.duration is not None else ""
         return f"Session {alert.session_id} on {who} connector {alert.connector_id}: no event since {since}{done}"
+    if alert.kind is Kind.UPTIME:
+        pct, target = alert.details.get("uptime_pct"), alert.details.get("target_pct")
+        done = f", back at target after {_minutes(alert.duration)}" if alert.duration is not None else ""
+        return (f"{who} connector {alert.connector_id} uptime {pct} % over the last {alert.details.get('window_days')} "
+                f"days, below the target {target} % (since {since}){done}")
     if alert.kind is Kind.CONFLICT:
         done = f", resolved after {_minutes(alert.duration)}" if alert.duration is not None else ""
         disputed = "; ".join(f"{d['fact']} {d['least']['value']} (event {d['least']['event_id']}) vs "
@@ -261,6 +271,40 @@ def stale_closed(alert: Alert, *, status: str, end_time: datetime | None, last_e
     if status == "active" and last_event_at > alert.since:
         return replace(alert, until=last_event_at)
     return None
+
+
+# --- uptime below target ------------------------------------------------------------------------
+
+
+def uptime_alerts(
+    station_id: str,
+    connector_id: int,
+    uptime_pct: Decimal | None,
+    *,
+    target_pct: Decimal,
+    window_days: int,
+    open_alert: Alert | None,
+    now: datetime,
+) -> list[Alert]:
+    """The uptime alert to record for one port: a new open one, the open one closed, or none.
+
+    A port with nothing measured (`uptime_pct` None) neither opens nor closes one. The open alert
+    keeps the figures it opened with, so a run that changes nothing rewrites nothing.
+    """
+    if uptime_pct is None:
+        return []
+    if open_alert is not None:
+        return [replace(open_alert, until=now)] if uptime_pct >= target_pct else []
+    if uptime_pct >= target_pct:
+        return []
+    return [Alert(
+        id=f"uptime:{station_id}:{connector_id}:{iso(now)}",
+        kind=Kind.UPTIME,
+        station_id=station_id,
+        connector_id=connector_id,
+        since=now,
+        details={"uptime_pct": str(uptime_pct), "target_pct": str(target_pct), "window_days": window_days},
+    )]  # fmt: skip
 
 
 # --- held sessions ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "rollup_hours",
     "track_faults",
     "index_stations",
+    "track_outages",
 ]
 
 def _context(celery_app: Any) -> runner.Context:
@@ -105,3 +106,9 @@ def daily_report(self: Task, now: str | None = None, day: str | None = None, for
 def apply_retention(self: Task, now: str | None = None) -> dict[str, Any]:
     """Drop event indices, status history, closed alerts and hourly rollups past the retention settings."""
     return runner.do_retention(_context(self.app), _now(now))
+
+
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_outages")
+def track_outages(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Recompute the outage ledger per port within the lookback window (operators' causes kept)."""
+    return runner.do_outages(_context(self.app), _now(now))

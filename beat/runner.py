@@ -17,10 +17,12 @@ from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
+from beat.outages import track_outages
 from beat.retention import apply_retention
 from beat.rollups import refresh_rollups
 from beat.stale import mark_stale_sessions
 from beat.stations import sync_stations
+from beat.uptime import track_uptime_alerts
 from evmonitor.config import Settings
 from evmonitor.runtime import Connections
 from evmonitor.storage.kafka import translate_errors as kafka_errors
@@ -32,6 +34,7 @@ __all__ = [
     "do_daily_report",
     "do_deadletters",
     "do_faults",
+    "do_outages",
     "do_prune_batch_markers",
     "do_retention",
     "do_rollups",
@@ -137,6 +140,14 @@ def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, for
     return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
 
 
+def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
+    """Recompute the outage ledger (after do_faults, whose offline episodes it reads), then uptime alerts."""
+    result = track_outages(ctx.engine, ctx.settings, now)
+    result["uptime_alerts"] = track_uptime_alerts(ctx.engine, ctx.settings, now)
+    result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)
+    return result
+
+
 def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
     """Every periodic job once, in dependency order (held sessions before rollups, rollups and
     alerts before the report)."""
@@ -145,6 +156,7 @@ def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
         "rollups": do_rollups(ctx, now),
         "stale_sessions": do_stale_sessions(ctx, now),
         "faults": do_faults(ctx, now),
+        "outages": do_outages(ctx, now),
         "stations": do_stations(ctx, now),
         "deadletters": do_deadletters(ctx),
         "batch_markers": do_prune_batch_markers(ctx, now),

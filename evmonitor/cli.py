@@ -19,6 +19,7 @@ from rich.table import Table
 
 from evmonitor.config import Settings, load_settings
 from evmonitor.errors import ConfigError, EvmonitorError
+from evmonitor.names import OutageCause
 
 app = typer.Typer(
     help="evmonitor: watch an EV charging network in real time.\n\n"
@@ -521,6 +522,144 @@ def report(
     )
     typer.echo(result["html"])
     typer.echo(result["csv"])
+
+
+# --- uptime: the outage ledger and uptime per port (issue 14) ---------------------------------
+
+outages_app = typer.Typer(help="The outage ledger per charging port, and the causes operators give them.",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(outages_app, name="outages")
+
+
+def _engine(settings: Settings):
+    import sqlalchemy as sa
+
+    return sa.create_engine(settings.sqlalchemy_url)
+
+
+def _outage_json(row: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if k == "minutes" and v is not None else v)
+            for k, v in row.items()}  # fmt: skip
+
+
+@outages_app.command("list")
+def outages_list(
+    station: Optional[str] = typer.Option(None, "--station", help="Only this station."),
+    open_only: bool = typer.Option(False, "--open", help="Only outages still going on."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """The outages, newest first: port, start, end, minutes, what showed it, cause, excluded or not."""
+    from beat.outages import list_outages
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        rows = list_outages(engine, settings, station_id=station, open_only=open_only)
+    finally:
+        engine.dispose()
+    if as_json:
+        out.print_json(data=[_outage_json(r) for r in rows])
+        return
+    table = Table("station", "port", "start (UTC)", "end (UTC)", "min", "signals", "cause", "excluded", "note")
+    table.add_column("id", overflow="fold")  # never cut: it is what `outages exclude` takes
+    for r in rows:
+        table.add_row(r["station_id"], str(r["connector_id"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+                      "open" if r["ended_at"] is None else f"{r['ended_at']:%Y-%m-%d %H:%M:%S}",
+                      "" if r["minutes"] is None else str(r["minutes"]), ",".join(r["signals"]), r["cause"],
+                      "yes" if r["excluded"] else "no", r["note"] or "", r["id"])  # fmt: skip
+    out.print(table)
+
+
+def _set_cause(outage_id: str, cause: OutageCause, note: Optional[str], by: Optional[str]) -> dict:
+    from datetime import datetime, timezone
+
+    from beat.outages import default_user, set_cause
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        return set_cause(engine, settings, outage_id, cause, note, by=by or default_user(), now=datetime.now(timezone.utc))
+    finally:
+        engine.dispose()
+
+
+@outages_app.command("exclude")
+def outages_exclude(
+    outage_id: str = typer.Argument(..., metavar="ID"),
+    cause: OutageCause = typer.Option(..., "--cause", help="Why the port was down."),
+    note: str = typer.Option(..., "--note", help="What happened (kept with the outage and in the audit)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the OS user)."),
+) -> None:
+    """Give an outage its cause: causes in EVMON_UPTIME_EXCLUDED_CAUSES do not count against uptime."""
+    row = _set_cause(outage_id, cause, note, by)
+    verdict = "excluded from" if row["excluded"] else "still counted against (cause not in EVMON_UPTIME_EXCLUDED_CAUSES)"
+    console.print(f"{outage_id}: cause {row['cause']}, {verdict} uptime", highlight=False)
+
+
+@outages_app.command("include")
+def outages_include(
+    outage_id: str = typer.Argument(..., metavar="ID"),
+    note: Optional[str] = typer.Option(None, "--note", help="Why it counts after all."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the OS user)."),
+) -> None:
+    """Count an outage against uptime again: its cause goes back to `unknown`."""
+    _set_cause(outage_id, OutageCause.UNKNOWN, note, by)
+    console.print(f"{outage_id}: cause unknown, counted against uptime", highlight=False)
+
+
+@app.command()
+def uptime(
+    station: Optional[str] = typer.Option(None, "--station", help="Only this station."),
+    first: Optional[str] = typer.Option(None, "--from", help="First local day YYYY-MM-DD (EVMON_TIMEZONE)."),
+    last: Optional[str] = typer.Option(None, "--to", help="Last local day, inclusive."),
+    month: Optional[str] = typer.Option(None, "--month", help="A whole month YYYY-MM instead of --from/--to."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV on standard output."),
+) -> None:
+    """Uptime per port and per station: (T_total - (T_outage - T_excluded)) / T_total x 100.
+
+    Minutes of the period (from when the station was first seen, if later), from the outage
+    ledger that beat keeps; outages whose cause is in EVMON_UPTIME_EXCLUDED_CAUSES are T_excluded.
+    """
+    import csv
+    from datetime import date as Date
+    from datetime import datetime, timezone
+
+    from beat.uptime import UPTIME_COLUMNS, month_days, uptime_rows
+
+    if month and (first or last):
+        raise ConfigError("give --month or --from/--to, not both")
+    if as_json and as_csv:
+        raise ConfigError("give --json or --csv, not both")
+    if month:
+        first_day, last_day = month_days(month)
+    elif first and last:
+        try:
+            first_day, last_day = Date.fromisoformat(first), Date.fromisoformat(last)
+        except ValueError:
+            raise ConfigError(f"--from and --to must look like 2026-11-23, not {first!r} / {last!r}") from None
+    else:
+        raise ConfigError("give --month YYYY-MM, or --from YYYY-MM-DD and --to YYYY-MM-DD")
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        rows = [r.to_json() for r in uptime_rows(engine, settings, first_day, last_day, datetime.now(timezone.utc),
+                                                 station_id=station)]  # fmt: skip
+    finally:
+        engine.dispose()
+    if as_json:
+        out.print_json(data=rows)
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=UPTIME_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = Table("station", "port", "from", "to", "T_total min", "T_outage min", "T_excluded min", "uptime %")
+        for r in rows:
+            table.add_row(r["station_id"], "all" if r["connector_id"] is None else str(r["connector_id"]),
+                          r["period_from"], r["period_to"], r["t_total_min"], r["t_outage_min"], r["t_excluded_min"],
+                          r["uptime_pct"] or "no data")  # fmt: skip
+        out.print(table)
 
 
 # --- the operator's commands (evmonitor/cli_operator.py) ---------------------------------------

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from datetime import time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from evmonitor.errors import ConfigError
-from evmonitor.names import SinkName, Topic
+from evmonitor.names import DEFAULT_EXCLUDED_CAUSES, OutageCause, SinkName, Topic
 
 __all__ = ["REPO_ROOT", "Settings", "default_state_dir", "load_settings"]
 
@@ -121,6 +122,14 @@ class Settings(BaseSettings):
     retention_sessions_days: int = Field(0, ge=0, description="sessions kept this many days after they end (0: forever)")
     retention_interval_s: float = Field(3600.0, gt=0, description="how often the retention job runs")
 
+    # --- uptime (beat's outage ledger, `evmonitor outages`, `evmonitor uptime`) ---
+    outages_interval_s: float = Field(300.0, gt=0, description="how often the outage ledger is recomputed")
+    uptime_excluded_causes: Annotated[list[OutageCause], NoDecode] = Field(
+        list(DEFAULT_EXCLUDED_CAUSES), description="outage causes outside the operator's control: not counted against uptime"
+    )
+    uptime_target_pct: Decimal = Field(Decimal("97"), ge=0, le=100, description="a port below this trailing uptime alerts")
+    uptime_window_days: int = Field(365, ge=1, description="the trailing window of the uptime alert (NEVI: 12 months)")
+
     # --- OCPP gateway (`evmonitor gateway`) ---
     ocpp_listen: str = Field("127.0.0.1:9000", pattern=r"^.+:\d+$", description="HOST:PORT of ws://HOST:PORT/ocpp/<id>")
     ocpp_tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve wss:// (security profile 2)")
@@ -140,7 +149,7 @@ class Settings(BaseSettings):
     sql_dir: Path = REPO_ROOT / "sql"
     timezone: str = Field("UTC", description="IANA zone of local days in rollups, availability and reports")
 
-    @field_validator("sinks", mode="before")
+    @field_validator("sinks", "uptime_excluded_causes", mode="before")
     @classmethod
     def _list_as_people_write_it(cls, value: Any) -> Any:
         # EVMON_SINKS=persist, =persist,index and the JSON form ["persist","index"] all work

@@ -11,8 +11,10 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "DEFAULT_EXCLUDED_CAUSES",
     "EVENT_TOPICS",
     "MAINTENANCE_TASK_PREFIX",
+    "OutageCause",
     "QUEUE_BY_SINK",
     "TASK_BY_SINK",
     "Queue",
@@ -78,3 +80,24 @@ class Stage(StrEnum):
     PERSIST = "persist"
     INDEX = "index"
     GATEWAY = "gateway"  # the OCPP gateway: a charger frame it could not read
+
+
+class OutageCause(StrEnum):
+    """Why a port was down, as an operator records it on an outage (`evmonitor outages exclude`).
+
+    Which causes leave the operator's control, and so do not count against uptime, is the
+    `uptime_excluded_causes` setting (default `DEFAULT_EXCLUDED_CAUSES`, after 23 CFR 680.116(b)).
+    """
+
+    UTILITY_INTERRUPTION = "utility_interruption"
+    VEHICLE_FAULT = "vehicle_fault"
+    SCHEDULED_MAINTENANCE = "scheduled_maintenance"
+    VANDALISM = "vandalism"
+    NATURAL_DISASTER = "natural_disaster"
+    OUTSIDE_OPERATING_HOURS = "outside_operating_hours"
+    EQUIPMENT_FAILURE = "equipment_failure"
+    SOFTWARE_FAILURE = "software_failure"
+    UNKNOWN = "unknown"
+
+
+DEFAULT_EXCLUDED_CAUSES: tuple[OutageCause, ...] = tuple(OutageCause)[:6]

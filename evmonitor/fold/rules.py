@@ -191,6 +191,7 @@ SESSIONS = table(
         "vehicle_battery_kwh": GREATEST,
         "soc_start_percent": LEAST,
         "last_event_at": GREATEST,
+        "peak_power_kw": GREATEST,  # the highest power_kw of its progress readings (NEVI session data)
         "power_limit_kw": Rule(Merge.JOINED),  # charging_stations.max_power_kw, copied by beat/conflicts.py
         "held_reason": Rule(Merge.GENERATED, HELD_BY),
         # DESIGN.md's money, in SQL, NULL while held; the Python twins are `evmonitor.fold.money`'s
@@ -272,7 +273,7 @@ WRITES: dict[EventType, tuple[Write, ...]] = {
     EventType.SESSION_PROGRESS: _session(
         SessionProgress, meter_max_wh="meter_wh", meter_min_wh="meter_wh", meter_min_event_id="event_id",
         progress_at=TS, progress_meter_wh="meter_wh",
-        progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent",
+        progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent", peak_power_kw="power_kw",
     ),
     EventType.STATION_STATUS: (
         _seen(_status),

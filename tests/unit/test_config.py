@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from evmonitor.config import Settings, load_settings
 from evmonitor.errors import ConfigError
@@ -39,3 +40,16 @@ def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
     assert "\n" not in message
     assert "EVMON_SINKS" in message and "'persist' or 'index'" in message
     assert "EVMON_BATCH_MAX_EVENTS='-5'" in message and "greater than or equal to 1" in message
+
+
+def test_excluded_outage_causes_are_written_as_people_write_them():
+    """EVMON_UPTIME_EXCLUDED_CAUSES takes a comma-separated list (or JSON); default: the six NEVI exclusions."""
+    from evmonitor.names import DEFAULT_EXCLUDED_CAUSES, OutageCause
+
+    assert Settings(_env_file=None).uptime_excluded_causes == list(DEFAULT_EXCLUDED_CAUSES)
+    assert OutageCause.EQUIPMENT_FAILURE not in DEFAULT_EXCLUDED_CAUSES and len(DEFAULT_EXCLUDED_CAUSES) == 6
+    chosen = Settings(_env_file=None, uptime_excluded_causes="vandalism, utility_interruption").uptime_excluded_causes
+    assert chosen == [OutageCause.VANDALISM, OutageCause.UTILITY_INTERRUPTION]
+    assert Settings(_env_file=None, uptime_excluded_causes="").uptime_excluded_causes == []
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, uptime_excluded_causes="bad_luck")

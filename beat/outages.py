@@ -1,0 +1,199 @@
+"""The outage ledger (`port_outages`, sql/005_uptime.sql): recomputed by beat, annotated by operators.
+
+`track_outages` redraws, in one transaction at a given `now`, every port's outages that end
+within the lookback window (EVMON_ALERT_LOOKBACK_S) from the status history and the
+`station_offline` alert episodes, with the pure rules of `beat.uptime_rules`. Idempotent and
+order-insensitive: it reads the history, not what arrived since the last run, so late,
+reordered or replayed status events give the same ledger. Each connector's history is read
+from its last status before the window that was not down, so an outage that began before the
+window keeps its true start (and its id). Rows ending before the window are settled: kept as
+they are, with their causes, for the 12-month uptime.
+
+An outage's cause is the operator's (`set_cause`): a recompute never writes it. When late events
+move an outage's start (a new id), the cause moves to the outage that now covers the old one,
+and the audit says so.
+
+Offline episodes come from the `alerts` table that `beat.faults` keeps (heartbeats are not in
+status_events): run the faults job first for the freshest ledger; the next run catches up anyway.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from beat.db import try_job_lock
+from beat.uptime_rules import DOWN_STATUSES, Outage, StatusChange, port_outages
+from evmonitor.config import Settings
+from evmonitor.errors import ConfigError
+from evmonitor.names import OutageCause
+from evmonitor.storage.postgres import translate_errors
+
+__all__ = ["OUTAGE_COLUMNS", "default_user", "list_outages", "set_cause", "track_outages"]
+
+RECOMPUTE = "evmonitor.maintenance.track_outages"
+
+OUTAGE_COLUMNS = ("id", "station_id", "connector_id", "started_at", "ended_at", "minutes", "signals", "error_code",
+                  "cause", "excluded", "note", "cause_by", "cause_at")  # fmt: skip
+
+_DOWN = sorted(str(s) for s in DOWN_STATUSES)
+
+# Each connector's history from its last status before the window that was not down.
+_HISTORY = sa.text("""
+WITH anchors AS (
+    SELECT station_id, connector_id,
+           max(ts) FILTER (WHERE ts < :horizon AND status <> ALL(:down)) AS anchor
+    FROM status_events GROUP BY station_id, connector_id
+)
+SELECT e.event_id::text AS event_id, e.station_id, e.connector_id, e.ts, e.status, e.error_code
+FROM status_events e
+JOIN anchors a ON a.station_id = e.station_id AND a.connector_id = e.connector_id
+WHERE e.ts >= coalesce(a.anchor, '-infinity') AND e.ts <= :now
+""")
+
+_OFFLINE = sa.text("""
+SELECT station_id, since, until FROM alerts
+WHERE kind = 'station_offline' AND status <> 'superseded' AND since <= :now
+  AND coalesce(until, 'infinity') >= :horizon
+""")
+
+_UPSERT = sa.text("""
+INSERT INTO port_outages AS o (id, station_id, connector_id, started_at, ended_at, signals, error_code,
+                               recorded_at, computed_at)
+VALUES (:id, :station_id, :connector_id, :started_at, :ended_at, :signals, :error_code, :now, :now)
+ON CONFLICT (id) DO UPDATE SET ended_at = EXCLUDED.ended_at, signals = EXCLUDED.signals,
+    error_code = EXCLUDED.error_code, computed_at = EXCLUDED.computed_at
+WHERE (o.ended_at, o.signals, o.error_code) IS DISTINCT FROM (EXCLUDED.ended_at, EXCLUDED.signals, EXCLUDED.error_code)
+RETURNING 1
+""")
+
+
+def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Redraw the ledger within the lookback window at `now`; return what changed."""
+    with translate_errors(), engine.begin() as conn:
+        if not try_job_lock(conn, "outages"):
+            return {"skipped": "another run holds the lock"}
+        # An outage still open in the ledger is redrawn whole, however old (beat may have been down
+        # longer than the lookback while it ended), but never from before the retained history.
+        oldest_open = conn.execute(sa.text("SELECT min(started_at) FROM port_outages WHERE ended_at IS NULL")).scalar()
+        kept_from = now - timedelta(days=settings.retention_events_days) + settings.lookback
+        horizon = now - settings.lookback
+        if oldest_open is not None:
+            horizon = max(min(horizon, oldest_open), kept_from)
+        connectors = dict(conn.execute(sa.text("SELECT id, coalesce(connector_count, 1) FROM charging_stations")).all())
+        changes: dict[str, list[StatusChange]] = defaultdict(list)
+        for r in conn.execute(_HISTORY, {"horizon": horizon, "now": now, "down": _DOWN}):
+            changes[r.station_id].append(StatusChange(r.station_id, r.connector_id, r.ts, r.status, r.error_code,
+                                                      r.event_id))  # fmt: skip
+        offline: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+        for r in conn.execute(_OFFLINE, {"horizon": horizon, "now": now}):
+            offline[r.station_id].append((r.since, r.until if r.until is None or r.until <= now else None))
+        outages: list[Outage] = []
+        for station_id in sorted({*changes, *offline}):
+            outages += [o for o in port_outages(station_id, connectors=connectors.get(station_id, 1),
+                                                changes=changes[station_id], offline=offline[station_id])
+                        if o.ended_at is None or o.ended_at >= horizon]  # fmt: skip
+
+        upserted = sum(
+            conn.execute(_UPSERT, {"id": o.id, "station_id": o.station_id, "connector_id": o.connector_id,
+                                   "started_at": o.started_at, "ended_at": o.ended_at,
+                                   "signals": [str(s) for s in o.signals], "error_code": o.error_code,
+                                   "now": now}).first() is not None  # fmt: skip
+            for o in outages
+        )
+        keep = [o.id for o in outages]
+        gone = conn.execute(
+            sa.text("DELETE FROM port_outages WHERE coalesce(ended_at, 'infinity') >= :horizon AND id <> ALL(:keep) "
+                    "RETURNING id, station_id, connector_id, started_at, ended_at, cause, note, cause_by"),
+            {"horizon": horizon, "keep": keep},
+        ).all()
+        carried = _carry_causes(conn, [g for g in gone if g.cause_by is not None], outages, now)
+    return {"outages": len(outages), "changed": upserted, "removed": len(gone), "causes_carried": carried,
+            "from": horizon.isoformat()}
+
+
+def _carry_causes(conn: sa.Connection, gone: Sequence[Any], outages: list[Outage], now: datetime) -> int:
+    """Give an operator's cause on a redrawn outage to the new outage of that port that covers its start."""
+    carried = 0
+    for old in sorted(gone, key=lambda g: (g.started_at, g.id)):
+        heir = next((o for o in outages if (o.station_id, o.connector_id) == (old.station_id, old.connector_id)
+                     and o.started_at <= old.started_at and (o.ended_at is None or old.started_at < o.ended_at)),
+                    None)  # fmt: skip
+        if heir is None:
+            continue
+        row = conn.execute(
+            sa.text("UPDATE port_outages SET cause = :cause, note = :note, cause_by = :by, cause_at = :now "
+                    "WHERE id = :id AND cause_by IS NULL RETURNING id"),
+            {"cause": old.cause, "note": old.note, "by": old.cause_by, "now": now, "id": heir.id},
+        ).first()
+        if row is not None:
+            _audit(conn, heir.id, RECOMPUTE, now, {"cause": str(OutageCause.UNKNOWN), "note": None},
+                   {"cause": old.cause, "note": old.note, "from": old.id})  # fmt: skip
+            carried += 1
+    return carried
+
+
+def _audit(conn: sa.Connection, outage_id: str, by: str, now: datetime, before: dict, after: dict) -> None:
+    conn.execute(
+        sa.text("INSERT INTO port_outage_audit (outage_id, changed_by, changed_at, before, after) "
+                "VALUES (:id, :by, :now, CAST(:before AS jsonb), CAST(:after AS jsonb))"),
+        {"id": outage_id, "by": by, "now": now, "before": json.dumps(before), "after": json.dumps(after)},
+    )  # fmt: skip
+
+
+def default_user() -> str:
+    """Who is changing an outage when nobody says: the OS user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def set_cause(
+    engine: sa.Engine, settings: Settings, outage_id: str, cause: OutageCause, note: str | None, *, by: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Record the operator's cause (and note) on one outage, with an audit row; return the outage.
+
+    Raises `ConfigError` if there is no such outage. Setting what is already there changes nothing
+    and writes no audit row.
+    """
+    with translate_errors(), engine.begin() as conn:
+        row = conn.execute(sa.text("SELECT cause, note FROM port_outages WHERE id = :id FOR UPDATE"),
+                           {"id": outage_id}).first()  # fmt: skip
+        if row is None:
+            raise ConfigError(f"no outage {outage_id!r} (see `evmonitor outages list`)")
+        before, after = {"cause": row.cause, "note": row.note}, {"cause": str(cause), "note": note}
+        if before != after:
+            conn.execute(sa.text("UPDATE port_outages SET cause = :cause, note = :note, cause_by = :by, "
+                                 "cause_at = :now WHERE id = :id"),
+                         {**after, "by": by, "now": now, "id": outage_id})  # fmt: skip
+            _audit(conn, outage_id, by, now, before, after)
+    return _select(engine, "id = :id", {"id": outage_id}, excluded=settings.uptime_excluded_causes)[0]
+
+
+def list_outages(
+    engine: sa.Engine, settings: Settings, *, station_id: str | None = None, open_only: bool = False
+) -> list[dict[str, Any]]:
+    """The ledger, newest first, each row with `excluded` per the uptime_excluded_causes setting."""
+    where, params = ["true"], {}
+    if station_id is not None:
+        where.append("station_id = :station")
+        params["station"] = station_id
+    if open_only:
+        where.append("ended_at IS NULL")
+    return _select(engine, " AND ".join(where), params, excluded=settings.uptime_excluded_causes)
+
+
+def _select(engine: sa.Engine, where: str, params: dict, *, excluded: Sequence[OutageCause]) -> list[dict[str, Any]]:
+    query = sa.text(f"SELECT * FROM port_outages WHERE {where} ORDER BY started_at DESC, station_id, connector_id")
+    with translate_errors(), engine.connect() as conn:
+        rows = conn.execute(query, params).mappings().all()
+    return [{**{k: r[k] for k in OUTAGE_COLUMNS if k != "excluded"}, "excluded": r["cause"] in set(map(str, excluded))}
+            for r in rows]  # fmt: skip

@@ -1,0 +1,230 @@
+"""Outages per charging port and uptime the regulator's way (23 CFR 680.116(b)). Pure.
+
+A port (station, connector >= 1) is out while any of these signals says so:
+
+    Faulted, Unavailable   a status change of the connector, or of connector 0 (the whole
+                           station: every port is out); the next other status ends it
+    station_offline        the station fell silent after missed heartbeats (the `station_offline`
+                           alert episodes of `beat.faults`): every port is out
+
+Overlapping or touching signals on one port are ONE outage: the union of their intervals. An
+outage's id is its port and start, so recomputing the same history gives the same ids, and an
+operator's cause recorded on an outage survives a recompute.
+
+    uptime % = (T_total - (T_outage - T_excluded)) / T_total * 100
+
+with T_total the port's time in the period (from when it was first seen, if later), T_outage
+its outage time in the period and T_excluded the part of that whose cause is excluded. Time is
+counted in integer microseconds; minutes and percentages are exact `Decimal`s, rounded once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from evmonitor.contract import ChargePointStatus
+
+__all__ = [
+    "DOWN_STATUSES",
+    "Outage",
+    "Signal",
+    "StatusChange",
+    "Uptime",
+    "outage_id",
+    "port_outages",
+    "uptime",
+]
+
+DOWN_STATUSES = frozenset({ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE})
+_US = timedelta(microseconds=1)
+_FOREVER = datetime.max.replace(tzinfo=timezone.utc)
+
+
+class Signal(StrEnum):
+    """What showed an outage (a ledger row lists every signal merged into it)."""
+
+    FAULTED = "Faulted"
+    UNAVAILABLE = "Unavailable"
+    OFFLINE = "station_offline"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    station_id: str
+    connector_id: int
+    ts: datetime
+    status: str
+    error_code: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """One port's outage: [started_at, ended_at), ended_at None while it lasts."""
+
+    station_id: str
+    connector_id: int
+    started_at: datetime
+    ended_at: datetime | None
+    signals: tuple[Signal, ...]
+    error_code: str | None = None
+
+    @property
+    def id(self) -> str:
+        return outage_id(self.station_id, self.connector_id, self.started_at)
+
+
+def outage_id(station_id: str, connector_id: int, started_at: datetime) -> str:
+    """`outage:<station>:<connector>:<start, UTC>`: the same port and start give the same id."""
+    text = started_at.astimezone(timezone.utc).isoformat(timespec="microseconds" if started_at.microsecond else "seconds")
+    return f"outage:{station_id}:{connector_id}:{text.replace('+00:00', 'Z')}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    start: datetime
+    end: datetime | None
+    signals: frozenset[Signal]
+    error_code: str | None  # the first error code of a Faulted signal in it
+
+
+def _status_spans(history: Iterable[StatusChange]) -> list[_Span]:
+    """One connector's down spans. Duplicates (same event_id) count once; order is (ts, event_id)."""
+    unique = {c.event_id: c for c in history}
+    spans: list[_Span] = []
+    opened: StatusChange | None = None
+    signals: set[Signal] = set()
+    error_code: str | None = None
+    for change in sorted(unique.values(), key=lambda c: (c.ts, c.event_id)):
+        if change.status in DOWN_STATUSES:
+            if opened is None:
+                opened, signals, error_code = change, set(), None
+            signals.add(Signal(change.status))
+            if change.status == ChargePointStatus.FAULTED and error_code is None:
+                error_code = change.error_code
+        elif opened is not None:
+            spans.append(_Span(opened.ts, change.ts, frozenset(signals), error_code))
+            opened = None
+    if opened is not None:
+        spans.append(_Span(opened.ts, None, frozenset(signals), error_code))
+    return spans
+
+
+def _merge(spans: Iterable[_Span]) -> list[_Span]:
+    """The union of spans: overlapping or touching spans become one (signals united, first error code)."""
+    out: list[_Span] = []
+    spans = [s for s in spans if s.end is None or s.end > s.start]  # a status undone at the same instant
+    order = sorted(spans, key=lambda s: (s.start, s.end or _FOREVER, sorted(s.signals), s.error_code or ""))
+    for span in order:
+        if out and (out[-1].end is None or span.start <= out[-1].end):
+            last = out[-1]
+            end = None if last.end is None or span.end is None else max(last.end, span.end)
+            out[-1] = _Span(last.start, end, last.signals | span.signals, last.error_code or span.error_code)
+        else:
+            out.append(span)
+    return out
+
+
+def port_outages(
+    station_id: str,
+    *,
+    connectors: int,
+    changes: Iterable[StatusChange],
+    offline: Sequence[tuple[datetime, datetime | None]] = (),
+) -> list[Outage]:
+    """Every port's outages of one station, merged per port; order and duplicates of `changes` do not matter.
+
+    `connectors` is the station's connector count (ports 1..connectors; a port seen in `changes`
+    beyond it counts too). A history that begins inside an outage must start with the last status
+    before it that was not down, or the outage starts late.
+    """
+    by_connector: dict[int, list[StatusChange]] = defaultdict(list)
+    for change in changes:
+        if change.station_id == station_id:
+            by_connector[change.connector_id].append(change)
+    whole = _status_spans(by_connector.get(0, ()))
+    whole += [_Span(since, until, frozenset({Signal.OFFLINE}), None) for since, until in offline]
+    ports = set(range(1, max(connectors, 1) + 1)) | {c for c in by_connector if c > 0}
+    out: list[Outage] = []
+    for port in sorted(ports):
+        for span in _merge([*_status_spans(by_connector.get(port, ())), *whole]):
+            out.append(Outage(station_id, port, span.start, span.end,
+                              tuple(sorted(span.signals)), span.error_code))  # fmt: skip
+    return out
+
+
+# --- uptime -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """One port's (or a sum of ports') time in a period, in microseconds."""
+
+    total_us: int
+    outage_us: int
+    excluded_us: int
+
+    def __add__(self, other: "Uptime") -> "Uptime":
+        return Uptime(self.total_us + other.total_us, self.outage_us + other.outage_us,
+                      self.excluded_us + other.excluded_us)  # fmt: skip
+
+    @staticmethod
+    def minutes(us: int) -> Decimal:
+        return (Decimal(us) / 60_000_000).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+
+    @property
+    def total_min(self) -> Decimal:
+        return self.minutes(self.total_us)
+
+    @property
+    def outage_min(self) -> Decimal:
+        return self.minutes(self.outage_us)
+
+    @property
+    def excluded_min(self) -> Decimal:
+        return self.minutes(self.excluded_us)
+
+    @property
+    def uptime_pct(self) -> Decimal | None:
+        """(T_total - (T_outage - T_excluded)) / T_total * 100, to 0.001 %; None when T_total is 0."""
+        if not self.total_us:
+            return None
+        up = Decimal(self.total_us - (self.outage_us - self.excluded_us)) * 100 / Decimal(self.total_us)
+        return up.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+
+
+def _clipped_union_us(intervals: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime) -> int:
+    clipped = sorted((max(a, start), min(b or end, end)) for a, b in intervals)
+    total, reach = 0, start
+    for a, b in clipped:
+        a = max(a, reach)
+        if b > a:
+            total += (b - a) // _US
+            reach = b
+    return total
+
+
+def uptime(
+    *,
+    start: datetime,
+    end: datetime,
+    first_seen_at: datetime | None,
+    outages: Sequence[tuple[datetime, datetime | None, bool]],
+) -> Uptime:
+    """One port's uptime in [start, end): `outages` are (started_at, ended_at or None, excluded).
+
+    T_total runs from the later of `start` and `first_seen_at`; an open outage runs to `end`.
+    Overlapping outages count once (the ledger has none on one port, but the sum is safe anyway).
+    """
+    begin = max(start, first_seen_at) if first_seen_at is not None else start
+    if end <= begin:
+        return Uptime(0, 0, 0)
+    outage_us = _clipped_union_us([(a, b) for a, b, _ in outages], begin, end)
+    excluded_us = _clipped_union_us([(a, b) for a, b, excluded in outages if excluded], begin, end)
+    return Uptime((end - begin) // _US, outage_us, excluded_us)
+
