@@ -91,7 +91,10 @@ def _invalid_json(rng: random.Random, event: Event, now_ms: int) -> tuple[bytes,
 
 def _truncated(rng: random.Random, event: Event, now_ms: int) -> tuple[bytes, Reason]:
     body = encode(event)
-    return body[: rng.randint(1, len(body) - 1)], Reason.INVALID_JSON
+    cut = rng.randint(1, len(body) - 1)
+    while cut > 1 and (body[cut] & 0xC0) == 0x80:  # never inside a UTF-8 character: that is invalid_text
+        cut -= 1
+    return body[:cut], Reason.INVALID_JSON
 
 
 def _not_utf8(rng: random.Random, event: Event, now_ms: int) -> tuple[bytes, Reason]:
