@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from beat.alerts import StatusChange
 from evmonitor.contract import ChargePointStatus
 
 __all__ = [
@@ -48,19 +49,9 @@ _FOREVER = datetime.max.replace(tzinfo=timezone.utc)
 class Signal(StrEnum):
     """What showed an outage (a ledger row lists every signal merged into it)."""
 
-    FAULTED = "Faulted"
-    UNAVAILABLE = "Unavailable"
+    FAULTED = ChargePointStatus.FAULTED
+    UNAVAILABLE = ChargePointStatus.UNAVAILABLE
     OFFLINE = "station_offline"
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    station_id: str
-    connector_id: int
-    ts: datetime
-    status: str
-    error_code: str
-    event_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,20 +9,12 @@ from decimal import Decimal
 from beat.runner import Context, do_conflicts, do_rollups
 from evmonitor.contract import TOPIC_BY_TYPE
 from tests.factories import encode, make_event, session_events
+from tests.integration.test_exact import SEED_SQL
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
-# The seed README's query, verbatim (/work/shared/seed.md, "Calculate total energy delivered today").
-SEED_TOTALS = """
-SELECT 
-    DATE(start_time) as date,
-    COUNT(*) as sessions,
-    SUM(energy_delivered_kwh) as total_energy_kwh,
-    SUM(cost_eur) as total_revenue_eur
-FROM charging_sessions
-WHERE DATE(start_time) = CURRENT_DATE
-GROUP BY DATE(start_time);
-"""
+# The seed README's "total energy delivered today" query, verbatim, as test_exact runs it.
+SEED_TOTALS = SEED_SQL[2]
 
 
 def as_messages(events):
