@@ -116,7 +116,15 @@ def run_cell(
         for restore in restores:
             restore()
         restored_at = time.monotonic()
-        drained = wait_drained(sandbox.settings, targets, timeout_s=drain_timeout_s)
+        restarted: list[str] = []
+
+        def supervise(*_: object) -> None:  # what compose's restart policy does, while we wait
+            restarted.extend(sandbox.restart_dead())
+
+        supervise()
+        drained = wait_drained(sandbox.settings, targets, timeout_s=drain_timeout_s, on_progress=supervise)
+        if restarted:
+            say(f"  {fault}: restarted as a supervisor would: {', '.join(restarted)}")
         recover_s = time.monotonic() - restored_at
         seen = observe(sandbox.settings, plan.truth, producer.sent)
         rows = compare(plan.truth, seen)

@@ -236,6 +236,19 @@ class Sandbox:
             raise ConfigError(f"{name} was never started in this sandbox")
         return self.start(name, *self.commands[name])
 
+    def restart_dead(self) -> list[str]:
+        """Start again every process of ours that has exited, as a supervisor would; return their names.
+
+        Production restarts a crashed process (compose: `restart: unless-stopped`). A Celery
+        worker can shut itself down when Redis dies under it (kombu acks a finished task on the
+        closed channel: "Unrecoverable error: AttributeError"); the fault matrix proves that
+        nothing is lost then, not that such a process never exits.
+        """
+        dead = [name for name, proc in self.processes.items() if not proc.alive()]
+        for name in dead:
+            self.restart(name)
+        return dead
+
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
