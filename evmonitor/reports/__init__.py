@@ -17,17 +17,25 @@ from evmonitor.reports.model import (
     StationDay,
     Totals,
 )
+from evmonitor.reports.monthly import DayOutage, MonthlyReport, MonthTotals, OutageLine, PortMonth
+from evmonitor.reports.monthly_render import MONTHLY_CSV_COLUMNS, render_monthly_csv, render_monthly_html
 from evmonitor.reports.render import CSV_COLUMNS, render_csv, render_html
 
 __all__ = [
     "CSV_COLUMNS",
+    "MONTHLY_CSV_COLUMNS",
     "NO_DATA",
     "AlertLine",
     "Coverage",
     "DailyReport",
+    "DayOutage",
     "HourPoint",
     "MaintenanceLine",
+    "MonthTotals",
+    "MonthlyReport",
+    "OutageLine",
     "PortDay",
+    "PortMonth",
     "PortUptime",
     "Rules",
     "StationDay",
@@ -35,4 +43,6 @@ __all__ = [
     "coverage",
     "render_csv",
     "render_html",
+    "render_monthly_csv",
+    "render_monthly_html",
 ]
