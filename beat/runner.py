@@ -133,12 +133,13 @@ def do_retention(ctx: Context, now: datetime) -> dict[str, Any]:
 
 
 def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, force: bool = False) -> dict[str, Any]:
-    """Bring rollups and alerts up to date for `day` (default: yesterday, local), then build it."""
+    """Bring rollups, alerts and the outage ledger up to date for `day` (default: yesterday, local), then build it."""
     day = day or previous_day(now, ctx.settings.zone)
     do_conflicts(ctx, now)  # first: a session it holds leaves the rollups
     do_rollups(ctx, now, [day])
     do_stale_sessions(ctx, now)
     do_faults(ctx, now, [day])
+    do_outages(ctx, now)  # the per-port uptime line reads the ledger, which reads the offline episodes
     return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
 
 

@@ -117,7 +117,7 @@ def availability_by_station(report: DailyReport) -> Figure:
     ax.barh(ys, [float(s.availability_pct) for s in worst], color=colors)
     ax.set_yticks(ys, [station_label(s.name, s.station_id) for s in worst], fontsize=8)
     for y, s in zip(ys, worst):  # values in a column right of the axis: the axis itself ends at 100 %
-        ax.annotate(f"{s.availability_pct:.1f} %", (100, y), xytext=(4, 0), textcoords="offset points",
+        ax.annotate(f"{s.availability_pct:.2f} %", (100, y), xytext=(4, 0), textcoords="offset points",
                     va="center", fontsize=7, color=GREY, annotation_clip=False)  # fmt: skip
     ax.set_xlim(0, 100)  # a percentage axis starts at 0: a cut axis makes 99 % look like 50 %
     ax.set_xlabel("availability, % of connector time neither Faulted nor offline")

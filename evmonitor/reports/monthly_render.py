@@ -70,7 +70,7 @@ def _pct(value: Decimal | None) -> str:
 
 
 def _port_cell(p: PortMonth) -> str:
-    return f"{escape(p.station_name)}<br><small>{escape(p.station_id)} · port {p.connector_id}</small>"
+    return f'<div class="port">{escape(p.station_name)}<br><small>{escape(p.station_id)} · port {p.connector_id}</small></div>'
 
 
 def _coverage_cell(p: PortMonth) -> str:
@@ -100,8 +100,8 @@ def _outages_cell(p: PortMonth) -> str:
         minutes = sum((o.minutes_in_month for o in mine), Decimal(0))
         tag = ' <span class="tag excluded">excluded</span>' if mine[0].excluded else ""
         count = f"{len(mine)} outage{'s' if len(mine) > 1 else ''}"
-        lines.append(f"{escape(cause)}: {count}, {_n(minutes, 1)} min{tag}")
-    return "<br>".join(lines)
+        lines.append(f'<div class="cause">{escape(cause)}{tag}<br><small>{count} · {_n(minutes, 1)} min</small></div>')
+    return "".join(lines)
 
 
 MONTHLY_CSS = CSS + """
@@ -110,6 +110,7 @@ MONTHLY_CSS = CSS + """
 span.nodata{color:#5c6472;font-style:italic}.below{color:#c8402f;font-weight:600}.met{color:#22703f}
 .banner{border-left:4px solid #e8871e;background:#fff8ec;padding:8px 12px;margin:10px 0;font-size:14px}
 .banner.nodata{border-color:#8a8f98;background:#f4f5f7}
+.tag{white-space:nowrap}.cause{font-size:12px;margin-bottom:3px}.cause small{color:#5c6472;white-space:nowrap}.port{min-width:200px}
 """
 
 
@@ -136,7 +137,7 @@ def render_monthly_html(report: MonthlyReport) -> str:
         _card("Ports below target", _n(t.ports_below_target), f"of {len([p for p in report.ports if p.uptime_pct is not None]):,} measured",
               "bad" if t.ports_below_target else "ok"),
         _card("Outage minutes", NO_DATA if nodata else _n(t.uptime.outage_min, 0),
-              f"{_n(t.uptime.excluded_min, 0)} excluded; {t.outages:,} outages"),
+              "" if nodata else f"{_n(t.uptime.excluded_min, 0)} excluded; {t.outages:,} outages"),
         _card("Counted against uptime", NO_DATA if nodata else _n(t.uptime.counted_min, 0, " min"), "T_outage − T_excluded"),
         _card("Sessions", _n(t.sessions), "started this month"),
         _card("Failed sessions", _n(t.failed_sessions) if report.failed_sessions_known else "not recorded",
