@@ -229,11 +229,14 @@ def beat(log_level: str = typer.Option("INFO")) -> None:
     lock.watch()
     from evmonitor.heartbeat import start_heartbeat
 
-    start_heartbeat(settings, "beat")  # the leader's; /api/v1/pipeline reads it
+    stop_heartbeat = start_heartbeat(settings, "beat")  # the leader's; /api/v1/pipeline reads it
     celery = create_app(settings)
     state = Path(settings.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    celery.start(["beat", "--loglevel", log_level, "--schedule", str(state / "celerybeat-schedule")])
+    try:
+        celery.start(["beat", "--loglevel", log_level, "--schedule", str(state / "celerybeat-schedule")])
+    finally:
+        stop_heartbeat()
 
 
 @app.command()

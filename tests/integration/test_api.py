@@ -376,6 +376,25 @@ def test_pipeline_and_rollups_show_what_beat_made_of_the_pipeline_data(fed):
     latest = body["deadletters"]["latest"]
     assert {d["source_topic"] for d in latest} == {"ev.session.progress", "ev.station.status"}
     assert all(d["reason"] in ("invalid_json", "not_an_object") for d in latest)
+    bridge = {s.labels["reason"]: s.value for f in text_string_to_metric_families(
+        urllib.request.urlopen(fed.bridge_metrics_url, timeout=10).read().decode())
+        for s in f.samples if s.name == "evmonitor_bridge_deadletters_total"}  # fmt: skip
+    assert bridge == body["deadletters"]["by_reason"]  # what the bridge counted is what beat indexed
+
+    def components() -> dict[str, dict]:
+        return {c["name"]: c for c in api.get("/api/v1/pipeline").json()["components"]}
+
+    parts = components()
+    running = ("postgresql", "kafka", "search", "redis", "bridge", "beat", "worker persist", "worker index",
+               "worker maintenance")  # fmt: skip
+    assert {n: parts[n]["status"] for n in running} == dict.fromkeys(running, "up"), parts
+    assert parts["gateway"]["status"] == "down" and "no heartbeat" in parts["gateway"]["detail"]  # none runs here
+    # stopped processes show down: beat deletes its heartbeat on the way out, a worker no longer answers
+    fed.pipeline.stop("beat")
+    fed.pipeline.stop("worker-maintenance")
+    wait_for(lambda: [components()[n]["status"] for n in ("beat", "worker maintenance")] == ["down", "down"],
+             timeout_s=30, what="beat and the maintenance worker to show down")  # fmt: skip
+    assert components()["bridge"]["status"] == "up"
 
     def hourly_sessions() -> float:
         rows = api.get("/api/v1/rollups/hourly", params={"since": (NOW - timedelta(hours=3)).isoformat()}).json()
