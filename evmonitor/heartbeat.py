@@ -3,7 +3,8 @@
 The bridge, the beat that holds the scheduler lock and the OCPP gateway each write
 `<stack prefix>heartbeat:<role>:<host>:<pid>` (the stack's Celery key prefix, so stacks sharing one
 Redis never see each other's) every `EVERY_S` seconds with a time-to-live of `TTL_S`; the key
-holds the time it was written. A process that stops deletes its key; one that dies or hangs lets
+holds JSON: the time it was written (`at`) and what the process chose to say (the bridge: its
+batches in flight). A process that stops deletes its key; one that dies or hangs lets
 it expire, so a reader sees the role down within `TTL_S`. The API's `/api/v1/pipeline` reads them
 (`read_heartbeats`); workers need none (they answer Celery's inspect over the broker).
 
@@ -13,6 +14,7 @@ main loop makes progress (the bridge's consumer lag and the last write to Postgr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -35,8 +37,12 @@ def _key(settings: Settings, role: str) -> str:
     return f"{settings.broker_key_prefix}heartbeat:{role}:{socket.gethostname()}:{os.getpid()}"
 
 
-def start_heartbeat(settings: Settings, role: str, *, every_s: float = EVERY_S, ttl_s: int = TTL_S) -> Callable[[], None]:
-    """Beat for `role` from a daemon thread until the returned function is called (it deletes the key)."""
+def start_heartbeat(settings: Settings, role: str, *, every_s: float = EVERY_S, ttl_s: int = TTL_S,
+                    state: Callable[[], dict[str, Any]] = dict) -> Callable[[], None]:  # fmt: skip
+    """Beat for `role` from a daemon thread until the returned function is called (it deletes the key).
+
+    `state()` (called on that thread: keep it to reading a few numbers) is written along with the time.
+    """
     import redis
 
     client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
@@ -46,7 +52,7 @@ def start_heartbeat(settings: Settings, role: str, *, every_s: float = EVERY_S, 
     def beat() -> None:
         while not stopped.is_set():
             try:
-                client.set(key, f"{time.time():.3f}", ex=ttl_s)
+                client.set(key, json.dumps({**state(), "at": round(time.time(), 3)}), ex=ttl_s)
             except redis.RedisError as exc:  # Redis away: the key expires, readers see the role down
                 log.debug("heartbeat %s: %s", role, exc)
             stopped.wait(every_s)
@@ -67,7 +73,7 @@ def start_heartbeat(settings: Settings, role: str, *, every_s: float = EVERY_S, 
 
 
 def read_heartbeats(client: Any, key_prefix: str) -> dict[str, list[dict[str, Any]]]:
-    """role -> the live processes of it: [{"host", "pid", "age_s"}], from a `redis.Redis` client."""
+    """role -> the live processes of it: [{"host", "pid", "age_s", **what it said}], from a `redis.Redis` client."""
     found: dict[str, list[dict[str, Any]]] = {}
     keys = sorted(client.scan_iter(match=f"{key_prefix}heartbeat:*", count=1000))
     values = client.mget(keys) if keys else []
@@ -76,5 +82,7 @@ def read_heartbeats(client: Any, key_prefix: str) -> dict[str, list[dict[str, An
         if value is None:  # expired between the scan and the read
             continue
         role, host, pid = (key.decode() if isinstance(key, bytes) else key)[len(key_prefix) :].split(":", 3)[1:]
-        found.setdefault(role, []).append({"host": host, "pid": int(pid), "age_s": round(max(0.0, now - float(value)), 1)})
+        said = json.loads(value)
+        at = float(said.pop("at"))
+        found.setdefault(role, []).append({**said, "host": host, "pid": int(pid), "age_s": round(max(0.0, now - at), 1)})
     return found

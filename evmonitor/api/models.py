@@ -210,6 +210,7 @@ class PipelineDetail(Pipeline):
     deadletters: DeadLetters | None = None
     unreachable: dict[str, str]
     components: list[ComponentHealth]
+    batches_in_flight: int | None = None
 
 
 class Counters(BaseModel):

@@ -90,6 +90,7 @@ SCRIPT = """
       li.dataset.component = c.name; li.dataset.health = c.status; const s = el('span', 'status', c.status);
       s.dataset.s = HEALTH[c.status] || 'Unknown'; li.append(s, el('b', '', ' ' + c.name + ' '), el('span', 'muted', c.detail));
       return li; }));
+    $('#p-inflight').textContent = p.batches_in_flight === null ? 'unknown (no bridge)' : p.batches_in_flight;
     const lag = (p.consumer_lag || []).reduce((n, x) => n + x.lag, 0);
     $('#p-lag').textContent = p.consumer_lag ? lag + ' records' : 'unknown (Kafka does not answer)';
     $('#p-dead').textContent = p.deadletters ? Object.entries(p.deadletters.by_reason).map(([r, n]) => r + ' ' + n)
@@ -157,7 +158,8 @@ def board_page(board: dict[str, Any], network: str) -> str:
     unsettled = ", ".join(f'{escape(s["sink"])} {s["batches_unsettled"]}' for s in p["sinks"]) or "none"
     sinks = (f'<li>last write to PostgreSQL: <span id="p-write">{_when(p["last_write_at"]) or "never"}</span></li>'
              f'<li>batches not yet committed: <span id="p-unsettled">{unsettled}</span></li>'
-             '<li>consumer lag: <span id="p-lag">…</span></li><li>dead letters: <span id="p-dead">…</span></li>')
+             '<li>batches in flight: <span id="p-inflight">…</span></li><li>consumer lag: <span id="p-lag">…</span></li>'
+             '<li>dead letters: <span id="p-dead">…</span></li>')
     body = (f'<div class="counters">{counters}</div><div class="cols"><section><h2>Stations '
             f'<span class="muted">({len(board["stations"])})</span></h2><div class="board" id="board">{cards}</div>'
             f'</section><aside><h2>Open alerts</h2><ul class="alerts" id="alerts">{alerts}</ul>'

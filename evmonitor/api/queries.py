@@ -450,8 +450,9 @@ def deadletter_summary(search: Any, index: str, *, latest: int = 10) -> dict[str
 
 
 def component_health(settings: Any, celery: Any, *, reached: dict[str, str | None],
-                     inspect_timeout_s: float = 1.0) -> list[dict[str, Any]]:  # fmt: skip
-    """Each part of the pipeline: up, down or unknown, with a one-line detail.
+                     inspect_timeout_s: float = 1.0) -> tuple[list[dict[str, Any]], int | None]:  # fmt: skip
+    """Each part of the pipeline: up, down or unknown, with a one-line detail; and the bridges' batches in
+    flight (published, not yet in every sink), as their heartbeats say (None without a live bridge).
 
     `reached` holds what the caller already asked of the stores: name -> None (it answered) or the
     error. Redis is pinged here; then the bridge, beat and gateway by their heartbeats in Redis
@@ -476,7 +477,7 @@ def component_health(settings: Any, celery: Any, *, reached: dict[str, str | Non
         parts.append({"name": "redis", "status": "down", "detail": f"broker: {exc}"[:300]})
         unknown = "unknown: the broker (Redis) does not answer"
         return parts + [{"name": n, "status": "unknown", "detail": unknown}
-                        for n in ("bridge", "beat", "gateway", *(f"worker {q}" for q in Queue))]  # fmt: skip
+                        for n in ("bridge", "beat", "gateway", *(f"worker {q}" for q in Queue))], None  # fmt: skip
     finally:
         client.close()
     parts.append({"name": "redis", "status": "up", "detail": "broker answers"})
@@ -496,7 +497,8 @@ def component_health(settings: Any, celery: Any, *, reached: dict[str, str | Non
         parts.append({"name": f"worker {queue}", "status": "up" if nodes else ("unknown" if failed else "down"),
                       "detail": ("answered: " + ", ".join(nodes)) if nodes else
                       (failed[:300] or f"no worker consumes queue {queue} (none answered within {inspect_timeout_s:g} s)")})  # fmt: skip
-    return parts
+    bridges = beats.get("bridge", [])
+    return parts, (sum(int(b.get("batches_in_flight", 0)) for b in bridges) if bridges else None)
 
 
 def metrics_counts(conn: sa.Connection, *, offline_before: datetime) -> dict[str, Any]:

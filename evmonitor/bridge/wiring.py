@@ -146,7 +146,7 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> Bridg
     if settings.bridge_metrics_port:
         server = serve_metrics(settings.bridge_metrics_port, bridge, source.lag, settings.metrics_address)
         log.info("bridge: metrics on http://%s:%d/metrics", settings.metrics_address, settings.bridge_metrics_port)
-    stop_heartbeat = start_heartbeat(settings, "bridge")
+    stop_heartbeat = start_heartbeat(settings, "bridge", state=lambda: {"batches_in_flight": len(bridge.inflight)})
     try:
         bridge.run(stop)
     finally:

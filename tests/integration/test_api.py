@@ -389,6 +389,7 @@ def test_pipeline_and_rollups_show_what_beat_made_of_the_pipeline_data(fed):
                "worker maintenance")  # fmt: skip
     assert {n: parts[n]["status"] for n in running} == dict.fromkeys(running, "up"), parts
     assert parts["gateway"]["status"] == "down" and "no heartbeat" in parts["gateway"]["detail"]  # none runs here
+    assert body["batches_in_flight"] == 0  # drained: the bridge's heartbeat says none is waiting for a sink
     # stopped processes show down: beat deletes its heartbeat on the way out, a worker no longer answers
     fed.pipeline.stop("beat")
     fed.pipeline.stop("worker-maintenance")

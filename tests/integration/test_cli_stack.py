@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import re
 import subprocess
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from evmonitor.stack.embedded import evmonitor_cmd
 from evmonitor.stack.procs import free_port
@@ -25,7 +29,8 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
     kafka_port, es_port = free_port(), free_port()
     env = {**pipeline.env, "EVMON_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
            "EVMON_ELASTICSEARCH_URL": f"http://127.0.0.1:{es_port}", "EVMON_FLOWER_PORT": str(free_port()),
-           "EVMON_API_LISTEN": f"127.0.0.1:{free_port()}",
+           "EVMON_API_LISTEN": f"127.0.0.1:{free_port()}", "EVMON_OCPP_LISTEN": f"127.0.0.1:{free_port()}",
+           "EVMON_METRICS_PORT_BASE": str(free_port()),
            "EVMON_FLOWER_PASSWORD": "", "EVMON_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}  # fmt: skip
     try:
         up = run("up", "--detach", env=env)
@@ -35,6 +40,14 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
         assert first["kafka"]["owned"] and first["kafka"]["address"] == f"127.0.0.1:{kafka_port}"
         assert first["elasticsearch"]["owned"] and not first["postgres"]["owned"] and not first["redis"]["owned"]
         assert {"bridge", "worker-persist", "worker-index", "worker-maintenance", "beat", "flower", "api"} <= set(first)
+        # every process's /metrics is a printed scrape target that answers in Prometheus's text format
+        targets = dict(re.findall(r"([\w-]+) (http://\S+?/metrics)", up.stderr.split("scrape targets", 1)[1]))
+        assert set(targets) == {"api", "bridge", "worker-persist", "worker-index", "worker-maintenance", "gateway"}
+        assert targets["api"] == f"http://{env['EVMON_API_LISTEN']}/metrics"
+        families = {name: {f.name for f in text_string_to_metric_families(
+            urllib.request.urlopen(url, timeout=10).read().decode())} for name, url in targets.items() if name != "api"}  # fmt: skip
+        assert "evmonitor_bridge_records" in families["bridge"]
+        assert "evmonitor_gateway_chargers_connected" in families["gateway"]
 
         os.killpg(first["worker-index"]["pid"], signal.SIGKILL)
         code, _ = components(env)

@@ -21,7 +21,8 @@ router = APIRouter(prefix="/pipeline", tags=["pipeline"], dependencies=[reader],
 def pipeline(conn: Conn, clock: Clock, request: Request) -> dict:
     """The last write to PostgreSQL, unsettled batches, open alerts; consumer lag per partition, queue depths and
     dead letters by reason with the latest ones (each `null` when its store does not answer); `components`: each
-    part's health (the bridge, beat and gateway by their heartbeats in Redis, workers by Celery's inspect)."""
+    part's health (the bridge, beat and gateway by their heartbeats in Redis, workers by Celery's inspect);
+    `batches_in_flight`: published by the bridge and not yet in every sink (`null` without a live bridge)."""
     settings = request.app.state.settings
     found: dict[str, Any] = queries.pipeline_health(conn, now=clock.now)
     found["unreachable"] = {}
@@ -40,7 +41,7 @@ def pipeline(conn: Conn, clock: Clock, request: Request) -> dict:
             found["unreachable"][store] = str(exc)
     # PostgreSQL answered already: the token was checked and the query above ran there
     reached = {"postgresql": None, "kafka": found["unreachable"].get("kafka"), "search": found["unreachable"].get("search")}
-    found["components"] = queries.component_health(settings, _celery(request), reached=reached)
+    found["components"], found["batches_in_flight"] = queries.component_health(settings, _celery(request), reached=reached)
     return found
 
 
