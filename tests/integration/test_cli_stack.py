@@ -24,6 +24,20 @@ def components(env):
     return done.returncode, {c["name"]: c for c in json.loads(done.stdout)["components"]}
 
 
+def listening_addresses(groups: set[int]) -> list[str]:
+    """Local addresses of the TCP sockets listening in these process groups (`ss`, iproute2)."""
+    found = []
+    for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines():
+        for pid in re.findall(r"pid=(\d+)", line):
+            try:
+                if os.getpgid(int(pid)) in groups:
+                    found.append(line.split()[3])
+                    break
+            except ProcessLookupError:
+                continue
+    return found
+
+
 def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(pipeline, tmp_path):
     """Services it must start get started; a died worker is the only thing a second `up` restarts."""
     kafka_port, es_port = free_port(), free_port()
@@ -48,6 +62,9 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
             urllib.request.urlopen(url, timeout=10).read().decode())} for name, url in targets.items() if name != "api"}  # fmt: skip
         assert "evmonitor_bridge_records" in families["bridge"]
         assert "evmonitor_gateway_chargers_connected" in families["gateway"]
+        # nothing `up` started listens beyond 127.0.0.1 (processes and their children: one process group each)
+        listening = listening_addresses({c["pid"] for c in first.values() if c["pid"]})
+        assert len(listening) >= 10 and all(a.startswith("127.0.0.1:") for a in listening), listening
 
         os.killpg(first["worker-index"]["pid"], signal.SIGKILL)
         code, _ = components(env)
