@@ -43,6 +43,7 @@ from evmonitor.stack.embedded import (
     start_search,
     wait_for_workers,
 )
+from evmonitor.stack.private import write_private
 from evmonitor.stack.procs import Proc, port_open, spawn, stop
 
 __all__ = ["APP_COMPONENTS", "Stack", "StopOrder"]
@@ -146,9 +147,7 @@ class Stack:
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         data = {"components": [c.to_json() for c in self.components.values()], "extra": self.extra}
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state_file)
+        write_private(self.state_file, json.dumps(data, indent=2))  # it holds Flower's generated password
 
     # --- up ---------------------------------------------------------------------------------
 
