@@ -60,6 +60,8 @@ APP_COMPONENTS: dict[str, list[str]] = {
 StopOrder = ["simulator", "gateway", "bridge", "api", "flower", "beat", "worker-persist", "worker-index",
              "worker-maintenance", "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
 # the setting that chooses the port of each component that listens (checked free before it starts)
+SERVICE_SETTINGS: dict[str, str] = {"kafka": "EVMON_KAFKA_BOOTSTRAP", "postgres": "EVMON_DATABASE_URL",
+                                    "redis": "EVMON_BROKER_URL", "elasticsearch": "EVMON_ELASTICSEARCH_URL"}  # fmt: skip
 PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN", "api": "EVMON_API_LISTEN"}
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
@@ -174,7 +176,9 @@ class Stack:
                 self.say(f"found {name} at {ep.address}")
                 continue
             if not ep.local:
-                raise ConfigError(f"{name} is not reachable at {ep.address} and is not local, so it cannot be started here.")
+                setting = SERVICE_SETTINGS.get(name, "its setting")
+                raise ConfigError(f"cannot reach {name} at {ep.address} ({setting}), and it is not local, so it cannot "
+                                  "be started here")  # fmt: skip
             self.say(f"starting {name} on {ep.address} ...")
             host = "127.0.0.1" if ep.host == "localhost" else ep.host
             if name == "postgres":

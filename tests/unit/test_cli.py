@@ -292,3 +292,12 @@ def test_wait_needs_a_drain_run(offline, capsys):
     """`--wait --live` is refused before anything is sent."""
     code, _, err = _run(["simulate", "--live", "--wait"], capsys)
     assert code == 2 and "--wait" in err and err.count("\n") == 1
+
+
+def test_up_names_the_setting_of_a_remote_service_it_cannot_reach(offline, monkeypatch, capsys):
+    """`up` starts local services only; a remote one that does not answer is named with its setting."""
+    monkeypatch.setenv("EVMON_KAFKA_BOOTSTRAP", "192.0.2.1:9092")  # TEST-NET-1: never routed
+    code, out, err = _run(["up", "--detach"], capsys)
+    assert code == 2
+    assert err.endswith("error: cannot reach kafka at 192.0.2.1:9092 (EVMON_KAFKA_BOOTSTRAP), and it is not local, "
+                        "so it cannot be started here\n"), err
