@@ -1,7 +1,8 @@
 """The `evmonitor` command line.
 
 Every command builds one `Settings` (EVMON_* variables and `.env`) and passes it down.
-Errors meant for the operator (`ConfigError`) print one clear line and exit 2.
+Errors meant for the operator print one clear line on stderr (`evmonitor.cli_support.run_cli`):
+exit 2 for a bad option or setting (`ConfigError`), 1 for a service that does not answer.
 """
 
 from __future__ import annotations

@@ -182,7 +182,11 @@ def require(settings: Settings, *names: str, timeout_s: float = 3.0) -> None:
 _SERVICE_OF_MODULE = (("psycopg2", "postgres"), ("sqlalchemy", "postgres"), ("kafka", "kafka"), ("redis", "redis"),
                       ("kombu", "redis"), ("elastic", "elasticsearch"), ("evmonitor.storage.postgres", "postgres"),
                       ("evmonitor.storage.kafka", "kafka"), ("evmonitor.storage.search", "elasticsearch"))  # fmt: skip
-_CONNECTION_WORDS = ("connect", "refused", "unavailable", "timed out", "timeout", "bootstrap", "no brokers", "resolve")
+# what drivers say when the server is not there (never "unavailable": ours says it of any SQL error)
+_CONNECTION_WORDS = ("connection to server", "could not connect", "connection refused", "timed out", "timeout expired",
+                     "unable to bootstrap", "nobrokersavailable", "no brokers", "could not translate host name",
+                     "name or service not known", "connection reset", "server closed the connection",
+                     "error connecting", "connectionerror", "failed to establish a new connection")  # fmt: skip
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:
@@ -203,7 +207,7 @@ def explain_unreachable(exc: BaseException, settings: Settings | None) -> str | 
         service = next((name for prefix, name in _SERVICE_OF_MODULE if module.startswith(prefix)), None)
         if service:
             break
-    text = " ".join(str(link) for link in chain).lower()
+    text = " ".join(f"{type(link).__name__} {link}" for link in chain).lower()
     if service is None or not any(word in text for word in _CONNECTION_WORDS):
         return None
     detail = next((str(link).strip().splitlines()[0] for link in reversed(chain) if str(link).strip()), type(exc).__name__)
@@ -256,8 +260,9 @@ def run_cli(app: typer.Typer, settings: Callable[[], Settings], args: list[str] 
     except ImportError:  # pragma: no cover - older Typer on click itself
         from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-    def err(line: str) -> None:
-        sys.stderr.write(_one_line(line) + "\n")
+    def err(text: str) -> None:
+        # our own errors may carry lines on purpose (a log's tail under "exited at start")
+        sys.stderr.write(text.rstrip("\n") + "\n")
         sys.stderr.flush()
 
     try:
@@ -267,10 +272,10 @@ def run_cli(app: typer.Typer, settings: Callable[[], Settings], args: list[str] 
         return 2  # the help was printed already
     except UsageError as exc:
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        err(f"error: {exc.format_message()}{where}")
+        err(f"error: {_one_line(exc.format_message())}{where}")
         return 2
     except ClickException as exc:
-        err(f"error: {exc.format_message()}")
+        err(f"error: {_one_line(exc.format_message())}")
         return exc.exit_code
     except typer.Abort:
         err("aborted")

@@ -301,3 +301,17 @@ def test_up_names_the_setting_of_a_remote_service_it_cannot_reach(offline, monke
     assert code == 2
     assert err.endswith("error: cannot reach kafka at 192.0.2.1:9092 (EVMON_KAFKA_BOOTSTRAP), and it is not local, "
                         "so it cannot be started here\n"), err
+
+
+def test_a_database_error_that_is_not_a_connection_error_is_not_called_unreachable():
+    """A missing column is a bug or a schema to apply, not a server to look for."""
+    import sqlalchemy as sa
+
+    from evmonitor.errors import TransientError
+
+    settings = Settings(_env_file=None)
+    missing = sa.exc.ProgrammingError("SELECT connector_id", {}, Exception('column "connector_id" does not exist'))
+    try:
+        raise TransientError("postgresql unavailable: column does not exist") from missing
+    except TransientError as exc:
+        assert explain_unreachable(exc, settings) is None
