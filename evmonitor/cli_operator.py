@@ -70,6 +70,8 @@ def api(listen: Optional[str] = typer.Option(None, help="HOST:PORT (default EVMO
 
     settings = load_settings(**({"api_listen": listen} if listen else {}))
     host, _, port = settings.api_listen.rpartition(":")
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--listen / EVMON_API_LISTEN={settings.api_listen!r}: the port must be 1..65535")
     err.print(f"api: http://{host}:{port}/  (docs /docs, metrics /metrics)")
     uvicorn.run(create_api(settings), host=host, port=int(port), log_level=log_level, access_log=False)
 

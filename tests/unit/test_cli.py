@@ -171,6 +171,13 @@ def test_a_bad_value_is_one_usage_line_and_exit_2(args, offline, capsys):
     assert f"evmonitor {args[0]}" in err
 
 
+def test_a_port_out_of_range_is_refused_before_the_server_starts(offline, capsys):
+    """`api --listen HOST:99999` says which setting, instead of uvicorn's OverflowError traceback."""
+    code, out, err = _run(["api", "--listen", "127.0.0.1:99999"], capsys)
+    assert (code, out) == (2, "")
+    assert err == "error: --listen / EVMON_API_LISTEN='127.0.0.1:99999': the port must be 1..65535\n"
+
+
 def test_the_installed_command_prints_usage_errors_as_one_line():
     """The real entry point (a subprocess) wires the one-line errors: no framed box, no traceback."""
     done = subprocess.run([sys.executable, "-m", "evmonitor", "simulate", "--meter-interval", "-5"],
