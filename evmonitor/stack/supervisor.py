@@ -59,9 +59,10 @@ APP_COMPONENTS: dict[str, list[str]] = {
 }
 StopOrder = ["simulator", "gateway", "bridge", "api", "flower", "beat", "worker-persist", "worker-index",
              "worker-maintenance", "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
-# the setting that chooses the port of each component that listens (checked free before it starts)
+# the setting that says where each service is (named when one cannot be reached)
 SERVICE_SETTINGS: dict[str, str] = {"kafka": "EVMON_KAFKA_BOOTSTRAP", "postgres": "EVMON_DATABASE_URL",
                                     "redis": "EVMON_BROKER_URL", "elasticsearch": "EVMON_ELASTICSEARCH_URL"}  # fmt: skip
+# the setting that chooses the port of each component that listens (checked free before it starts)
 PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN", "api": "EVMON_API_LISTEN"}
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
