@@ -125,6 +125,7 @@ def wait_processed(
 
     deadline = time.monotonic() + timeout_s
     targets = sent.targets()
+    run = f"run {truth.run_id}" if truth.run_id else "the run"
     last_said = [0.0]
 
     def progress(behind: int, total: int) -> None:
@@ -134,7 +135,7 @@ def wait_processed(
 
     if not wait_drained(settings, targets, timeout_s=timeout_s, on_progress=progress):
         return (f"timed out after {timeout_s:g} s: consumer group {settings.consumer_group} has not committed all "
-                f"records of run {truth.run_id} (is the bridge running? `evmonitor status`)")  # fmt: skip
+                f"records of {run} (is the bridge running? `evmonitor status`)")  # fmt: skip
     say(f"committed: consumer group {settings.consumer_group} is past every record of the run")
     session_ids = list(truth.by_session)
     engine = sa.create_engine(settings.sqlalchemy_url, connect_args={"connect_timeout": 5})
@@ -144,7 +145,7 @@ def wait_processed(
                 found = conn.execute(sa.text("SELECT count(*) FROM charging_sessions WHERE id = ANY(CAST(:ids AS uuid[]))"),
                                      {"ids": session_ids}).scalar_one()  # fmt: skip
             if found == len(session_ids):
-                say(f"processed: PostgreSQL holds all {found:,} sessions of run {truth.run_id}")
+                say(f"processed: PostgreSQL holds all {found:,} sessions of {run}")
                 return None
             if time.monotonic() >= deadline:
                 return (f"timed out after {timeout_s:g} s: PostgreSQL holds {found:,} of the run's {len(session_ids):,} "
