@@ -165,7 +165,10 @@ def require(settings: Settings, *names: str, timeout_s: float = 3.0) -> None:
     """
     for name in names:
         service = SERVICES[name]
-        addresses = service_address(service.value(settings), service.default_port)
+        value = service.value(settings)
+        if "://" in value and (urlsplit(value).hostname is None or "host=" in urlsplit(value).query):
+            continue  # a Unix socket (postgresql:///db?host=/run/postgresql): the driver knows best
+        addresses = service_address(value, service.default_port)
         failure: BaseException | None = None
         for host, port in addresses:
             try:

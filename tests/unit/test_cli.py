@@ -322,3 +322,12 @@ def test_a_database_error_that_is_not_a_connection_error_is_not_called_unreachab
         raise TransientError("postgresql unavailable: column does not exist") from missing
     except TransientError as exc:
         assert explain_unreachable(exc, settings) is None
+
+
+def test_require_leaves_a_unix_socket_url_to_the_driver(offline):
+    """`postgresql:///db?host=/run/postgresql` has no TCP port to probe: no false 'cannot reach'."""
+    from evmonitor.cli_support import Unreachable, require
+
+    require(Settings(_env_file=None, database_url="postgresql+psycopg2:///x?host=/nonexistent"), "postgres")
+    with pytest.raises(Unreachable, match="EVMON_DATABASE_URL"):
+        require(load_settings(), "postgres")
