@@ -78,7 +78,8 @@ class OrderedGroup(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         names = list(self.commands)
         for command in self.commands.values():
-            if getattr(command, "rich_help_panel", None) is None:
+            # unset is None or Typer's falsy DefaultPlaceholder
+            if not isinstance(getattr(command, "rich_help_panel", None), str):
                 command.rich_help_panel = OPERATOR  # type: ignore[attr-defined]
 
         def rank(item: tuple[int, str]) -> tuple[int, int, int]:

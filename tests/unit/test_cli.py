@@ -331,3 +331,16 @@ def test_require_leaves_a_unix_socket_url_to_the_driver(offline):
     require(Settings(_env_file=None, database_url="postgresql+psycopg2:///x?host=/nonexistent"), "postgres")
     with pytest.raises(Unreachable, match="EVMON_DATABASE_URL"):
         require(load_settings(), "postgres")
+
+
+def test_a_command_added_without_a_panel_joins_the_operators_not_a_panel_above_it():
+    """Commands other branches add with a bare `@app.command()` land in Operator, never in Typer's first panel."""
+    from evmonitor.cli_support import OrderedGroup
+
+    demo = typer.Typer(cls=OrderedGroup, rich_markup_mode="markdown")
+    demo.command("bridge", rich_help_panel=ROLES)(lambda: None)
+    demo.command("notifications")(lambda: None)
+    demo.command("up", rich_help_panel=OPERATOR)(lambda: None)
+    text = CliRunner().invoke(demo, ["--help"], env={"COLUMNS": "200"}).output
+    assert "─ Commands " not in text
+    assert text.index(f"─ {OPERATOR} ") < text.index("│ up ") < text.index("│ notifications ") < text.index(f"─ {ROLES} ")
