@@ -506,7 +506,7 @@ def demo(
     ok = run_demo(
         settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
         duplicate_ratio=duplicate_ratio, reorder=reorder, ground_truth=ground_truth, timeout_s=timeout,
-        keep=keep, console=console, via=str(via),
+        keep=keep, console=console, via=str(via), out=out,
     )  # fmt: skip
     raise typer.Exit(0 if ok else 1)
 
