@@ -166,6 +166,14 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    @field_validator("admin_database_url", mode="after")
+    @classmethod
+    def _admin_url_on_psycopg2(cls, value: str) -> str:
+        # as `sqlalchemy_url` does for the app's URL: a bare postgresql:// would ask for psycopg 3
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg2://" + value.split("://", 1)[1]
+        return value
+
     @field_validator("state_dir", mode="after")
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:

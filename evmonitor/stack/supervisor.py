@@ -44,6 +44,7 @@ from evmonitor.stack.embedded import (
     start_search,
     wait_for_workers,
 )
+from evmonitor.stack.private import write_private
 from evmonitor.stack.procs import Proc, free_port, port_open, spawn, stop
 
 __all__ = ["APP_COMPONENTS", "Stack", "StopOrder"]
@@ -63,6 +64,9 @@ StopOrder = ["simulator", "gateway", "bridge", "api", "flower", "beat", "worker-
 # lists the same ports); the API serves its own on EVMON_API_LISTEN
 METRICS_OFFSETS: dict[str, int] = {"bridge": 0, "worker-persist": 1, "worker-index": 2, "worker-maintenance": 3,
                                    "gateway": 4}  # fmt: skip
+# the setting that says where each service is (named when one cannot be reached)
+SERVICE_SETTINGS: dict[str, str] = {"kafka": "EVMON_KAFKA_BOOTSTRAP", "postgres": "EVMON_DATABASE_URL",
+                                    "redis": "EVMON_BROKER_URL", "elasticsearch": "EVMON_ELASTICSEARCH_URL"}  # fmt: skip
 # the setting that chooses the port of each component that listens (checked free before it starts)
 PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN", "api": "EVMON_API_LISTEN"}
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
@@ -151,9 +155,7 @@ class Stack:
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         data = {"components": [c.to_json() for c in self.components.values()], "extra": self.extra}
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state_file)
+        write_private(self.state_file, json.dumps(data, indent=2))  # it holds Flower's generated password
 
     # --- up ---------------------------------------------------------------------------------
 
@@ -180,7 +182,9 @@ class Stack:
                 self.say(f"found {name} at {ep.address}")
                 continue
             if not ep.local:
-                raise ConfigError(f"{name} is not reachable at {ep.address} and is not local, so it cannot be started here.")
+                setting = SERVICE_SETTINGS.get(name, "its setting")
+                raise ConfigError(f"cannot reach {name} at {ep.address} ({setting}), and it is not local, so it cannot "
+                                  "be started here")  # fmt: skip
             self.say(f"starting {name} on {ep.address} ...")
             host = "127.0.0.1" if ep.host == "localhost" else ep.host
             if name == "postgres":

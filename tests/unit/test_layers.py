@@ -42,6 +42,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.api": "api",
     "evmonitor.cli": "cli",
     "evmonitor.cli_operator": "cli",
+    "evmonitor.cli_support": "cli",
     "evmonitor.__main__": "cli",
     "bench": "bench",
 }
