@@ -25,7 +25,18 @@ from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
 from evmonitor.storage.postgres import translate_errors
 
-__all__ = ["UPTIME_COLUMNS", "UptimeRow", "month_days", "track_uptime_alerts", "uptime_rows"]
+__all__ = [
+    "UPTIME_COLUMNS",
+    "UptimeRow",
+    "month_days",
+    "parse_period",
+    "track_uptime_alerts",
+    "trailing_months",
+    "uptime_report",
+    "uptime_rows",
+]
+
+FORMULA = "uptime_pct = (t_total_min - (t_outage_min - t_excluded_min)) / t_total_min * 100"
 
 UPTIME_COLUMNS = ("station_id", "connector_id", "period_from", "period_to", "t_total_min", "t_outage_min",
                   "t_excluded_min", "uptime_pct")  # fmt: skip
@@ -58,6 +69,71 @@ def month_days(month: str) -> tuple[date, date]:
         raise ConfigError(f"--month must look like 2026-11, not {month!r}") from None
     nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
     return first, nxt - timedelta(days=1)
+
+
+def _figures(figures: Uptime) -> dict[str, Any]:
+    """Minutes and percent as JSON numbers (exact to 0.001, the rounding of `Uptime`); None when unmeasured."""
+    pct = figures.uptime_pct
+    return {"t_total_min": float(figures.total_min), "t_outage_min": float(figures.outage_min),
+            "t_excluded_min": float(figures.excluded_min), "uptime_pct": None if pct is None else float(pct)}  # fmt: skip
+
+
+def trailing_months(month: str) -> tuple[date, date]:
+    """The 12 months ending with `YYYY-MM`: (first day of the month 11 months before, last day of `month`)."""
+    first, last = month_days(month)
+    back = first.year * 12 + first.month - 1 - 11
+    return date(back // 12, back % 12 + 1, 1), last
+
+
+def parse_period(first: str | None, last: str | None, month: str | None) -> tuple[date, date]:
+    """--from/--to (local days, inclusive) or --month -> (first day, last day); `ConfigError` otherwise."""
+    if month and (first or last):
+        raise ConfigError("give --month or --from/--to, not both")
+    if month:
+        return month_days(month)
+    if first and last:
+        try:
+            return date.fromisoformat(first), date.fromisoformat(last)
+        except ValueError:
+            raise ConfigError(f"--from and --to must look like 2026-11-23, not {first!r} / {last!r}") from None
+    raise ConfigError("give --month YYYY-MM, or --from YYYY-MM-DD and --to YYYY-MM-DD")
+
+
+def uptime_report(
+    engine: sa.Engine, settings: Settings, first_day: date, last_day: date, now: datetime, *,
+    station_id: str | None = None, month: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """What `evmonitor uptime --json` and `GET /api/v1/uptime` answer: the period, then per port and per station.
+
+    With `month` (the period being that month), each port also carries `trailing_12_months`: its
+    uptime over the 12 months ending with that month (NEVI's monthly figure).
+    """
+    rows = uptime_rows(engine, settings, first_day, last_day, now, station_id=station_id)
+    start = day_bounds(first_day, settings.zone)[0]
+    end = min(day_bounds(last_day, settings.zone)[1], now)
+    trailing: dict[tuple[str, int], dict[str, Any]] = {}
+    if month is not None:
+        t_first, t_last = trailing_months(month)
+        for r in uptime_rows(engine, settings, t_first, t_last, now, station_id=station_id):
+            if r.connector_id is not None:
+                trailing[(r.station_id, r.connector_id)] = {"from": t_first.isoformat(), "to": t_last.isoformat(),
+                                                            **_figures(r.figures)}  # fmt: skip
+    ports = [{"station_id": r.station_id, "connector_id": r.connector_id, **_figures(r.figures),
+              **({"trailing_12_months": trailing.get((r.station_id, r.connector_id))} if month is not None else {})}
+             for r in rows if r.connector_id is not None]  # fmt: skip
+    counts: dict[str, int] = defaultdict(int)
+    for p in ports:
+        counts[p["station_id"]] += 1
+    stations = [{"station_id": r.station_id, "ports": counts[r.station_id], **_figures(r.figures)}
+                for r in rows if r.connector_id is None]  # fmt: skip
+    return {
+        "period": {"from": first_day.isoformat(), "to": last_day.isoformat(), "month": month,
+                   "timezone": settings.timezone, "start": start.isoformat(), "end": max(start, end).isoformat()},
+        "formula": FORMULA,
+        "excluded_causes": [str(c) for c in settings.uptime_excluded_causes],
+        "ports": ports,
+        "stations": stations,
+    }  # fmt: skip
 
 
 def uptime_rows(

@@ -622,34 +622,25 @@ def uptime(
     ledger that beat keeps; outages whose cause is in EVMON_UPTIME_EXCLUDED_CAUSES are T_excluded.
     """
     import csv
-    from datetime import date as Date
     from datetime import datetime, timezone
 
-    from beat.uptime import UPTIME_COLUMNS, month_days, uptime_rows
+    from beat.uptime import UPTIME_COLUMNS, parse_period, uptime_report, uptime_rows
 
-    if month and (first or last):
-        raise ConfigError("give --month or --from/--to, not both")
     if as_json and as_csv:
         raise ConfigError("give --json or --csv, not both")
-    if month:
-        first_day, last_day = month_days(month)
-    elif first and last:
-        try:
-            first_day, last_day = Date.fromisoformat(first), Date.fromisoformat(last)
-        except ValueError:
-            raise ConfigError(f"--from and --to must look like 2026-11-23, not {first!r} / {last!r}") from None
-    else:
-        raise ConfigError("give --month YYYY-MM, or --from YYYY-MM-DD and --to YYYY-MM-DD")
+    first_day, last_day = parse_period(first, last, month)
     settings = _settings()
     engine = _engine(settings)
+    now = datetime.now(timezone.utc)
     try:
-        rows = [r.to_json() for r in uptime_rows(engine, settings, first_day, last_day, datetime.now(timezone.utc),
-                                                 station_id=station)]  # fmt: skip
+        if as_json:
+            out.print_json(data=uptime_report(engine, settings, first_day, last_day, now, station_id=station,
+                                              month=month))  # fmt: skip
+            return
+        rows = [r.to_json() for r in uptime_rows(engine, settings, first_day, last_day, now, station_id=station)]
     finally:
         engine.dispose()
-    if as_json:
-        out.print_json(data=rows)
-    elif as_csv:
+    if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=UPTIME_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)

@@ -112,12 +112,15 @@ def test_uptime_by_hand_with_one_outage_excluded_through_the_cli(pipeline):
     assert excluded.exit_code == 0, excluded.output
     shown = runner.invoke(app, ["uptime", "--station", "UP-1", "--from", "2026-11-01", "--to", "2026-11-02", "--json"], env=env)
     assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.stdout)
     figures = {r["connector_id"]: (r["t_total_min"], r["t_outage_min"], r["t_excluded_min"], r["uptime_pct"])
-               for r in json.loads(shown.stdout)}  # fmt: skip
+               for r in report["ports"]}  # fmt: skip
+    [station] = report["stations"]
+    figures[None] = (station["t_total_min"], station["t_outage_min"], station["t_excluded_min"], station["uptime_pct"])
     assert figures == {
-        1: ("2880.000", "120.000", "0.000", "95.833"),
-        2: ("2880.000", "105.000", "45.000", "97.917"),
-        None: ("5760.000", "225.000", "45.000", "96.875"),
+        1: (2880, 120, 0, 95.833),
+        2: (2880, 105, 45, 97.917),
+        None: (5760, 225, 45, 96.875),
     }
     audit = pipeline.sql("SELECT outage_id, changed_by, before, after FROM port_outage_audit")
     assert [tuple(a) for a in audit] == [(outage["id"], "alice", {"cause": "unknown", "note": None},
