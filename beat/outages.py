@@ -51,7 +51,7 @@ WITH anchors AS (
            max(ts) FILTER (WHERE ts < :horizon AND status <> ALL(:down)) AS anchor
     FROM status_events GROUP BY station_id, connector_id
 )
-SELECT e.event_id::text AS event_id, e.station_id, e.connector_id, e.ts, e.status, e.error_code
+SELECT e.event_id::text AS event_id, e.station_id, e.connector_id, e.ts, e.status, e.error_code, e.info
 FROM status_events e
 JOIN anchors a ON a.station_id = e.station_id AND a.connector_id = e.connector_id
 WHERE e.ts >= coalesce(a.anchor, '-infinity') AND e.ts <= :now
@@ -90,7 +90,7 @@ def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[
         changes: dict[str, list[StatusChange]] = defaultdict(list)
         for r in conn.execute(_HISTORY, {"horizon": horizon, "now": now, "down": _DOWN}):
             changes[r.station_id].append(StatusChange(r.station_id, r.connector_id, r.ts, r.status, r.error_code,
-                                                      r.event_id))  # fmt: skip
+                                                      r.event_id, r.info))  # fmt: skip
         offline: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
         for r in conn.execute(_OFFLINE, {"horizon": horizon, "now": now}):
             offline[r.station_id].append((r.since, r.until if r.until is None or r.until <= now else None))

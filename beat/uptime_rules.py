@@ -4,8 +4,13 @@ A port (station, connector >= 1) is out while any of these signals says so:
 
     Faulted, Unavailable   a status change of the connector, or of connector 0 (the whole
                            station: every port is out); the next other status ends it
+    connection_closed      an Unavailable whose `info` starts with "connection_closed" (what the
+                           OCPP gateway publishes when a charger's websocket closes; see
+                           `evmonitor.names.StatusInfo`), instead of Unavailable
     station_offline        the station fell silent after missed heartbeats (the `station_offline`
                            alert episodes of `beat.faults`): every port is out
+    failed_session         a session on the port that failed to deliver energy (`beat.sessions`):
+                           the port is out from the session's start to its end
 
 Overlapping or touching signals on one port are ONE outage: the union of their intervals. An
 outage's id is its port and start, so recomputing the same history gives the same ids, and an
@@ -29,6 +34,7 @@ from enum import StrEnum
 
 from beat.alerts import StatusChange
 from evmonitor.contract import ChargePointStatus
+from evmonitor.names import StatusInfo
 
 __all__ = [
     "DOWN_STATUSES",
@@ -52,6 +58,19 @@ class Signal(StrEnum):
     FAULTED = ChargePointStatus.FAULTED
     UNAVAILABLE = ChargePointStatus.UNAVAILABLE
     OFFLINE = "station_offline"
+    CONNECTION_CLOSED = StatusInfo.CONNECTION_CLOSED
+    FAILED_SESSION = "failed_session"
+
+
+# the gateway wrote "connection closed: <reason>" before StatusInfo existed
+_CLOSED_PREFIXES = (str(StatusInfo.CONNECTION_CLOSED), "connection closed")
+
+
+def _signal(change: StatusChange) -> Signal:
+    """What a down status shows: connection_closed when its info says so, else its status."""
+    if change.status == ChargePointStatus.UNAVAILABLE and (change.info or "").startswith(_CLOSED_PREFIXES):
+        return Signal.CONNECTION_CLOSED
+    return Signal(change.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +114,7 @@ def _status_spans(history: Iterable[StatusChange]) -> list[_Span]:
         if change.status in DOWN_STATUSES:
             if opened is None:
                 opened, signals, error_code = change, set(), None
-            signals.add(Signal(change.status))
+            signals.add(_signal(change))
             if change.status == ChargePointStatus.FAULTED and error_code is None:
                 error_code = change.error_code
         elif opened is not None:
@@ -127,11 +146,13 @@ def port_outages(
     connectors: int,
     changes: Iterable[StatusChange],
     offline: Sequence[tuple[datetime, datetime | None]] = (),
+    failed_sessions: Sequence[tuple[int, datetime, datetime, str | None]] = (),
 ) -> list[Outage]:
     """Every port's outages of one station, merged per port; order and duplicates of `changes` do not matter.
 
     `connectors` is the station's connector count (ports 1..connectors; a port seen in `changes`
-    beyond it counts too). A history that begins inside an outage must start with the last status
+    beyond it counts too). `failed_sessions` are (port, start, end, the error code active at its
+    end or None): each is out on its port for [start, end]. A history that begins inside an outage must start with the last status
     before it that was not down, or the outage starts late.
     """
     by_connector: dict[int, list[StatusChange]] = defaultdict(list)
@@ -140,10 +161,13 @@ def port_outages(
             by_connector[change.connector_id].append(change)
     whole = _status_spans(by_connector.get(0, ()))
     whole += [_Span(since, until, frozenset({Signal.OFFLINE}), None) for since, until in offline]
-    ports = set(range(1, max(connectors, 1) + 1)) | {c for c in by_connector if c > 0}
+    failed: dict[int, list[_Span]] = defaultdict(list)
+    for port, start, end, code in failed_sessions:
+        failed[port].append(_Span(start, end, frozenset({Signal.FAILED_SESSION}), code))
+    ports = set(range(1, max(connectors, 1) + 1)) | {c for c in by_connector if c > 0} | {p for p in failed if p > 0}
     out: list[Outage] = []
     for port in sorted(ports):
-        for span in _merge([*_status_spans(by_connector.get(port, ())), *whole]):
+        for span in _merge([*_status_spans(by_connector.get(port, ())), *failed.get(port, ()), *whole]):
             out.append(Outage(station_id, port, span.start, span.end,
                               tuple(sorted(span.signals)), span.error_code))  # fmt: skip
     return out

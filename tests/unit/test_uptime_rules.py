@@ -53,6 +53,27 @@ def test_offline_episodes_take_every_port_down_and_an_open_one_keeps_the_outage_
     assert outages[1].signals == (Signal.FAULTED, Signal.OFFLINE)
 
 
+def test_a_closed_connection_is_its_own_signal_and_merges_with_a_fault():
+    """Unavailable with info "connection_closed: ..." shows connection_closed (not Unavailable); a fault in it is one outage."""
+    closed = StatusChange("S1", 0, at(30), "Unavailable", "NoError", "e0003", "connection_closed: code 1006")
+    legacy = StatusChange("S1", 0, at(200), "Unavailable", "NoError", "e0005", "connection closed: going away")
+    changes = [change(1, 10, "Faulted", 1, "GroundFailure"), change(1, 40, "Available", 2), closed,
+               change(0, 70, "Available", 4), legacy, change(0, 210, "Available", 6)]  # fmt: skip
+    outages = port_outages("S1", connectors=2, changes=changes)
+    assert spans(outages) == [(1, 10, 70), (1, 200, 210), (2, 30, 70), (2, 200, 210)]
+    assert outages[0].signals == (Signal.FAULTED, Signal.CONNECTION_CLOSED)
+    assert {o.signals for o in outages[1:]} == {(Signal.CONNECTION_CLOSED,)}
+
+
+def test_a_failed_session_is_an_outage_of_its_port_merged_with_overlapping_signals():
+    """A failed session [50, 80) on port 2 joins a station-wide Unavailable [70, 90): port 2 [50, 90), both signals."""
+    changes = [change(0, 70, "Unavailable", 1), change(0, 90, "Available", 2)]
+    outages = port_outages("S1", connectors=2, changes=changes, failed_sessions=[(2, at(50), at(80), "OverCurrentFailure")])
+    assert spans(outages) == [(1, 70, 90), (2, 50, 90)]
+    assert outages[1].signals == (Signal.UNAVAILABLE, Signal.FAILED_SESSION)
+    assert outages[1].error_code == "OverCurrentFailure"
+
+
 def test_faulted_then_unavailable_is_one_outage():
     """A port that goes Faulted, then Unavailable, then Available was out once, from the first to the last."""
     changes = [change(1, 5, "Faulted", 1), change(1, 8, "Unavailable", 2), change(1, 20, "Available", 3)]
