@@ -1,8 +1,8 @@
 """The outage ledger (`port_outages`, sql/005_uptime.sql): recomputed by beat, annotated by operators.
 
 `track_outages` redraws, in one transaction at a given `now`, every port's outages that end
-within the lookback window (EVMON_ALERT_LOOKBACK_S) from the status history and the
-`station_offline` alert episodes, with the pure rules of `beat.uptime_rules`. Idempotent and
+within the lookback window (EVMON_ALERT_LOOKBACK_S) from the status history, the
+`station_offline` alert episodes and the failed sessions (`beat.sessions`, judged first), with the pure rules of `beat.uptime_rules`. Idempotent and
 order-insensitive: it reads the history, not what arrived since the last run, so late,
 reordered or replayed status events give the same ledger. Each connector's history is read
 from its last status before the window that was not down, so an outage that began before the
@@ -63,6 +63,12 @@ WHERE kind = 'station_offline' AND status <> 'superseded' AND since <= :now
   AND coalesce(until, 'infinity') >= :horizon
 """)
 
+# Failed sessions (beat.sessions) are outages of their port from start to end.
+_FAILED = sa.text("""
+SELECT station_id, connector_id, start_time, end_time, failure_code FROM charging_sessions
+WHERE failed AND end_time >= :horizon AND start_time <= :now
+""")
+
 _UPSERT = sa.text("""
 INSERT INTO port_outages AS o (id, station_id, connector_id, started_at, ended_at, signals, error_code,
                                recorded_at, computed_at)
@@ -94,10 +100,14 @@ def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[
         offline: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
         for r in conn.execute(_OFFLINE, {"horizon": horizon, "now": now}):
             offline[r.station_id].append((r.since, r.until if r.until is None or r.until <= now else None))
+        failed: dict[str, list[tuple[int, datetime, datetime, str | None]]] = defaultdict(list)
+        for r in conn.execute(_FAILED, {"horizon": horizon, "now": now}):
+            failed[r.station_id].append((r.connector_id, r.start_time, r.end_time, r.failure_code))
         outages: list[Outage] = []
-        for station_id in sorted({*changes, *offline}):
+        for station_id in sorted({*changes, *offline, *failed}):
             outages += [o for o in port_outages(station_id, connectors=connectors.get(station_id, 1),
-                                                changes=changes[station_id], offline=offline[station_id])
+                                                changes=changes[station_id], offline=offline[station_id],
+                                                failed_sessions=failed[station_id])
                         if o.ended_at is None or o.ended_at >= horizon]  # fmt: skip
 
         upserted = sum(

@@ -19,6 +19,7 @@ from beat.deadletters import index_deadletters
 from beat.faults import track_faults
 from beat.outages import track_outages
 from beat.retention import apply_retention
+from beat.sessions import judge_sessions
 from beat.rollups import refresh_rollups
 from beat.stale import mark_stale_sessions
 from beat.stations import sync_stations
@@ -141,8 +142,11 @@ def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, for
 
 
 def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
-    """Recompute the outage ledger (after do_faults, whose offline episodes it reads), then uptime alerts."""
+    """Judge ended sessions, recompute the outage ledger (after do_faults, whose offline episodes it
+    reads; failed sessions are outages too), then uptime alerts."""
+    sessions = judge_sessions(ctx.engine, ctx.settings, now)
     result = track_outages(ctx.engine, ctx.settings, now)
+    result["sessions"] = sessions
     result["uptime_alerts"] = track_uptime_alerts(ctx.engine, ctx.settings, now)
     result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)
     return result

@@ -106,8 +106,13 @@ class Session(BaseModel):
     held_reason: str | None = None  # why a session is held (DESIGN.md invariant 5): then no energy and no cost
     stop_reason: str | None = None
     power_kw: float | None = None
+    peak_power_kw: float | None = None  # the highest power_kw of its progress readings
     soc_percent: float | None = None
     last_event_at: datetime
+    # session quality (beat/sessions.py): failed to deliver energy; None while not judged (running, held)
+    failed: bool | None = None
+    failure_reason: str | None = None  # ended_in_fault | under_min_energy
+    failure_code: str | None = None  # the OCPP error code in force when it ended
 
 
 class MeterPoint(BaseModel):

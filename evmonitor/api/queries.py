@@ -219,7 +219,7 @@ def board(conn: sa.Connection, *, offline_before: datetime, day_start: datetime,
 
 _SESSION_COLUMNS = """id::text AS id, station_id, connector_id, status, start_time, end_time, meter_start_wh,
     meter_max_wh, meter_stop_wh, price_eur_per_kwh, energy_delivered_kwh, cost_eur, held_reason, stop_reason, power_kw,
-    soc_percent, last_event_at"""
+    soc_percent, last_event_at, peak_power_kw, failed, failure_reason, failure_code"""
 
 
 def _session_filters(station_id: str | None, status: str | None, since: datetime | None,
