@@ -11,13 +11,14 @@ local days 6 and 5 days before today, D3 the day after D2. Times are local.
                      -> port 1: ONE outage 10:00-12:00 = 120 min; port 2: 11:00-12:00 = 60 min
     D1 14:00-14:20   a session on port 2 that delivers 11 kWh (no outage)
     D2 08:00-08:45   connector 2 Faulted (PowerMeterFailure) 45 min, then excluded: utility_interruption
+    D2 14:00-14:05   a session on port 1 that delivers 0 Wh: failed, an outage of port 1      5 min
     D2 23:30-D3 00:30 connector 1 Faulted: 30 min inside the window (local midnight cuts it)
     D3 01:00         beat runs (faults, then outages)
 
 Uptime --from D1 --to D2 (local days, inclusive; T_total from first seen: 18 h + 24 h = 2,520 min):
-    port 1  T_outage 120 + 30 = 150, T_excluded 0   (2520 - 150) / 2520 = 94.048 %
-    port 2  T_outage 60 + 45 = 105,  T_excluded 45  (2520 - 60) / 2520  = 97.619 %
-    CHK-1   T_total 5040, T_outage 255, T_excluded 45   (5040 - 210) / 5040 = 95.833 %
+    port 1  T_outage 120 + 5 + 30 = 155, T_excluded 0   (2520 - 155) / 2520 = 93.849 %
+    port 2  T_outage 60 + 45 = 105,      T_excluded 45  (2520 - 60) / 2520  = 97.619 %
+    CHK-1   T_total 5040, T_outage 260, T_excluded 45   (5040 - 215) / 5040 = 95.734 %
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def events() -> list[dict]:
         status(0, at(D1, 11), "Unavailable"), status(0, at(D1, 12), "Available"),
         *session_events(start=at(D1, 14), station_id=STATION, connector_id=2, readings=[4_000, 11_000]),
         status(2, at(D2, 8), "Faulted", "PowerMeterFailure"), status(2, at(D2, 8, 45), "Available"),
+        *session_events(start=at(D2, 14), station_id=STATION, connector_id=1, readings=[]),
         status(1, at(D2, 23, 30), "Faulted", "GroundFailure"), status(1, at(D3, 0, 30), "Available"),
     ]  # fmt: skip
     return out
@@ -90,6 +92,7 @@ def test_uptime_json_for_a_made_up_station_matches_the_figures_computed_by_hand(
     ledger = json.loads(cli(env, "outages", "list", "--station", STATION, "--json"))
     assert sorted((o["connector_id"], datetime.fromisoformat(o["started_at"]), o["minutes"], o["signals"]) for o in ledger) == [
         (1, at(D1, 10), "120.000", ["Faulted", "Unavailable"]),
+        (1, at(D2, 14), "5.000", ["failed_session"]),
         (1, at(D2, 23, 30), "60.000", ["Faulted"]),
         (2, at(D1, 11), "60.000", ["Unavailable"]),
         (2, at(D2, 8), "45.000", ["Faulted"]),
@@ -102,9 +105,9 @@ def test_uptime_json_for_a_made_up_station_matches_the_figures_computed_by_hand(
     assert shown["period"]["timezone"] == "Europe/Berlin"
     ports = {p["connector_id"]: (p["t_total_min"], p["t_outage_min"], p["t_excluded_min"], p["uptime_pct"])
              for p in shown["ports"] if p["station_id"] == STATION}  # fmt: skip
-    assert ports == {1: (2520, 150, 0, 94.048), 2: (2520, 105, 45, 97.619)}
+    assert ports == {1: (2520, 155, 0, 93.849), 2: (2520, 105, 45, 97.619)}
     [station] = [s for s in shown["stations"] if s["station_id"] == STATION]
     assert (station["ports"], station["t_total_min"], station["t_outage_min"], station["t_excluded_min"],
-            station["uptime_pct"]) == (2, 5040, 255, 45, 95.833)  # fmt: skip
+            station["uptime_pct"]) == (2, 5040, 260, 45, 95.734)  # fmt: skip
     audit = pipeline.sql("SELECT outage_id, changed_by, after->>'cause' AS cause FROM port_outage_audit")
     assert [tuple(a) for a in audit] == [(excluded, "checker", "utility_interruption")]
