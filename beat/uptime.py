@@ -26,12 +26,14 @@ from evmonitor.errors import ConfigError
 from evmonitor.storage.postgres import translate_errors
 
 __all__ = [
+    "TRAILING_COLUMNS",
     "UPTIME_COLUMNS",
     "UptimeRow",
     "month_days",
     "parse_period",
     "track_uptime_alerts",
     "trailing_months",
+    "trailing_table",
     "uptime_report",
     "uptime_rows",
 ]
@@ -83,6 +85,42 @@ def trailing_months(month: str) -> tuple[date, date]:
     first, last = month_days(month)
     back = first.year * 12 + first.month - 1 - 11
     return date(back // 12, back % 12 + 1, 1), last
+
+
+def _add_months(month: str, n: int) -> str:
+    first = month_days(month)[0]
+    k = first.year * 12 + first.month - 1 + n
+    return f"{k // 12:04d}-{k % 12 + 1:02d}"
+
+
+TRAILING_COLUMNS = ("station_id", "connector_id", "month", "month_uptime_pct", "trailing_from", "trailing_to",
+                    "t_total_min", "t_outage_min", "t_excluded_min", "uptime_pct")  # fmt: skip
+
+
+def trailing_table(
+    engine: sa.Engine, settings: Settings, last_month: str, months: int, now: datetime, *,
+    station_id: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Per port, one row per month of the `months` ending with `last_month`: that month's uptime and
+    the trailing-12-month figures ending with it (`t_*_min`, `uptime_pct`: the 12 months)."""
+    if months < 1:
+        raise ConfigError(f"--months must be at least 1, not {months}")
+    rows: list[dict[str, Any]] = []
+    for month in (_add_months(last_month, -k) for k in reversed(range(months))):
+        first, last = month_days(month)
+        own = {(r.station_id, r.connector_id): r.figures.uptime_pct
+               for r in uptime_rows(engine, settings, first, last, now, station_id=station_id)}  # fmt: skip
+        t_first, t_last = trailing_months(month)
+        for r in uptime_rows(engine, settings, t_first, t_last, now, station_id=station_id):
+            if r.connector_id is None:
+                continue
+            pct = own.get((r.station_id, r.connector_id))
+            rows.append({"station_id": r.station_id, "connector_id": r.connector_id, "month": month,
+                         "month_uptime_pct": None if pct is None else float(pct),
+                         "trailing_from": t_first.isoformat(), "trailing_to": t_last.isoformat(),
+                         **_figures(r.figures)})  # fmt: skip
+    rows.sort(key=lambda r: (r["station_id"], r["connector_id"], r["month"]))
+    return rows
 
 
 def parse_period(first: str | None, last: str | None, month: str | None) -> tuple[date, date]:

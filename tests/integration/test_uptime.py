@@ -200,3 +200,44 @@ def test_an_open_outage_that_ended_while_beat_was_down_longer_than_the_lookback_
         engine.dispose()
     rows = pipeline.sql("SELECT id, ended_at, cause FROM port_outages WHERE connector_id = 1")
     assert [tuple(r) for r in rows] == [("outage:UP-1:1:2026-11-01T10:00:00Z", at(1, 11, 30), "vandalism")]
+
+
+def test_a_month_carries_each_ports_trailing_twelve_months_and_the_trailing_table_one_row_per_month(pipeline):
+    """--month 2026-11 at Dec 1: November and the 12 months from first seen (Oct 20: 42 days = 60,480 min), by hand.
+
+    port 1  Nov (43200 - 120) / 43200 = 99.722 %   12 months (60480 - 120) / 60480 = 99.802 %
+    port 2  Nov (43200 - 60) / 43200  = 99.861 %   12 months (60480 - 60) / 60480  = 99.901 %  (45 of 105 excluded)
+    October (from Oct 20: 12 days = 17,280 min) has no outage: 100 % for the month and its 12 months.
+    """
+    from beat.uptime import month_days, trailing_table, uptime_report
+
+    engine = sa.create_engine(pipeline.settings.sqlalchemy_url)
+    ctx = Context(pipeline.settings)
+    december = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    try:
+        _insert(engine, HISTORY)
+        do_outages(ctx, NOW)
+        set_cause(engine, pipeline.settings, "outage:UP-1:2:2026-11-02T08:00:00Z", OutageCause.UTILITY_INTERRUPTION,
+                  "grid", by="fay", now=NOW)  # fmt: skip
+        report = uptime_report(engine, pipeline.settings, *month_days("2026-11"), december, month="2026-11")
+        table = trailing_table(engine, pipeline.settings, "2026-11", 2, december)
+    finally:
+        ctx.close()
+        engine.dispose()
+    figures = {p["connector_id"]: (p["t_total_min"], p["uptime_pct"], p["trailing_12_months"]["from"],
+                                   p["trailing_12_months"]["t_total_min"], p["trailing_12_months"]["t_outage_min"],
+                                   p["trailing_12_months"]["t_excluded_min"], p["trailing_12_months"]["uptime_pct"])
+               for p in report["ports"]}  # fmt: skip
+    assert figures == {1: (43200, 99.722, "2025-12-01", 60480, 120, 0, 99.802),
+                       2: (43200, 99.861, "2025-12-01", 60480, 105, 45, 99.901)}  # fmt: skip
+    assert [(r["connector_id"], r["month"], r["month_uptime_pct"], r["trailing_from"], r["t_total_min"], r["uptime_pct"])
+            for r in table] == [
+        (1, "2026-10", 100.0, "2025-11-01", 17280, 100.0), (1, "2026-11", 99.722, "2025-12-01", 60480, 99.802),
+        (2, "2026-10", 100.0, "2025-11-01", 17280, 100.0), (2, "2026-11", 99.861, "2025-12-01", 60480, 99.901),
+    ]  # fmt: skip
+    shown = CliRunner().invoke(app, ["uptime", "--month", "2026-10", "--trailing", "--months", "1", "--csv"], env=pipeline.env)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[1:] == ["UP-1,1,2026-10,100.0,2025-11-01,2026-10-31,17280.0,0.0,0.0,100.0",
+                                             "UP-1,2,2026-10,100.0,2025-11-01,2026-10-31,17280.0,0.0,0.0,100.0"]  # fmt: skip
+    refused = CliRunner().invoke(app, ["uptime", "--from", "2026-11-01", "--to", "2026-11-02", "--trailing"], env=pipeline.env)
+    assert refused.exit_code != 0

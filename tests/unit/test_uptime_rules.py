@@ -165,3 +165,24 @@ def test_a_port_is_down_exactly_when_a_signal_says_so(changes, offline):
             if port == 3 and not any(c.connector_id == 3 for c in changes):
                 continue  # port 3 exists only when the station reports it
             assert inside == expected, (port, minute)
+
+
+def test_trailing_twelve_months_of_a_non_leap_year_are_525600_minutes():
+    """12 months ending 2026-11 run 2025-12-01..2026-11-30: 365 days = 525,600 min; 1,000 min counted -> 99.810 %."""
+    from beat.days import day_bounds
+    from beat.uptime import trailing_months
+
+    first, last = trailing_months("2026-11")
+    assert (first.isoformat(), last.isoformat()) == ("2025-12-01", "2026-11-30")
+    assert trailing_months("2026-01")[0].isoformat() == "2025-02-01"
+    start, end = day_bounds(first, timezone.utc)[0], day_bounds(last, timezone.utc)[1]
+    outages = [(datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 1, 16, 40, tzinfo=timezone.utc), False),
+               (datetime(2026, 7, 4, tzinfo=timezone.utc), datetime(2026, 7, 4, 3, 20, tzinfo=timezone.utc), True)]  # fmt: skip
+    year = uptime(start=start, end=end, first_seen_at=None, outages=outages)
+    # 1,200 min out (16 h 40 + 3 h 20), 200 of them excluded: (525600 - (1200 - 200)) / 525600 = 99.8097 %
+    assert (year.total_min, year.outage_min, year.excluded_min) == (Decimal("525600.000"), Decimal("1200.000"), Decimal("200.000"))
+    assert year.uptime_pct == Decimal("99.810")
+    # first seen 2026-06-01: June..November = 30+31+31+30+31+30 = 183 days = 263,520 min
+    late = uptime(start=start, end=end, first_seen_at=datetime(2026, 6, 1, tzinfo=timezone.utc), outages=outages)
+    assert (late.total_min, late.outage_min) == (Decimal("263520.000"), Decimal("200.000"))
+    assert late.uptime_pct == Decimal("100.000")
