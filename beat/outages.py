@@ -19,8 +19,6 @@ status_events): run the faults job first for the freshest ledger; the next run c
 
 from __future__ import annotations
 
-import getpass
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -31,16 +29,14 @@ import sqlalchemy as sa
 from beat.db import try_job_lock
 from beat.uptime_rules import DOWN_STATUSES, Outage, StatusChange, port_outages
 from evmonitor.config import Settings
-from evmonitor.errors import ConfigError
+from evmonitor.ledger.outages import OUTAGE_COLUMNS, audit, default_user, list_outages, set_cause
 from evmonitor.names import OutageCause
 from evmonitor.storage.postgres import translate_errors
 
+# OUTAGE_COLUMNS, default_user, list_outages and set_cause live in evmonitor.ledger.outages (the API reads them)
 __all__ = ["OUTAGE_COLUMNS", "default_user", "list_outages", "set_cause", "track_outages"]
 
 RECOMPUTE = "evmonitor.maintenance.track_outages"
-
-OUTAGE_COLUMNS = ("id", "station_id", "connector_id", "started_at", "ended_at", "minutes", "signals", "error_code",
-                  "cause", "excluded", "note", "cause_by", "cause_at")  # fmt: skip
 
 _DOWN = sorted(str(s) for s in DOWN_STATUSES)
 
@@ -143,67 +139,7 @@ def _carry_causes(conn: sa.Connection, gone: Sequence[Any], outages: list[Outage
             {"cause": old.cause, "note": old.note, "by": old.cause_by, "now": now, "id": heir.id},
         ).first()
         if row is not None:
-            _audit(conn, heir.id, RECOMPUTE, now, {"cause": str(OutageCause.UNKNOWN), "note": None},
-                   {"cause": old.cause, "note": old.note, "from": old.id})  # fmt: skip
+            audit(conn, heir.id, RECOMPUTE, now, {"cause": str(OutageCause.UNKNOWN), "note": None},
+                  {"cause": old.cause, "note": old.note, "from": old.id})  # fmt: skip
             carried += 1
     return carried
-
-
-def _audit(conn: sa.Connection, outage_id: str, by: str, now: datetime, before: dict, after: dict) -> None:
-    conn.execute(
-        sa.text("INSERT INTO port_outage_audit (outage_id, changed_by, changed_at, before, after) "
-                "VALUES (:id, :by, :now, CAST(:before AS jsonb), CAST(:after AS jsonb))"),
-        {"id": outage_id, "by": by, "now": now, "before": json.dumps(before), "after": json.dumps(after)},
-    )  # fmt: skip
-
-
-def default_user() -> str:
-    """Who is changing an outage when nobody says: the OS user."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def set_cause(
-    engine: sa.Engine, settings: Settings, outage_id: str, cause: OutageCause, note: str | None, *, by: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """Record the operator's cause (and note) on one outage, with an audit row; return the outage.
-
-    Raises `ConfigError` if there is no such outage. Setting what is already there changes nothing
-    and writes no audit row.
-    """
-    with translate_errors(), engine.begin() as conn:
-        row = conn.execute(sa.text("SELECT cause, note FROM port_outages WHERE id = :id FOR UPDATE"),
-                           {"id": outage_id}).first()  # fmt: skip
-        if row is None:
-            raise ConfigError(f"no outage {outage_id!r} (see `evmonitor outages list`)")
-        before, after = {"cause": row.cause, "note": row.note}, {"cause": str(cause), "note": note}
-        if before != after:
-            conn.execute(sa.text("UPDATE port_outages SET cause = :cause, note = :note, cause_by = :by, "
-                                 "cause_at = :now WHERE id = :id"),
-                         {**after, "by": by, "now": now, "id": outage_id})  # fmt: skip
-            _audit(conn, outage_id, by, now, before, after)
-    return _select(engine, "id = :id", {"id": outage_id}, excluded=settings.uptime_excluded_causes)[0]
-
-
-def list_outages(
-    engine: sa.Engine, settings: Settings, *, station_id: str | None = None, open_only: bool = False
-) -> list[dict[str, Any]]:
-    """The ledger, newest first, each row with `excluded` per the uptime_excluded_causes setting."""
-    where, params = ["true"], {}
-    if station_id is not None:
-        where.append("station_id = :station")
-        params["station"] = station_id
-    if open_only:
-        where.append("ended_at IS NULL")
-    return _select(engine, " AND ".join(where), params, excluded=settings.uptime_excluded_causes)
-
-
-def _select(engine: sa.Engine, where: str, params: dict, *, excluded: Sequence[OutageCause]) -> list[dict[str, Any]]:
-    query = sa.text(f"SELECT * FROM port_outages WHERE {where} ORDER BY started_at DESC, station_id, connector_id")
-    with translate_errors(), engine.connect() as conn:
-        rows = conn.execute(query, params).mappings().all()
-    return [{**{k: r[k] for k in OUTAGE_COLUMNS if k != "excluded"}, "excluded": r["cause"] in set(map(str, excluded))}
-            for r in rows]  # fmt: skip

@@ -549,7 +549,7 @@ def outages_list(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The outages, newest first: port, start, end, minutes, what showed it, cause, excluded or not."""
-    from beat.outages import list_outages
+    from evmonitor.ledger import list_outages
 
     settings = _settings()
     engine = _engine(settings)
@@ -573,7 +573,7 @@ def outages_list(
 def _set_cause(outage_id: str, cause: OutageCause, note: Optional[str], by: Optional[str]) -> dict:
     from datetime import datetime, timezone
 
-    from beat.outages import default_user, set_cause
+    from evmonitor.ledger import default_user, set_cause
 
     settings = _settings()
     engine = _engine(settings)
@@ -628,7 +628,7 @@ def uptime(
     import csv
     from datetime import datetime, timezone
 
-    from beat.uptime import TRAILING_COLUMNS, UPTIME_COLUMNS, parse_period, trailing_table, uptime_report, uptime_rows
+    from evmonitor.ledger import TRAILING_COLUMNS, UPTIME_COLUMNS, parse_period, trailing_table, uptime_report, uptime_rows
 
     if as_json and as_csv:
         raise ConfigError("give --json or --csv, not both")

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from beat.outages import set_cause
+from evmonitor.ledger import set_cause
 from beat.runner import Context, do_outages
 from evmonitor.cli import app
 from evmonitor.names import OutageCause
@@ -209,7 +209,7 @@ def test_a_month_carries_each_ports_trailing_twelve_months_and_the_trailing_tabl
     port 2  Nov (43200 - 60) / 43200  = 99.861 %   12 months (60480 - 60) / 60480  = 99.901 %  (45 of 105 excluded)
     October (from Oct 20: 12 days = 17,280 min) has no outage: 100 % for the month and its 12 months.
     """
-    from beat.uptime import month_days, trailing_table, uptime_report
+    from evmonitor.ledger import month_days, trailing_table, uptime_report
 
     engine = sa.create_engine(pipeline.settings.sqlalchemy_url)
     ctx = Context(pipeline.settings)

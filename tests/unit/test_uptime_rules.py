@@ -169,8 +169,8 @@ def test_a_port_is_down_exactly_when_a_signal_says_so(changes, offline):
 
 def test_trailing_twelve_months_of_a_non_leap_year_are_525600_minutes():
     """12 months ending 2026-11 run 2025-12-01..2026-11-30: 365 days = 525,600 min; 1,000 min counted -> 99.810 %."""
-    from beat.days import day_bounds
-    from beat.uptime import trailing_months
+    from evmonitor.days import day_bounds
+    from evmonitor.ledger import trailing_months
 
     first, last = trailing_months("2026-11")
     assert (first.isoformat(), last.isoformat()) == ("2025-12-01", "2026-11-30")
