@@ -27,6 +27,7 @@ from evmonitor.storage.search import translate_errors
 __all__ = [
     "BOARD_STATUSES",
     "PageCursor",
+    "cursor_time",
     "acknowledge_alert",
     "alert_list",
     "board",
@@ -101,6 +102,9 @@ def _cursor_time(value: Any) -> datetime:
         return at.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise ValueError("not a cursor from this API") from None
+
+
+cursor_time = _cursor_time  # the outage ledger's paging (routes/outages.py) reads its cursors the same way
 
 
 def _page(rows: list[dict[str, Any]], limit: int, *key_cols: str) -> tuple[list[dict[str, Any]], str | None]:

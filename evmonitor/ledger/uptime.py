@@ -62,10 +62,19 @@ class UptimeRow:
                 "t_excluded_min": str(self.figures.excluded_min), "uptime_pct": None if pct is None else str(pct)}  # fmt: skip
 
 
+_YEARS = range(1900, 9999)  # a period's days, with room for the day after and the 12 months before
+
+
+def _in_range(day: date, what: str) -> date:
+    if day.year not in _YEARS:
+        raise ConfigError(f"{what} must be between {_YEARS.start} and {_YEARS.stop - 1}, not {day.isoformat()}")
+    return day
+
+
 def month_days(month: str) -> tuple[date, date]:
     """`YYYY-MM` -> its first and last day; `ConfigError` for anything else."""
     try:
-        first = date.fromisoformat(f"{month}-01")
+        first = _in_range(date.fromisoformat(f"{month}-01"), "--month")
     except ValueError:
         raise ConfigError(f"--month must look like 2026-11, not {month!r}") from None
     nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
@@ -130,9 +139,10 @@ def parse_period(first: str | None, last: str | None, month: str | None) -> tupl
         return month_days(month)
     if first and last:
         try:
-            return date.fromisoformat(first), date.fromisoformat(last)
+            days = date.fromisoformat(first), date.fromisoformat(last)
         except ValueError:
             raise ConfigError(f"--from and --to must look like 2026-11-23, not {first!r} / {last!r}") from None
+        return _in_range(days[0], "--from"), _in_range(days[1], "--to")
     raise ConfigError("give --month YYYY-MM, or --from YYYY-MM-DD and --to YYYY-MM-DD")
 
 
@@ -142,8 +152,8 @@ def uptime_report(
 ) -> dict[str, Any]:  # fmt: skip
     """What `evmonitor uptime --json` and `GET /api/v1/uptime` answer: the period, then per port and per station.
 
-    With `month` (the period being that month), each port also carries `trailing_12_months`: its
-    uptime over the 12 months ending with that month (NEVI's monthly figure).
+    With `month` (the period being that month), each port's `trailing_12_months` is its uptime over
+    the 12 months ending with that month (NEVI's monthly figure); None without `month`.
     """
     rows = uptime_rows(engine, settings, first_day, last_day, now, station_id=station_id)
     start = day_bounds(first_day, settings.zone)[0]
@@ -156,7 +166,7 @@ def uptime_report(
                 trailing[(r.station_id, r.connector_id)] = {"from": t_first.isoformat(), "to": t_last.isoformat(),
                                                             **_figures(r.figures)}  # fmt: skip
     ports = [{"station_id": r.station_id, "connector_id": r.connector_id, **_figures(r.figures),
-              **({"trailing_12_months": trailing.get((r.station_id, r.connector_id))} if month is not None else {})}
+              "trailing_12_months": trailing.get((r.station_id, r.connector_id))}
              for r in rows if r.connector_id is not None]  # fmt: skip
     counts: dict[str, int] = defaultdict(int)
     for p in ports:
