@@ -34,7 +34,7 @@ from evmonitor.names import OutageCause
 from evmonitor.storage.postgres import translate_errors
 
 # OUTAGE_COLUMNS, default_user, list_outages and set_cause live in evmonitor.ledger.outages (the API reads them)
-__all__ = ["OUTAGE_COLUMNS", "default_user", "list_outages", "set_cause", "track_outages"]
+__all__ = ["OUTAGE_COLUMNS", "default_user", "ledger_marks", "list_outages", "set_cause", "track_outages"]
 
 RECOMPUTE = "evmonitor.maintenance.track_outages"
 
@@ -76,18 +76,31 @@ RETURNING 1
 """)
 
 
-def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Redraw the ledger within the lookback window at `now`; return what changed."""
+def ledger_marks(engine: sa.Engine) -> tuple[datetime | None, int | None]:
+    """(the earliest time late history touched, the last mark read) of `ledger_marks` (sql/006), or Nones."""
+    with translate_errors(), engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT min(since), max(id) FROM ledger_marks")).one()
+    return row[0], row[1]
+
+
+def track_outages(
+    engine: sa.Engine, settings: Settings, now: datetime, *, since: datetime | None = None,
+    marks_upto: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Redraw the ledger within the lookback window at `now` (from `since` if earlier: late history,
+    see `ledger_marks`); delete the marks up to `marks_upto`; return what changed."""
     with translate_errors(), engine.begin() as conn:
         if not try_job_lock(conn, "outages"):
             return {"skipped": "another run holds the lock"}
         # An outage still open in the ledger is redrawn whole, however old (beat may have been down
-        # longer than the lookback while it ended), but never from before the retained history.
+        # longer than the lookback while it ended), and so is late history (events are accepted up
+        # to EVMON_MAX_EVENT_AGE_S old), but never from before the retained history.
         oldest_open = conn.execute(sa.text("SELECT min(started_at) FROM port_outages WHERE ended_at IS NULL")).scalar()
         kept_from = now - timedelta(days=settings.retention_events_days) + settings.lookback
         horizon = now - settings.lookback
-        if oldest_open is not None:
-            horizon = max(min(horizon, oldest_open), kept_from)
+        earliest = min((t for t in (oldest_open, since) if t is not None), default=None)
+        if earliest is not None and earliest < horizon:
+            horizon = max(earliest, kept_from)
         connectors = dict(conn.execute(sa.text("SELECT id, coalesce(connector_count, 1) FROM charging_stations")).all())
         changes: dict[str, list[StatusChange]] = defaultdict(list)
         for r in conn.execute(_HISTORY, {"horizon": horizon, "now": now, "down": _DOWN}):
@@ -120,6 +133,8 @@ def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[
             {"horizon": horizon, "keep": keep},
         ).all()
         carried = _carry_causes(conn, [g for g in gone if g.cause_by is not None], outages, now)
+        if marks_upto is not None:
+            conn.execute(sa.text("DELETE FROM ledger_marks WHERE id <= :upto"), {"upto": marks_upto})
     return {"outages": len(outages), "changed": upserted, "removed": len(gone), "causes_carried": carried,
             "from": horizon.isoformat()}
 

@@ -17,7 +17,7 @@ from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
-from beat.outages import track_outages
+from beat.outages import ledger_marks, track_outages
 from beat.retention import apply_retention
 from beat.sessions import judge_sessions
 from beat.rollups import refresh_rollups
@@ -144,8 +144,9 @@ def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, for
 def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
     """Judge ended sessions, recompute the outage ledger (after do_faults, whose offline episodes it
     reads; failed sessions are outages too), then uptime alerts."""
-    sessions = judge_sessions(ctx.engine, ctx.settings, now)
-    result = track_outages(ctx.engine, ctx.settings, now)
+    since, marks_upto = ledger_marks(ctx.engine)  # late history: both redraw from there
+    sessions = judge_sessions(ctx.engine, ctx.settings, now, since=since)
+    result = track_outages(ctx.engine, ctx.settings, now, since=since, marks_upto=marks_upto)
     result["sessions"] = sessions
     result["uptime_alerts"] = track_uptime_alerts(ctx.engine, ctx.settings, now)
     result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)

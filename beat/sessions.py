@@ -76,9 +76,11 @@ RETURNING v.failed
 """)
 
 
-def judge_sessions(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Judge every session that ended within the lookback at `now`; return how many verdicts changed."""
-    params = {"horizon": now - settings.lookback, "now": now, "min_wh": settings.min_session_wh,
+def judge_sessions(engine: sa.Engine, settings: Settings, now: datetime, *, since: datetime | None = None) -> dict[str, Any]:
+    """Judge every session that ended within the lookback at `now` (or since `since`, if earlier: late
+    history); return how many verdicts changed."""
+    horizon = now - settings.lookback if since is None else min(now - settings.lookback, since)
+    params = {"horizon": horizon, "now": now, "min_wh": settings.min_session_wh,
               "faulted": str(ChargePointStatus.FAULTED), "no_error": str(ChargePointErrorCode.NO_ERROR),
               "in_fault": str(FailureReason.ENDED_IN_FAULT), "under_min": str(FailureReason.UNDER_MIN_ENERGY)}  # fmt: skip
     with translate_errors(), engine.begin() as conn:

@@ -241,3 +241,22 @@ def test_a_month_carries_each_ports_trailing_twelve_months_and_the_trailing_tabl
                                              "UP-1,2,2026-10,100.0,2025-11-01,2026-10-31,17280.0,0.0,0.0,100.0"]  # fmt: skip
     refused = CliRunner().invoke(app, ["uptime", "--from", "2026-11-01", "--to", "2026-11-02", "--trailing"], env=pipeline.env)
     assert refused.exit_code != 0
+
+
+def test_history_older_than_the_lookback_still_reaches_the_ledger_once(pipeline):
+    """Status changes arriving 20 days late (beyond the 7-day lookback) are drawn by the next run; a later run keeps them."""
+    later = NOW + timedelta(days=20)
+    engine = sa.create_engine(pipeline.settings.sqlalchemy_url)
+    ctx = Context(pipeline.settings)
+    try:
+        _insert(engine, HISTORY)
+        first = do_outages(ctx, later)
+        marks = pipeline.sql("SELECT count(*) AS n FROM ledger_marks")[0].n
+        second = do_outages(ctx, later + timedelta(minutes=5))
+    finally:
+        ctx.close()
+        engine.dispose()
+    assert (first["outages"], first["changed"], marks) == (3, 3, 0)
+    assert (second["changed"], second["removed"]) == (0, 0)
+    assert [(c, s, str(m)) for c, s, _, m, _, _ in _ledger(pipeline)] == [
+        (1, at(1, 10), "120.000"), (2, at(1, 11), "60.000"), (2, at(2, 8), "45.000")]  # fmt: skip
