@@ -6,7 +6,8 @@ A port (station, connector >= 1) is out while any of these signals says so:
                            station: every port is out); the next other status ends it
     connection_closed      an Unavailable whose `info` starts with "connection_closed" (what the
                            OCPP gateway publishes when a charger's websocket closes; see
-                           `evmonitor.names.StatusInfo`), instead of Unavailable
+                           `evmonitor.names.StatusInfo`), instead of Unavailable; it ends at the
+                           station's next status on any connector (it is connected again)
     station_offline        the station fell silent after missed heartbeats (the `station_offline`
                            alert episodes of `beat.faults`): every port is out
     failed_session         a session on the port that failed to deliver energy (`beat.sessions`):
@@ -98,14 +99,25 @@ class _Span:
     error_code: str | None  # the first error code of a Faulted signal in it
 
 
-def _status_spans(history: Iterable[StatusChange]) -> list[_Span]:
-    """One connector's down spans. Duplicates (same event_id) count once; order is (ts, event_id)."""
+def _status_spans(history: Iterable[StatusChange], heard_at: Iterable[datetime] = ()) -> list[_Span]:
+    """One connector's down spans. Duplicates (same event_id) count once; order is (ts, event_id).
+
+    `heard_at`: times the station spoke on another connector. A span that only a closed connection
+    opened ends at the first of them (the charger is connected again), even if it never resends
+    its connector-0 status; a span the charger itself reported (Faulted, Unavailable) does not.
+    """
     unique = {c.event_id: c for c in history}
     spans: list[_Span] = []
     opened: StatusChange | None = None
     signals: set[Signal] = set()
     error_code: str | None = None
-    for change in sorted(unique.values(), key=lambda c: (c.ts, c.event_id)):
+    heard = [StatusChange("", 0, ts, "", "", "") for ts in set(heard_at)]  # event_id "" sorts first at a tie
+    for change in sorted([*unique.values(), *heard], key=lambda c: (c.ts, c.event_id)):
+        if not change.event_id:
+            if opened is not None and signals == {Signal.CONNECTION_CLOSED} and change.ts > opened.ts:
+                spans.append(_Span(opened.ts, change.ts, frozenset(signals), error_code))
+                opened = None
+            continue
         if change.status in DOWN_STATUSES:
             if opened is None:
                 opened, signals, error_code = change, set(), None
@@ -154,7 +166,8 @@ def port_outages(
     for change in changes:
         if change.station_id == station_id:
             by_connector[change.connector_id].append(change)
-    whole = _status_spans(by_connector.get(0, ()))
+    heard_at = [c.ts for connector, history in by_connector.items() if connector != 0 for c in history]
+    whole = _status_spans(by_connector.get(0, ()), heard_at)
     whole += [_Span(since, until, frozenset({Signal.OFFLINE}), None) for since, until in offline]
     failed: dict[int, list[_Span]] = defaultdict(list)
     for port, start, end, code in failed_sessions:

@@ -57,12 +57,22 @@ def test_a_closed_connection_is_its_own_signal_and_merges_with_a_fault():
     """Unavailable with info "connection_closed: ..." shows connection_closed (not Unavailable); a fault in it is one outage."""
     closed = StatusChange("S1", 0, at(30), "Unavailable", "NoError", "e0003", "connection_closed: code 1006")
     legacy = StatusChange("S1", 0, at(200), "Unavailable", "NoError", "e0005", "connection closed: going away")
-    changes = [change(1, 10, "Faulted", 1, "GroundFailure"), change(1, 40, "Available", 2), closed,
+    changes = [change(1, 10, "Faulted", 1, "GroundFailure"), change(1, 80, "Available", 2), closed,
                change(0, 70, "Available", 4), legacy, change(0, 210, "Available", 6)]  # fmt: skip
     outages = port_outages("S1", connectors=2, changes=changes)
-    assert spans(outages) == [(1, 10, 70), (1, 200, 210), (2, 30, 70), (2, 200, 210)]
+    assert spans(outages) == [(1, 10, 80), (1, 200, 210), (2, 30, 70), (2, 200, 210)]
     assert outages[0].signals == (Signal.FAULTED, Signal.CONNECTION_CLOSED)
     assert {o.signals for o in outages[1:]} == {(Signal.CONNECTION_CLOSED,)}
+
+
+def test_a_closed_connection_ends_when_the_station_speaks_again_on_any_connector():
+    """Closed at 30, connector 1 reports at 50 (connected again): [30, 50); a charger-reported Unavailable is not cut."""
+    closed = StatusChange("S1", 0, at(30), "Unavailable", "NoError", "e0001", "connection_closed: code 1006")
+    changes = [closed, change(1, 50, "Charging", 2), change(0, 100, "Unavailable", 3), change(2, 110, "Available", 4),
+               change(0, 120, "Available", 5)]  # fmt: skip
+    outages = port_outages("S1", connectors=2, changes=changes)
+    assert spans(outages) == [(1, 30, 50), (1, 100, 120), (2, 30, 50), (2, 100, 120)]
+    assert [o.signals for o in outages[:2]] == [(Signal.CONNECTION_CLOSED,), (Signal.UNAVAILABLE,)]
 
 
 def test_a_failed_session_is_an_outage_of_its_port_merged_with_overlapping_signals():
