@@ -618,6 +618,8 @@ def uptime(
     trailing: bool = typer.Option(False, "--trailing", help="With --month: per port, one row per month (see --months) "
                                   "with that month's uptime and the trailing-12-month figures ending with it."),
     months: int = typer.Option(12, "--months", min=1, max=120, help="How many months --trailing shows, ending with --month."),
+    refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="First bring the outage ledger up to date "
+                                 "(beat does it every EVMON_OUTAGES_INTERVAL_S); --no-refresh reads it as it is."),
 ) -> None:
     """Uptime per port and per station: (T_total - (T_outage - T_excluded)) / T_total x 100.
 
@@ -636,8 +638,10 @@ def uptime(
         raise ConfigError("--trailing needs --month YYYY-MM (the last month of the table)")
     first_day, last_day = parse_period(first, last, month)
     settings = _settings()
-    engine = _engine(settings)
     now = datetime.now(timezone.utc)
+    if refresh:
+        _refresh_ledger(settings, now)
+    engine = _engine(settings)
     try:
         if trailing:
             table_rows = trailing_table(engine, settings, month, months, now, station_id=station)
@@ -662,6 +666,21 @@ def uptime(
                           r["period_from"], r["period_to"], r["t_total_min"], r["t_outage_min"], r["t_excluded_min"],
                           r["uptime_pct"] or "no data")  # fmt: skip
         out.print(table)
+
+
+def _refresh_ledger(settings: Settings, now) -> None:
+    """Run beat's faults and outage jobs once at `now` (idempotent; skipped while beat runs them)."""
+    from beat.runner import Context, do_faults, do_outages
+
+    ctx = Context(settings)
+    try:
+        do_faults(ctx, now)
+        do_outages(ctx, now)
+    except EvmonitorError as exc:
+        console.print(f"[yellow]warning:[/] the outage ledger was not refreshed ({exc}); figures are as of beat's "
+                      "last run", highlight=False)  # fmt: skip
+    finally:
+        ctx.close()
 
 
 def _pct(value: float | None) -> str:
