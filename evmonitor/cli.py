@@ -489,37 +489,55 @@ def chaos(
 @app.command()
 def report(
     date: Optional[str] = typer.Option(
-        None, "--date", help="Local day YYYY-MM-DD in EVMON_TIMEZONE. Default: yesterday."
+        None, "--date", "--day", help="Local day YYYY-MM-DD in EVMON_TIMEZONE. Default: yesterday."
+    ),
+    month: Optional[str] = typer.Option(
+        None, "--month", help="Build the monthly report of this local month, YYYY-MM, instead of a daily one."
     ),
 ) -> None:
-    """Build the daily network report (HTML with charts, and CSV) for one day, now.
+    """Build the daily network report (HTML with charts, and CSV) for one day, or with --month the
+    monthly one (uptime per port, outages with causes, sessions, kWh, peak kW), now.
 
-    Brings rollups, alerts and availability up to date first, then writes both files to the
+    Brings rollups, alerts and the outage ledger up to date first, then writes both files to the
     reports folder (EVMON_REPORTS_DIR, default <state_dir>/reports) and records them.
     """
     from datetime import date as Date
     from datetime import datetime, timezone
 
-    from beat.runner import Context, do_daily_report
+    from beat.runner import Context, do_daily_report, do_monthly_report
+    from beat.uptime import month_days
 
     settings = _settings()
+    if date and month:
+        raise ConfigError("give --date or --month, not both")
     try:
         day = Date.fromisoformat(date) if date else None
     except ValueError:
         raise ConfigError(f"--date must look like 2026-11-23, not {date!r}") from None
+    if month:
+        month_days(month)  # says what a month looks like before anything connects
     ctx = Context(settings)
     try:
-        result = do_daily_report(ctx, datetime.now(timezone.utc), day, force=True)
+        now = datetime.now(timezone.utc)
+        result = do_monthly_report(ctx, now, month, force=True) if month else do_daily_report(ctx, now, day, force=True)
     finally:
         ctx.close()
     if "skipped" in result:
         console.print(f"report not built: {result['skipped']}; try again in a moment")
         raise typer.Exit(1)
-    console.print(
-        f"report for {result['day']}: {result['sessions']} sessions, {result['energy_kwh']} kWh, "
-        f"EUR {result['revenue_eur']}",
-        highlight=False,
-    )
+    if month:
+        uptime = "no data" if result["uptime_pct"] is None else f"{result['uptime_pct']} %"
+        console.print(
+            f"report for {result['month']} ({result['coverage']}): {result['ports']} ports, uptime {uptime}, "
+            f"{result['outages']} outages, {result['sessions']} sessions, {result['energy_kwh']} kWh",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"report for {result['day']}: {result['sessions']} sessions, {result['energy_kwh']} kWh, "
+            f"EUR {result['revenue_eur']}",
+            highlight=False,
+        )
     typer.echo(result["html"])
     typer.echo(result["csv"])
 

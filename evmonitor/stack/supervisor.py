@@ -237,7 +237,16 @@ class Stack:
                     del pending[name]
             if set(pending) <= {f"worker-{q}" for q in queues} and pending:
                 remaining = max(1.0, deadline - time.monotonic())
-                self.wait_workers(tuple(Queue(n.removeprefix("worker-")) for n in pending), timeout_s=remaining)
+                waiting = dict(pending)
+
+                def gone() -> str | None:
+                    for name, comp in waiting.items():
+                        if not comp.proc.alive():
+                            return f"{name} exited at start; the last lines of {comp.proc.log}:\n{_tail(comp.proc.log)}"
+                    return None
+
+                wait_for_workers(self.settings, tuple(Queue(n.removeprefix("worker-")) for n in pending),
+                                 timeout_s=remaining, logs=self.log_dir, gone=gone)  # fmt: skip
                 pending.clear()
             if pending and time.monotonic() > deadline:
                 raise ConfigError(f"not ready after {timeout_s:.0f} s: {', '.join(sorted(pending))}; see {self.log_dir}")
