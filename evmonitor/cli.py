@@ -174,7 +174,7 @@ def worker(
     autoscale: Optional[str] = typer.Option(None, help="MAX,MIN pool processes, instead of --concurrency."),
     log_level: str = typer.Option("INFO"),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, max=65535,
-                                     help="Serve task duration histograms on 127.0.0.1:PORT/metrics (0: off)."),
+                                     help="Serve task duration histograms on EVMON_METRICS_ADDRESS:PORT/metrics (0: off)."),
 ) -> None:
     """Run a Celery worker (prefork pool) for the given queues. SIGTERM: finish running tasks, exit."""
     settings = _settings()
@@ -204,8 +204,8 @@ def _task_metrics(settings: Settings, port: int) -> None:
     from evmonitor.taskmetrics import connect_task_metrics, serve_task_metrics
 
     connect_task_metrics()
-    serve_task_metrics(port, folder)
-    console.print(f"worker: task metrics on http://127.0.0.1:{port}/metrics")
+    serve_task_metrics(port, folder, settings.metrics_address)
+    console.print(f"worker: task metrics on http://{settings.metrics_address}:{port}/metrics")
 
 
 BEAT_LOCK_KEY = 0x65766D62  # "evmb"
@@ -227,10 +227,16 @@ def beat(log_level: str = typer.Option("INFO")) -> None:
     lock.acquire(say=console.print)
     console.print("beat: holding the scheduler lock")
     lock.watch()
+    from evmonitor.heartbeat import start_heartbeat
+
+    stop_heartbeat = start_heartbeat(settings, "beat")  # the leader's; /api/v1/pipeline reads it
     celery = create_app(settings)
     state = Path(settings.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    celery.start(["beat", "--loglevel", log_level, "--schedule", str(state / "celerybeat-schedule")])
+    try:
+        celery.start(["beat", "--loglevel", log_level, "--schedule", str(state / "celerybeat-schedule")])
+    finally:
+        stop_heartbeat()
 
 
 @app.command()
@@ -339,8 +345,11 @@ def up(
         console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
     scheme = "wss" if settings.ocpp_tls_cert else "ws"
     console.print(f"OCPP gateway: {scheme}://{settings.ocpp_listen}/ocpp/<chargePointId>  (register chargers: `evmonitor chargers add`)")
-    console.print(f"API and live page: http://{settings.api_listen}/  (sign in with `evmonitor tokens create --name you`; "
-                  f"Prometheus scrapes http://{settings.api_listen}/metrics)", highlight=False)
+    console.print(f"API and live page: http://{settings.api_listen}/  (sign in with `evmonitor tokens create --name you`)",
+                  highlight=False)  # fmt: skip
+    targets = stack.metrics_targets()
+    console.print("Prometheus scrape targets (one port per process; the API's needs a read token as Bearer): "
+                  + ", ".join(f"{name} {url}" for name, url in targets.items()), highlight=False, soft_wrap=True)  # fmt: skip
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return

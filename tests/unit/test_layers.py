@@ -30,6 +30,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.runtime": "core",
     "evmonitor.transport": "core",
     "evmonitor.taskmetrics": "core",
+    "evmonitor.heartbeat": "core",
     "evmonitor.storage": "core",
     "evmonitor.bridge": "core",
     "evmonitor.reports": "reports",
