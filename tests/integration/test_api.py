@@ -265,7 +265,8 @@ def test_every_route_refuses_a_missing_wrong_or_revoked_token(fed):
     operate = {c.path for c in contexts if _needs(c.dependant, deps.operator.dependency)}
     locked = {c.path for c in contexts if _needs(c.dependant, deps.reader.dependency)}
     assert locked == {p for _, p in routes} - OPEN_ROUTES - PAGES  # the lock is the dependency, on every route
-    assert operate == {"/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/{alert_id}/resolve"}
+    assert operate == {"/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/{alert_id}/resolve",
+                       "/api/v1/outages/{outage_id}/exclude", "/api/v1/outages/{outage_id}/include"}
     for method, path in routes:
         if path in OPEN_ROUTES:
             continue
