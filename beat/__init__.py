@@ -13,6 +13,7 @@
     retention     drops what is older than the EVMON_RETENTION_* settings
     alerts, days  pure rules; alert_store, indexes: their storage
     outages       the outage ledger per port (recomputed; operators' causes and their audit)
+    sessions      session quality: which ended sessions failed to deliver energy (a ledger signal)
     uptime_rules  outages per port and the uptime formula (pure); uptime: its query
 
 Beat never imports `workers`: the Celery app composes both.

@@ -1,8 +1,8 @@
 """The outage ledger (`port_outages`, sql/005_uptime.sql): recomputed by beat, annotated by operators.
 
 `track_outages` redraws, in one transaction at a given `now`, every port's outages that end
-within the lookback window (EVMON_ALERT_LOOKBACK_S) from the status history and the
-`station_offline` alert episodes, with the pure rules of `beat.uptime_rules`. Idempotent and
+within the lookback window (EVMON_ALERT_LOOKBACK_S) from the status history, the
+`station_offline` alert episodes and the failed sessions (`beat.sessions`, judged first), with the pure rules of `beat.uptime_rules`. Idempotent and
 order-insensitive: it reads the history, not what arrived since the last run, so late,
 reordered or replayed status events give the same ledger. Each connector's history is read
 from its last status before the window that was not down, so an outage that began before the
@@ -19,8 +19,6 @@ status_events): run the faults job first for the freshest ledger; the next run c
 
 from __future__ import annotations
 
-import getpass
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -31,16 +29,14 @@ import sqlalchemy as sa
 from beat.db import try_job_lock
 from beat.uptime_rules import DOWN_STATUSES, Outage, StatusChange, port_outages
 from evmonitor.config import Settings
-from evmonitor.errors import ConfigError
+from evmonitor.ledger.outages import OUTAGE_COLUMNS, audit, default_user, list_outages, set_cause
 from evmonitor.names import OutageCause
 from evmonitor.storage.postgres import translate_errors
 
-__all__ = ["OUTAGE_COLUMNS", "default_user", "list_outages", "set_cause", "track_outages"]
+# OUTAGE_COLUMNS, default_user, list_outages and set_cause live in evmonitor.ledger.outages (the API reads them)
+__all__ = ["OUTAGE_COLUMNS", "default_user", "ledger_marks", "list_outages", "set_cause", "track_outages"]
 
 RECOMPUTE = "evmonitor.maintenance.track_outages"
-
-OUTAGE_COLUMNS = ("id", "station_id", "connector_id", "started_at", "ended_at", "minutes", "signals", "error_code",
-                  "cause", "excluded", "note", "cause_by", "cause_at")  # fmt: skip
 
 _DOWN = sorted(str(s) for s in DOWN_STATUSES)
 
@@ -51,7 +47,7 @@ WITH anchors AS (
            max(ts) FILTER (WHERE ts < :horizon AND status <> ALL(:down)) AS anchor
     FROM status_events GROUP BY station_id, connector_id
 )
-SELECT e.event_id::text AS event_id, e.station_id, e.connector_id, e.ts, e.status, e.error_code
+SELECT e.event_id::text AS event_id, e.station_id, e.connector_id, e.ts, e.status, e.error_code, e.info
 FROM status_events e
 JOIN anchors a ON a.station_id = e.station_id AND a.connector_id = e.connector_id
 WHERE e.ts >= coalesce(a.anchor, '-infinity') AND e.ts <= :now
@@ -61,6 +57,12 @@ _OFFLINE = sa.text("""
 SELECT station_id, since, until FROM alerts
 WHERE kind = 'station_offline' AND status <> 'superseded' AND since <= :now
   AND coalesce(until, 'infinity') >= :horizon
+""")
+
+# Failed sessions (beat.sessions) are outages of their port from start to end.
+_FAILED = sa.text("""
+SELECT station_id, connector_id, start_time, end_time, failure_code FROM charging_sessions
+WHERE failed AND end_time >= :horizon AND start_time <= :now
 """)
 
 _UPSERT = sa.text("""
@@ -74,30 +76,47 @@ RETURNING 1
 """)
 
 
-def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Redraw the ledger within the lookback window at `now`; return what changed."""
+def ledger_marks(engine: sa.Engine) -> tuple[datetime | None, int | None]:
+    """(the earliest time late history touched, the last mark read) of `ledger_marks` (sql/006), or Nones."""
+    with translate_errors(), engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT min(since), max(id) FROM ledger_marks")).one()
+    return row[0], row[1]
+
+
+def track_outages(
+    engine: sa.Engine, settings: Settings, now: datetime, *, since: datetime | None = None,
+    marks_upto: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Redraw the ledger within the lookback window at `now` (from `since` if earlier: late history,
+    see `ledger_marks`); delete the marks up to `marks_upto`; return what changed."""
     with translate_errors(), engine.begin() as conn:
         if not try_job_lock(conn, "outages"):
             return {"skipped": "another run holds the lock"}
         # An outage still open in the ledger is redrawn whole, however old (beat may have been down
-        # longer than the lookback while it ended), but never from before the retained history.
+        # longer than the lookback while it ended), and so is late history (events are accepted up
+        # to EVMON_MAX_EVENT_AGE_S old), but never from before the retained history.
         oldest_open = conn.execute(sa.text("SELECT min(started_at) FROM port_outages WHERE ended_at IS NULL")).scalar()
         kept_from = now - timedelta(days=settings.retention_events_days) + settings.lookback
         horizon = now - settings.lookback
-        if oldest_open is not None:
-            horizon = max(min(horizon, oldest_open), kept_from)
+        earliest = min((t for t in (oldest_open, since) if t is not None), default=None)
+        if earliest is not None and earliest < horizon:
+            horizon = max(earliest, kept_from)
         connectors = dict(conn.execute(sa.text("SELECT id, coalesce(connector_count, 1) FROM charging_stations")).all())
         changes: dict[str, list[StatusChange]] = defaultdict(list)
         for r in conn.execute(_HISTORY, {"horizon": horizon, "now": now, "down": _DOWN}):
             changes[r.station_id].append(StatusChange(r.station_id, r.connector_id, r.ts, r.status, r.error_code,
-                                                      r.event_id))  # fmt: skip
+                                                      r.event_id, r.info))  # fmt: skip
         offline: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
         for r in conn.execute(_OFFLINE, {"horizon": horizon, "now": now}):
             offline[r.station_id].append((r.since, r.until if r.until is None or r.until <= now else None))
+        failed: dict[str, list[tuple[int, datetime, datetime, str | None]]] = defaultdict(list)
+        for r in conn.execute(_FAILED, {"horizon": horizon, "now": now}):
+            failed[r.station_id].append((r.connector_id, r.start_time, r.end_time, r.failure_code))
         outages: list[Outage] = []
-        for station_id in sorted({*changes, *offline}):
+        for station_id in sorted({*changes, *offline, *failed}):
             outages += [o for o in port_outages(station_id, connectors=connectors.get(station_id, 1),
-                                                changes=changes[station_id], offline=offline[station_id])
+                                                changes=changes[station_id], offline=offline[station_id],
+                                                failed_sessions=failed[station_id])
                         if o.ended_at is None or o.ended_at >= horizon]  # fmt: skip
 
         upserted = sum(
@@ -114,6 +133,8 @@ def track_outages(engine: sa.Engine, settings: Settings, now: datetime) -> dict[
             {"horizon": horizon, "keep": keep},
         ).all()
         carried = _carry_causes(conn, [g for g in gone if g.cause_by is not None], outages, now)
+        if marks_upto is not None:
+            conn.execute(sa.text("DELETE FROM ledger_marks WHERE id <= :upto"), {"upto": marks_upto})
     return {"outages": len(outages), "changed": upserted, "removed": len(gone), "causes_carried": carried,
             "from": horizon.isoformat()}
 
@@ -133,67 +154,7 @@ def _carry_causes(conn: sa.Connection, gone: Sequence[Any], outages: list[Outage
             {"cause": old.cause, "note": old.note, "by": old.cause_by, "now": now, "id": heir.id},
         ).first()
         if row is not None:
-            _audit(conn, heir.id, RECOMPUTE, now, {"cause": str(OutageCause.UNKNOWN), "note": None},
-                   {"cause": old.cause, "note": old.note, "from": old.id})  # fmt: skip
+            audit(conn, heir.id, RECOMPUTE, now, {"cause": str(OutageCause.UNKNOWN), "note": None},
+                  {"cause": old.cause, "note": old.note, "from": old.id})  # fmt: skip
             carried += 1
     return carried
-
-
-def _audit(conn: sa.Connection, outage_id: str, by: str, now: datetime, before: dict, after: dict) -> None:
-    conn.execute(
-        sa.text("INSERT INTO port_outage_audit (outage_id, changed_by, changed_at, before, after) "
-                "VALUES (:id, :by, :now, CAST(:before AS jsonb), CAST(:after AS jsonb))"),
-        {"id": outage_id, "by": by, "now": now, "before": json.dumps(before), "after": json.dumps(after)},
-    )  # fmt: skip
-
-
-def default_user() -> str:
-    """Who is changing an outage when nobody says: the OS user."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def set_cause(
-    engine: sa.Engine, settings: Settings, outage_id: str, cause: OutageCause, note: str | None, *, by: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """Record the operator's cause (and note) on one outage, with an audit row; return the outage.
-
-    Raises `ConfigError` if there is no such outage. Setting what is already there changes nothing
-    and writes no audit row.
-    """
-    with translate_errors(), engine.begin() as conn:
-        row = conn.execute(sa.text("SELECT cause, note FROM port_outages WHERE id = :id FOR UPDATE"),
-                           {"id": outage_id}).first()  # fmt: skip
-        if row is None:
-            raise ConfigError(f"no outage {outage_id!r} (see `evmonitor outages list`)")
-        before, after = {"cause": row.cause, "note": row.note}, {"cause": str(cause), "note": note}
-        if before != after:
-            conn.execute(sa.text("UPDATE port_outages SET cause = :cause, note = :note, cause_by = :by, "
-                                 "cause_at = :now WHERE id = :id"),
-                         {**after, "by": by, "now": now, "id": outage_id})  # fmt: skip
-            _audit(conn, outage_id, by, now, before, after)
-    return _select(engine, "id = :id", {"id": outage_id}, excluded=settings.uptime_excluded_causes)[0]
-
-
-def list_outages(
-    engine: sa.Engine, settings: Settings, *, station_id: str | None = None, open_only: bool = False
-) -> list[dict[str, Any]]:
-    """The ledger, newest first, each row with `excluded` per the uptime_excluded_causes setting."""
-    where, params = ["true"], {}
-    if station_id is not None:
-        where.append("station_id = :station")
-        params["station"] = station_id
-    if open_only:
-        where.append("ended_at IS NULL")
-    return _select(engine, " AND ".join(where), params, excluded=settings.uptime_excluded_causes)
-
-
-def _select(engine: sa.Engine, where: str, params: dict, *, excluded: Sequence[OutageCause]) -> list[dict[str, Any]]:
-    query = sa.text(f"SELECT * FROM port_outages WHERE {where} ORDER BY started_at DESC, station_id, connector_id")
-    with translate_errors(), engine.connect() as conn:
-        rows = conn.execute(query, params).mappings().all()
-    return [{**{k: r[k] for k in OUTAGE_COLUMNS if k != "excluded"}, "excluded": r["cause"] in set(map(str, excluded))}
-            for r in rows]  # fmt: skip

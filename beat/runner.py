@@ -18,8 +18,9 @@ from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
 from beat.monthly_report import build_monthly_report, monthly_report_built, previous_month
-from beat.outages import track_outages
+from beat.outages import ledger_marks, track_outages
 from beat.retention import apply_retention
+from beat.sessions import judge_sessions
 from beat.rollups import refresh_rollups
 from beat.stale import mark_stale_sessions
 from beat.stations import sync_stations
@@ -157,8 +158,12 @@ def do_monthly_report(ctx: Context, now: datetime, month: str | None = None, *, 
 
 
 def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
-    """Recompute the outage ledger (after do_faults, whose offline episodes it reads), then uptime alerts."""
-    result = track_outages(ctx.engine, ctx.settings, now)
+    """Judge ended sessions, recompute the outage ledger (after do_faults, whose offline episodes it
+    reads; failed sessions are outages too), then uptime alerts."""
+    since, marks_upto = ledger_marks(ctx.engine)  # late history: both redraw from there
+    sessions = judge_sessions(ctx.engine, ctx.settings, now, since=since)
+    result = track_outages(ctx.engine, ctx.settings, now, since=since, marks_upto=marks_upto)
+    result["sessions"] = sessions
     result["uptime_alerts"] = track_uptime_alerts(ctx.engine, ctx.settings, now)
     result["indexed"] = sync_alerts(ctx.engine, ctx.search, ctx.settings.alerts_index)
     return result

@@ -1,98 +1,46 @@
-"""Uptime per port and per station over local days, from the outage ledger: the one query the CLI
-(`evmonitor uptime`) and later the API and the monthly report share.
+"""Beat's uptime alert: a port below EVMON_UPTIME_TARGET_PCT over the trailing window.
 
-A period is whole local days of EVMON_TIMEZONE, [first day 00:00, day after the last 00:00),
-cut at `now` when it reaches into the future. A station's ports are 1..connector_count (and any
-port the ledger names); each port counts from the station's first message if that is later.
-An outage counts as excluded when its cause is in `uptime_excluded_causes`. The arithmetic is
-`beat.uptime_rules.uptime`; a station's figures are the sums of its ports'.
+The uptime query itself is `evmonitor.ledger.uptime` (shared with the CLI, the API and reports);
+its names are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from beat.alert_store import load_alerts, upsert_alerts
 from beat.alerts import Kind, uptime_alerts
-from beat.days import day_bounds, local_day
-from beat.uptime_rules import Uptime, uptime
+from beat.days import local_day
 from evmonitor.config import Settings
-from evmonitor.errors import ConfigError
+from evmonitor.ledger.uptime import (
+    FORMULA,
+    TRAILING_COLUMNS,
+    UPTIME_COLUMNS,
+    UptimeRow,
+    month_days,
+    parse_period,
+    trailing_months,
+    trailing_table,
+    uptime_report,
+    uptime_rows,
+)
 from evmonitor.storage.postgres import translate_errors
 
-__all__ = ["UPTIME_COLUMNS", "UptimeRow", "month_days", "track_uptime_alerts", "uptime_rows"]
-
-UPTIME_COLUMNS = ("station_id", "connector_id", "period_from", "period_to", "t_total_min", "t_outage_min",
-                  "t_excluded_min", "uptime_pct")  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class UptimeRow:
-    """One port's (connector_id >= 1) or one station's (connector_id None) uptime in a period."""
-
-    station_id: str
-    connector_id: int | None
-    first_day: date
-    last_day: date
-    figures: Uptime
-
-    def to_json(self) -> dict[str, Any]:
-        """Wire form: minutes and percent as decimal strings (exact), None when nothing was measured."""
-        pct = self.figures.uptime_pct
-        return {"station_id": self.station_id, "connector_id": self.connector_id,
-                "period_from": self.first_day.isoformat(), "period_to": self.last_day.isoformat(),
-                "t_total_min": str(self.figures.total_min), "t_outage_min": str(self.figures.outage_min),
-                "t_excluded_min": str(self.figures.excluded_min), "uptime_pct": None if pct is None else str(pct)}  # fmt: skip
-
-
-def month_days(month: str) -> tuple[date, date]:
-    """`YYYY-MM` -> its first and last day; `ConfigError` for anything else."""
-    try:
-        first = date.fromisoformat(f"{month}-01")
-    except ValueError:
-        raise ConfigError(f"--month must look like 2026-11, not {month!r}") from None
-    nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-    return first, nxt - timedelta(days=1)
-
-
-def uptime_rows(
-    engine: sa.Engine, settings: Settings, first_day: date, last_day: date, now: datetime, *,
-    station_id: str | None = None,
-) -> list[UptimeRow]:  # fmt: skip
-    """Per port, then a station line after its ports, for [first_day, last_day] (inclusive, local)."""
-    if last_day < first_day:
-        raise ConfigError(f"the period ends ({last_day}) before it begins ({first_day})")
-    start = day_bounds(first_day, settings.zone)[0]
-    end = min(day_bounds(last_day, settings.zone)[1], now)
-    params: dict[str, Any] = {"start": start, "end": end, "station": station_id}
-    station_filter = "" if station_id is None else "AND id = :station"
-    with translate_errors(), engine.connect() as conn:
-        stations = conn.execute(sa.text(
-            f"SELECT id, first_seen_at, coalesce(connector_count, 1) AS connectors FROM charging_stations "
-            f"WHERE first_seen_at < :end {station_filter} ORDER BY id"), params).all()  # fmt: skip
-        outages = conn.execute(sa.text(
-            "SELECT station_id, connector_id, started_at, ended_at, cause FROM port_outages "
-            "WHERE started_at < :end AND coalesce(ended_at, 'infinity') > :start "
-            + ("" if station_id is None else "AND station_id = :station")), params).all()  # fmt: skip
-    excluded = {str(c) for c in settings.uptime_excluded_causes}
-    by_port: dict[tuple[str, int], list[tuple[datetime, datetime | None, bool]]] = defaultdict(list)
-    for o in outages:
-        by_port[(o.station_id, o.connector_id)].append((o.started_at, o.ended_at, o.cause in excluded))
-    rows: list[UptimeRow] = []
-    for station in stations:
-        ports = set(range(1, station.connectors + 1)) | {c for s, c in by_port if s == station.id}
-        total = Uptime(0, 0, 0)
-        for port in sorted(ports):
-            figures = uptime(start=start, end=end, first_seen_at=station.first_seen_at, outages=by_port[(station.id, port)])
-            rows.append(UptimeRow(station.id, port, first_day, last_day, figures))
-            total += figures
-        rows.append(UptimeRow(station.id, None, first_day, last_day, total))
-    return rows
+__all__ = [
+    "FORMULA",
+    "TRAILING_COLUMNS",
+    "UPTIME_COLUMNS",
+    "UptimeRow",
+    "month_days",
+    "parse_period",
+    "track_uptime_alerts",
+    "trailing_months",
+    "trailing_table",
+    "uptime_report",
+    "uptime_rows",
+]
 
 
 def track_uptime_alerts(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, int]:

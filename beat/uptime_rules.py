@@ -4,18 +4,20 @@ A port (station, connector >= 1) is out while any of these signals says so:
 
     Faulted, Unavailable   a status change of the connector, or of connector 0 (the whole
                            station: every port is out); the next other status ends it
+    connection_closed      an Unavailable whose `info` starts with "connection_closed" (what the
+                           OCPP gateway publishes when a charger's websocket closes; see
+                           `evmonitor.names.StatusInfo`), instead of Unavailable; it ends at the
+                           station's next status on any connector (it is connected again)
     station_offline        the station fell silent after missed heartbeats (the `station_offline`
                            alert episodes of `beat.faults`): every port is out
+    failed_session         a session on the port that failed to deliver energy (`beat.sessions`):
+                           the port is out from the session's start to its end
 
 Overlapping or touching signals on one port are ONE outage: the union of their intervals. An
 outage's id is its port and start, so recomputing the same history gives the same ids, and an
 operator's cause recorded on an outage survives a recompute.
 
-    uptime % = (T_total - (T_outage - T_excluded)) / T_total * 100
-
-with T_total the port's time in the period (from when it was first seen, if later), T_outage
-its outage time in the period and T_excluded the part of that whose cause is excluded. Time is
-counted in integer microseconds; minutes and percentages are exact `Decimal`s, rounded once.
+The uptime arithmetic on these outages is `evmonitor.ledger.figures` (re-exported here).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from beat.alerts import StatusChange
 from evmonitor.contract import ChargePointStatus
+from evmonitor.ledger.figures import Uptime, uptime
+from evmonitor.names import StatusInfo
 
 __all__ = [
     "DOWN_STATUSES",
@@ -42,7 +45,6 @@ __all__ = [
 ]
 
 DOWN_STATUSES = frozenset({ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE})
-_US = timedelta(microseconds=1)
 _FOREVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
@@ -52,6 +54,19 @@ class Signal(StrEnum):
     FAULTED = ChargePointStatus.FAULTED
     UNAVAILABLE = ChargePointStatus.UNAVAILABLE
     OFFLINE = "station_offline"
+    CONNECTION_CLOSED = StatusInfo.CONNECTION_CLOSED
+    FAILED_SESSION = "failed_session"
+
+
+# the gateway wrote "connection closed: <reason>" before StatusInfo existed
+_CLOSED_PREFIXES = (str(StatusInfo.CONNECTION_CLOSED), "connection closed")
+
+
+def _signal(change: StatusChange) -> Signal:
+    """What a down status shows: connection_closed when its info says so, else its status."""
+    if change.status == ChargePointStatus.UNAVAILABLE and (change.info or "").startswith(_CLOSED_PREFIXES):
+        return Signal.CONNECTION_CLOSED
+    return Signal(change.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +99,29 @@ class _Span:
     error_code: str | None  # the first error code of a Faulted signal in it
 
 
-def _status_spans(history: Iterable[StatusChange]) -> list[_Span]:
-    """One connector's down spans. Duplicates (same event_id) count once; order is (ts, event_id)."""
+def _status_spans(history: Iterable[StatusChange], heard_at: Iterable[datetime] = ()) -> list[_Span]:
+    """One connector's down spans. Duplicates (same event_id) count once; order is (ts, event_id).
+
+    `heard_at`: times the station spoke on another connector. A span that only a closed connection
+    opened ends at the first of them (the charger is connected again), even if it never resends
+    its connector-0 status; a span the charger itself reported (Faulted, Unavailable) does not.
+    """
     unique = {c.event_id: c for c in history}
     spans: list[_Span] = []
     opened: StatusChange | None = None
     signals: set[Signal] = set()
     error_code: str | None = None
-    for change in sorted(unique.values(), key=lambda c: (c.ts, c.event_id)):
+    heard = [StatusChange("", 0, ts, "", "", "") for ts in set(heard_at)]  # event_id "" sorts first at a tie
+    for change in sorted([*unique.values(), *heard], key=lambda c: (c.ts, c.event_id)):
+        if not change.event_id:
+            if opened is not None and signals == {Signal.CONNECTION_CLOSED} and change.ts > opened.ts:
+                spans.append(_Span(opened.ts, change.ts, frozenset(signals), error_code))
+                opened = None
+            continue
         if change.status in DOWN_STATUSES:
             if opened is None:
                 opened, signals, error_code = change, set(), None
-            signals.add(Signal(change.status))
+            signals.add(_signal(change))
             if change.status == ChargePointStatus.FAULTED and error_code is None:
                 error_code = change.error_code
         elif opened is not None:
@@ -127,95 +153,29 @@ def port_outages(
     connectors: int,
     changes: Iterable[StatusChange],
     offline: Sequence[tuple[datetime, datetime | None]] = (),
+    failed_sessions: Sequence[tuple[int, datetime, datetime, str | None]] = (),
 ) -> list[Outage]:
     """Every port's outages of one station, merged per port; order and duplicates of `changes` do not matter.
 
     `connectors` is the station's connector count (ports 1..connectors; a port seen in `changes`
-    beyond it counts too). A history that begins inside an outage must start with the last status
+    beyond it counts too). `failed_sessions` are (port, start, end, the error code active at its
+    end or None): each is out on its port for [start, end]. A history that begins inside an outage must start with the last status
     before it that was not down, or the outage starts late.
     """
     by_connector: dict[int, list[StatusChange]] = defaultdict(list)
     for change in changes:
         if change.station_id == station_id:
             by_connector[change.connector_id].append(change)
-    whole = _status_spans(by_connector.get(0, ()))
+    heard_at = [c.ts for connector, history in by_connector.items() if connector != 0 for c in history]
+    whole = _status_spans(by_connector.get(0, ()), heard_at)
     whole += [_Span(since, until, frozenset({Signal.OFFLINE}), None) for since, until in offline]
-    ports = set(range(1, max(connectors, 1) + 1)) | {c for c in by_connector if c > 0}
+    failed: dict[int, list[_Span]] = defaultdict(list)
+    for port, start, end, code in failed_sessions:
+        failed[port].append(_Span(start, end, frozenset({Signal.FAILED_SESSION}), code))
+    ports = set(range(1, max(connectors, 1) + 1)) | {c for c in by_connector if c > 0} | {p for p in failed if p > 0}
     out: list[Outage] = []
     for port in sorted(ports):
-        for span in _merge([*_status_spans(by_connector.get(port, ())), *whole]):
+        for span in _merge([*_status_spans(by_connector.get(port, ())), *failed.get(port, ()), *whole]):
             out.append(Outage(station_id, port, span.start, span.end,
                               tuple(sorted(span.signals)), span.error_code))  # fmt: skip
     return out
-
-
-# --- uptime -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Uptime:
-    """One port's (or a sum of ports') time in a period, in microseconds."""
-
-    total_us: int
-    outage_us: int
-    excluded_us: int
-
-    def __add__(self, other: "Uptime") -> "Uptime":
-        return Uptime(self.total_us + other.total_us, self.outage_us + other.outage_us,
-                      self.excluded_us + other.excluded_us)  # fmt: skip
-
-    @staticmethod
-    def minutes(us: int) -> Decimal:
-        return (Decimal(us) / 60_000_000).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
-
-    @property
-    def total_min(self) -> Decimal:
-        return self.minutes(self.total_us)
-
-    @property
-    def outage_min(self) -> Decimal:
-        return self.minutes(self.outage_us)
-
-    @property
-    def excluded_min(self) -> Decimal:
-        return self.minutes(self.excluded_us)
-
-    @property
-    def uptime_pct(self) -> Decimal | None:
-        """(T_total - (T_outage - T_excluded)) / T_total * 100, to 0.001 %; None when T_total is 0."""
-        if not self.total_us:
-            return None
-        up = Decimal(self.total_us - (self.outage_us - self.excluded_us)) * 100 / Decimal(self.total_us)
-        return up.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
-
-
-def _clipped_union_us(intervals: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime) -> int:
-    clipped = sorted((max(a, start), min(b or end, end)) for a, b in intervals)
-    total, reach = 0, start
-    for a, b in clipped:
-        a = max(a, reach)
-        if b > a:
-            total += (b - a) // _US
-            reach = b
-    return total
-
-
-def uptime(
-    *,
-    start: datetime,
-    end: datetime,
-    first_seen_at: datetime | None,
-    outages: Sequence[tuple[datetime, datetime | None, bool]],
-) -> Uptime:
-    """One port's uptime in [start, end): `outages` are (started_at, ended_at or None, excluded).
-
-    T_total runs from the later of `start` and `first_seen_at`; an open outage runs to `end`.
-    Overlapping outages count once (the ledger has none on one port, but the sum is safe anyway).
-    """
-    begin = max(start, first_seen_at) if first_seen_at is not None else start
-    if end <= begin:
-        return Uptime(0, 0, 0)
-    outage_us = _clipped_union_us([(a, b) for a, b, _ in outages], begin, end)
-    excluded_us = _clipped_union_us([(a, b) for a, b, excluded in outages if excluded], begin, end)
-    return Uptime((end - begin) // _US, outage_us, excluded_us)
-

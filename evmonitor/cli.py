@@ -643,7 +643,7 @@ def outages_list(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The outages, newest first: port, start, end, minutes, what showed it, cause, excluded or not."""
-    from beat.outages import list_outages
+    from evmonitor.ledger import list_outages
 
     settings = _settings()
     engine = _engine(settings)
@@ -667,7 +667,7 @@ def outages_list(
 def _set_cause(outage_id: str, cause: OutageCause, note: Optional[str], by: Optional[str]) -> dict:
     from datetime import datetime, timezone
 
-    from beat.outages import default_user, set_cause
+    from evmonitor.ledger import default_user, set_cause
 
     settings = _settings()
     engine = _engine(settings)
@@ -709,40 +709,46 @@ def uptime(
     month: Optional[str] = typer.Option(None, "--month", help="A whole month YYYY-MM instead of --from/--to."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     as_csv: bool = typer.Option(False, "--csv", help="CSV on standard output."),
+    trailing: bool = typer.Option(False, "--trailing", help="With --month: per port, one row per month (see --months) "
+                                  "with that month's uptime and the trailing-12-month figures ending with it."),
+    months: int = typer.Option(12, "--months", min=1, max=120, help="How many months --trailing shows, ending with --month."),
+    refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="First bring the outage ledger up to date "
+                                 "(beat does it every EVMON_OUTAGES_INTERVAL_S); --no-refresh reads it as it is."),
 ) -> None:
     """Uptime per port and per station: (T_total - (T_outage - T_excluded)) / T_total x 100.
 
     Minutes of the period (from when the station was first seen, if later), from the outage
     ledger that beat keeps; outages whose cause is in EVMON_UPTIME_EXCLUDED_CAUSES are T_excluded.
+    With --month, --json also gives each port's trailing-12-month uptime ending with that month.
     """
     import csv
-    from datetime import date as Date
     from datetime import datetime, timezone
 
-    from beat.uptime import UPTIME_COLUMNS, month_days, uptime_rows
+    from evmonitor.ledger import TRAILING_COLUMNS, UPTIME_COLUMNS, parse_period, trailing_table, uptime_report, uptime_rows
 
-    if month and (first or last):
-        raise ConfigError("give --month or --from/--to, not both")
     if as_json and as_csv:
         raise ConfigError("give --json or --csv, not both")
-    if month:
-        first_day, last_day = month_days(month)
-    elif first and last:
-        try:
-            first_day, last_day = Date.fromisoformat(first), Date.fromisoformat(last)
-        except ValueError:
-            raise ConfigError(f"--from and --to must look like 2026-11-23, not {first!r} / {last!r}") from None
-    else:
-        raise ConfigError("give --month YYYY-MM, or --from YYYY-MM-DD and --to YYYY-MM-DD")
+    if trailing and not month:
+        raise ConfigError("--trailing needs --month YYYY-MM (the last month of the table)")
+    first_day, last_day = parse_period(first, last, month)
     settings = _settings()
+    now = datetime.now(timezone.utc)
+    if refresh:
+        _refresh_ledger(settings, now)
     engine = _engine(settings)
     try:
-        rows = [r.to_json() for r in uptime_rows(engine, settings, first_day, last_day, datetime.now(timezone.utc),
-                                                 station_id=station)]  # fmt: skip
+        if trailing:
+            table_rows = trailing_table(engine, settings, month, months, now, station_id=station)
+        elif as_json:
+            out.print_json(data=uptime_report(engine, settings, first_day, last_day, now, station_id=station,
+                                              month=month))  # fmt: skip
+            return
+        else:
+            rows = [r.to_json() for r in uptime_rows(engine, settings, first_day, last_day, now, station_id=station)]
     finally:
         engine.dispose()
-    if as_json:
-        out.print_json(data=rows)
+    if trailing:
+        _trailing_out(table_rows, TRAILING_COLUMNS, as_json=as_json, as_csv=as_csv)
     elif as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=UPTIME_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -753,6 +759,44 @@ def uptime(
             table.add_row(r["station_id"], "all" if r["connector_id"] is None else str(r["connector_id"]),
                           r["period_from"], r["period_to"], r["t_total_min"], r["t_outage_min"], r["t_excluded_min"],
                           r["uptime_pct"] or "no data")  # fmt: skip
+        out.print(table)
+
+
+def _refresh_ledger(settings: Settings, now) -> None:
+    """Run beat's faults and outage jobs once at `now` (idempotent; skipped while beat runs them)."""
+    from beat.runner import Context, do_faults, do_outages
+
+    ctx = Context(settings)
+    try:
+        do_faults(ctx, now)
+        do_outages(ctx, now)
+    except EvmonitorError as exc:
+        console.print(f"[yellow]warning:[/] the outage ledger was not refreshed ({exc}); figures are as of beat's "
+                      "last run", highlight=False)  # fmt: skip
+    finally:
+        ctx.close()
+
+
+def _pct(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.3f}"
+
+
+def _trailing_out(rows: list[dict], columns: tuple[str, ...], *, as_json: bool, as_csv: bool) -> None:
+    import csv
+
+    if as_json:
+        out.print_json(data=rows)
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = Table("station", "port", "month", "month uptime %", "12 months from", "T_total min", "T_outage min",
+                      "T_excluded min", "12-month uptime %")  # fmt: skip
+        for r in rows:
+            table.add_row(r["station_id"], str(r["connector_id"]), r["month"], _pct(r["month_uptime_pct"]),
+                          r["trailing_from"], f"{r['t_total_min']:.3f}", f"{r['t_outage_min']:.3f}",
+                          f"{r['t_excluded_min']:.3f}", _pct(r["uptime_pct"]))  # fmt: skip
         out.print(table)
 
 

@@ -178,12 +178,20 @@ def sessions(active: bool = typer.Option(False, "--active", help="Only sessions 
     if as_json:
         return _json(rows)
     table = Table()
-    for col in ("session", "station", "conn", "status", "start", "end", "kWh", "EUR"):
+    for col in ("session", "station", "conn", "status", "start", "end", "kWh", "EUR", "failed"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["id"][:8], r["station_id"], str(r["connector_id"]), r["status"], _t(r["start_time"]),
-                      _t(r["end_time"]), f"{r['energy_delivered_kwh'] or 0:.3f}", f"{r['cost_eur'] or 0:.2f}")  # fmt: skip
+                      _t(r["end_time"]), f"{r['energy_delivered_kwh'] or 0:.3f}", f"{r['cost_eur'] or 0:.2f}",
+                      _failure(r))  # fmt: skip
     out.print(table)
+
+
+def _failure(row: dict) -> str:
+    """The session-quality cell: its failure reason and error code, "no", or "" while not judged."""
+    if row.get("failed") is None:
+        return ""
+    return " ".join(filter(None, (row["failure_reason"], row["failure_code"]))) if row["failed"] else "no"
 
 
 def alerts(open_only: bool = typer.Option(False, "--open", help="Only open alerts."),

@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     )
     uptime_target_pct: Decimal = Field(Decimal("97"), ge=0, le=100, description="a port below this trailing uptime alerts")
     uptime_window_days: int = Field(365, ge=1, description="the trailing window of the uptime alert (NEVI: 12 months)")
+    min_session_wh: int = Field(1, ge=0, description="a completed session that delivered less than this many Wh "
+                                "failed (and is an outage of its port); 0: only sessions ending in a fault fail")
 
     # --- OCPP gateway (`evmonitor gateway`) ---
     ocpp_listen: str = Field("127.0.0.1:9000", pattern=r"^.+:\d+$", description="HOST:PORT of ws://HOST:PORT/ocpp/<id>")

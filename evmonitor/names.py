@@ -20,6 +20,7 @@ __all__ = [
     "Queue",
     "SinkName",
     "Stage",
+    "StatusInfo",
     "TaskName",
     "Topic",
 ]
@@ -80,6 +81,17 @@ class Stage(StrEnum):
     PERSIST = "persist"
     INDEX = "index"
     GATEWAY = "gateway"  # the OCPP gateway: a charger frame it could not read
+
+
+class StatusInfo(StrEnum):
+    """Machine-readable starts of a `station_status` event's optional `info` that our producers write.
+
+    The contract's `status` has no value for "the station's connection closed", so the gateway
+    publishes Unavailable with `info` = "connection_closed: <the websocket's close reason>"; the
+    outage ledger names that signal `connection_closed` (beat/uptime_rules.py).
+    """
+
+    CONNECTION_CLOSED = "connection_closed"
 
 
 class OutageCause(StrEnum):

@@ -26,7 +26,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from evmonitor.api.deps import reader
 from evmonitor.api.errors import error, install_error_handlers
 from evmonitor.api.metrics import ApiMetrics
-from evmonitor.api.routes import alerts, auth, board, health, metrics, pages, pipeline, reports, rollups, sessions, stations
+from evmonitor.api.routes import (alerts, auth, board, health, metrics, outages, pages, pipeline, reports, rollups,
+                                  sessions, stations, uptime)  # fmt: skip
 from evmonitor.config import Settings
 from evmonitor.storage.postgres import create_engine
 from evmonitor.storage.search import make_client
@@ -101,7 +102,7 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(metrics.router)
-    for resource in (stations, sessions, alerts, rollups, reports, pipeline, board):
+    for resource in (stations, sessions, alerts, rollups, reports, pipeline, board, outages, uptime):
         app.include_router(resource.router, prefix=API_V1)
 
     return app

@@ -8,10 +8,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-__all__ = ["Alert", "Board", "ComponentHealth", "Connector", "HourlyRollup", "DailyRollup", "MeterPoint", "Page", "Pipeline", "PipelineDetail", "Report",
-           "Session", "SessionDetail", "Station", "StationDetail", "Health"]  # fmt: skip
+from evmonitor.names import OutageCause
+
+__all__ = ["Alert", "Board", "ComponentHealth", "Connector", "HourlyRollup", "DailyRollup", "MeterPoint", "Outage",
+           "OutageCauseChange", "OutageInclude", "Page", "Pipeline", "PipelineDetail", "Report", "Session",
+           "SessionDetail", "Station", "StationDetail", "Health", "UptimeReport"]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -106,8 +109,13 @@ class Session(BaseModel):
     held_reason: str | None = None  # why a session is held (DESIGN.md invariant 5): then no energy and no cost
     stop_reason: str | None = None
     power_kw: float | None = None
+    peak_power_kw: float | None = None  # the highest power_kw of its progress readings
     soc_percent: float | None = None
     last_event_at: datetime
+    # session quality (beat/sessions.py): failed to deliver energy; None while not judged (running, held)
+    failed: bool | None = None
+    failure_reason: str | None = None  # ended_in_fault | under_min_energy
+    failure_code: str | None = None  # the OCPP error code in force when it ended
 
 
 class MeterPoint(BaseModel):
@@ -237,3 +245,71 @@ class Board(BaseModel):
     stations: list[BoardStation]
     open_alerts: list[Alert]
     pipeline: Pipeline
+
+
+# --- the outage ledger and uptime (evmonitor.ledger) --------------------------------------------
+
+
+class Outage(BaseModel):
+    id: str
+    station_id: str
+    connector_id: int  # the port
+    started_at: datetime
+    ended_at: datetime | None = None  # None while it lasts
+    minutes: float | None = None
+    signals: list[str]  # what showed it: Faulted, Unavailable, connection_closed, station_offline, failed_session
+    error_code: str | None = None
+    cause: OutageCause
+    excluded: bool  # its cause is in EVMON_UPTIME_EXCLUDED_CAUSES: not counted against uptime
+    note: str | None = None
+    cause_by: str | None = None
+    cause_at: datetime | None = None
+
+
+class OutageCauseChange(BaseModel):
+    cause: OutageCause
+    note: str = Field(min_length=1, max_length=2000, description="what happened (kept with the outage and in the audit)")
+
+
+class OutageInclude(BaseModel):
+    note: str | None = Field(None, max_length=2000, description="why it counts after all")
+
+
+class UptimeFigures(BaseModel):
+    t_total_min: float
+    t_outage_min: float
+    t_excluded_min: float
+    uptime_pct: float | None = None  # None when nothing was measured (T_total 0)
+
+
+class TrailingFigures(UptimeFigures):
+    from_: date = Field(alias="from")
+    to: date
+
+
+class UptimePort(UptimeFigures):
+    station_id: str
+    connector_id: int
+    trailing_12_months: TrailingFigures | None = None  # with `month` only
+
+
+class UptimeStation(UptimeFigures):
+    station_id: str
+    ports: int
+
+
+class UptimePeriod(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    month: str | None = None
+    timezone: str
+    start: datetime
+    end: datetime
+
+
+class UptimeReport(BaseModel):
+    period: UptimePeriod
+    formula: str
+    excluded_causes: list[OutageCause]
+    ports: list[UptimePort]
+    stations: list[UptimeStation]

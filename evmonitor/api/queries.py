@@ -27,6 +27,7 @@ from evmonitor.storage.search import translate_errors
 __all__ = [
     "BOARD_STATUSES",
     "PageCursor",
+    "cursor_time",
     "acknowledge_alert",
     "alert_list",
     "board",
@@ -102,6 +103,9 @@ def _cursor_time(value: Any) -> datetime:
         return at.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise ValueError("not a cursor from this API") from None
+
+
+cursor_time = _cursor_time  # the outage ledger's paging (routes/outages.py) reads its cursors the same way
 
 
 def _page(rows: list[dict[str, Any]], limit: int, *key_cols: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -220,7 +224,7 @@ def board(conn: sa.Connection, *, offline_before: datetime, day_start: datetime,
 
 _SESSION_COLUMNS = """id::text AS id, station_id, connector_id, status, start_time, end_time, meter_start_wh,
     meter_max_wh, meter_stop_wh, price_eur_per_kwh, energy_delivered_kwh, cost_eur, held_reason, stop_reason, power_kw,
-    soc_percent, last_event_at"""
+    soc_percent, last_event_at, peak_power_kw, failed, failure_reason, failure_code"""
 
 
 def _session_filters(station_id: str | None, status: str | None, since: datetime | None,

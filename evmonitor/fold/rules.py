@@ -193,6 +193,10 @@ SESSIONS = table(
         "last_event_at": GREATEST,
         "peak_power_kw": GREATEST,  # the highest power_kw of its progress readings (NEVI session data)
         "power_limit_kw": Rule(Merge.JOINED),  # charging_stations.max_power_kw, copied by beat/conflicts.py
+        # session quality, judged by beat/sessions.py from the row and the status history (sql/006)
+        "failed": Rule(Merge.JOINED),
+        "failure_reason": Rule(Merge.JOINED),
+        "failure_code": Rule(Merge.JOINED),
         "held_reason": Rule(Merge.GENERATED, HELD_BY),
         # DESIGN.md's money, in SQL, NULL while held; the Python twins are `evmonitor.fold.money`'s
         "energy_delivered_kwh": Rule(Merge.GENERATED, ("meter_start_wh", "meter_max_wh", *HELD_BY)),

@@ -39,6 +39,7 @@ from evmonitor.contract import (
     hash_id_tag,
 )
 from evmonitor.errors import InvalidEvent, Reason
+from evmonitor.names import StatusInfo
 
 __all__ = [
     "ChargerProfile",
@@ -332,15 +333,19 @@ def heartbeat_event(
     return event
 
 
-def offline_event(charger_id: str, *, connection_id: str, closed_at: datetime, info: str) -> dict[str, Any]:
-    """A closed connection: the whole station is unavailable until it connects again."""
+def offline_event(charger_id: str, *, connection_id: str, closed_at: datetime, reason: str) -> dict[str, Any]:
+    """A closed connection: the whole station is unavailable until it connects again.
+
+    `info` starts with `StatusInfo.CONNECTION_CLOSED` (then the close reason), so the outage ledger
+    can tell this Unavailable from one the charger sent.
+    """
     eid = event_id(charger_id, "ConnectionClosed", connection_id)
     event = _envelope(EventType.STATION_STATUS, charger_id, closed_at, eid)
     event.update(
         connector_id=0,
         status=str(ChargePointStatus.UNAVAILABLE),
         error_code=str(ChargePointErrorCode.NO_ERROR),
-        info=info[:500],
+        info=f"{StatusInfo.CONNECTION_CLOSED}: {reason}"[:500],
     )
     return event
 

@@ -195,7 +195,7 @@ class Gateway:
 
     async def _publish_offline(self, charger_id: str, connection_id: str, close: str) -> None:
         event = mapping.offline_event(
-            charger_id, connection_id=connection_id, closed_at=self.clock(), info=f"connection closed: {close}"
+            charger_id, connection_id=connection_id, closed_at=self.clock(), reason=close
         )
         try:
             await self.publisher.publish([event_record(event)])

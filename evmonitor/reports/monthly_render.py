@@ -198,8 +198,9 @@ def render_monthly_html(report: MonthlyReport) -> str:
 {outages}
 <h2>How the numbers are made</h2>
 <dl class="defs">
-<dt>Outage</dt><dd>A port is out while it reports Faulted or Unavailable (connector 0: the whole station), or while
-its station is offline after missed heartbeats; overlapping signals are one outage.</dd>
+<dt>Outage</dt><dd>A port is out while it reports Faulted or Unavailable (connector 0: the whole station), while
+its station is offline after missed heartbeats or its connection to the gateway is closed, or during a session on
+it that failed to deliver energy; overlapping signals are one outage.</dd>
 <dt>Excluded</dt><dd>Outage minutes whose cause, set by an operator, lies outside the operator's control:
 {escape(", ".join(report.excluded_causes))}.</dd>
 <dt>No data, partial month</dt><dd>"No data" when nothing at all was recorded for the month (or a port was not yet

@@ -265,7 +265,8 @@ def test_every_route_refuses_a_missing_wrong_or_revoked_token(fed):
     operate = {c.path for c in contexts if _needs(c.dependant, deps.operator.dependency)}
     locked = {c.path for c in contexts if _needs(c.dependant, deps.reader.dependency)}
     assert locked == {p for _, p in routes} - OPEN_ROUTES - PAGES  # the lock is the dependency, on every route
-    assert operate == {"/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/{alert_id}/resolve"}
+    assert operate == {"/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/{alert_id}/resolve",
+                       "/api/v1/outages/{outage_id}/exclude", "/api/v1/outages/{outage_id}/include"}
     for method, path in routes:
         if path in OPEN_ROUTES:
             continue
@@ -303,6 +304,61 @@ def test_acknowledge_and_resolve_need_the_operate_scope(fed):
     resolved = operator.post(f"/api/v1/alerts/{alert_id}/resolve").json()
     assert resolved["status"] == "closed" and resolved["resolved_by"] == "operator"
     assert reader.get("/api/v1/alerts", params={"status": "open"}).json()["items"] == []
+
+
+def test_outages_list_and_page_exclude_and_include_need_operate_and_are_audited_and_uptime_is_the_clis(fed):
+    """The ledger through the API: read lists and pages, read gets 403 on exclude, operate excludes (audited
+    with the token's name) and includes; /uptime answers what `evmonitor uptime --json` computes."""
+    from beat.outages import track_outages
+    from evmonitor.ledger import uptime_report
+
+    settings = fed.pipeline.settings
+    track_outages(fed.engine, settings, NOW)  # ST-B connector 2 Faulted 2 min ago: an open outage
+    with fed.engine.begin() as conn:  # a settled one on ST-A, to page through two rows
+        conn.execute(sa.text("INSERT INTO port_outages (id, station_id, connector_id, started_at, ended_at, signals, "
+                             "recorded_at, computed_at) VALUES ('outage:ST-A:1:api', 'ST-A', 1, :a, :b, '{Faulted}', "
+                             ":b, :b)"), {"a": NOW - timedelta(minutes=40), "b": NOW - timedelta(minutes=30)})  # fmt: skip
+    reader, operator = fed.client(fed.read_token), fed.client(fed.operate_token)
+    first = reader.get("/api/v1/outages", params={"limit": 1}).json()
+    second = reader.get("/api/v1/outages", params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    [open_one] = first["items"]
+    assert (open_one["station_id"], open_one["connector_id"], open_one["ended_at"], open_one["signals"],
+            open_one["cause"], open_one["excluded"]) == ("ST-B", 2, None, ["Faulted"], "unknown", False)  # fmt: skip
+    assert [o["id"] for o in second["items"]] == ["outage:ST-A:1:api"] and second["next_cursor"] is None
+    assert [o["id"] for o in reader.get("/api/v1/outages", params={"open": "true"}).json()["items"]] == [open_one["id"]]
+    early = {"from": (NOW - timedelta(hours=2)).isoformat(), "to": (NOW - timedelta(minutes=35)).isoformat()}
+    assert [o["id"] for o in reader.get("/api/v1/outages", params=early).json()["items"]] == ["outage:ST-A:1:api"]
+    assert reader.get("/api/v1/outages", params={"station_id": "ST-A", "open": "true"}).json()["items"] == []
+
+    path = f"/api/v1/outages/{open_one['id']}"
+    body = {"cause": "utility_interruption", "note": "grid down, ticket 4711"}
+    refused = reader.post(path + "/exclude", json=body)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert fed.client().post(path + "/exclude", json=body).status_code == 401
+    excluded = operator.post(path + "/exclude", json=body).json()
+    assert (excluded["cause"], excluded["excluded"], excluded["note"], excluded["cause_by"]) == (
+        "utility_interruption", True, "grid down, ticket 4711", "operator")  # fmt: skip
+    assert operator.post("/api/v1/outages/outage:nowhere/exclude", json=body).status_code == 404
+    assert operator.post(path + "/exclude", json={"cause": "gremlins", "note": "x"}).status_code == 422
+    included = operator.post(path + "/include", json={"note": "our fault after all"}).json()
+    assert (included["cause"], included["excluded"]) == ("unknown", False)
+    with fed.engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT changed_by, before->>'cause', after->>'cause' FROM port_outage_audit "
+                                     "WHERE outage_id = :id ORDER BY id"), {"id": open_one["id"]}).all()  # fmt: skip
+    assert [tuple(a) for a in audit] == [("operator", "unknown", "utility_interruption"),
+                                         ("operator", "utility_interruption", "unknown")]  # fmt: skip
+
+    fixed = NOW + timedelta(minutes=1)
+    client = TestClient(create_api(settings, clock=lambda: fixed))
+    client.headers["Authorization"] = f"Bearer {fed.read_token}"
+    day = NOW.astimezone(settings.zone).date()
+    params = {"station_id": "ST-B", "from": day.isoformat(), "to": day.isoformat()}
+    shown = client.get("/api/v1/uptime", params=params).json()
+    expected = uptime_report(fed.engine, settings, day, day, fixed, station_id="ST-B")
+    assert (shown["ports"], shown["stations"]) == (expected["ports"], expected["stations"])
+    assert shown["period"]["from"] == day.isoformat() and shown["ports"][1]["t_outage_min"] == 3.0  # 2 min ago + 1
+    bad = client.get("/api/v1/uptime", params={"month": "2026-13"})
+    assert bad.status_code == 422 and "month" in bad.json()["error"]["message"]
 
 
 def test_fuzzed_requests_get_no_5xx_and_only_documented_responses(fed):

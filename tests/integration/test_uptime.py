@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from beat.outages import set_cause
+from evmonitor.ledger import set_cause
 from beat.runner import Context, do_outages
 from evmonitor.cli import app
 from evmonitor.names import OutageCause
@@ -112,12 +112,15 @@ def test_uptime_by_hand_with_one_outage_excluded_through_the_cli(pipeline):
     assert excluded.exit_code == 0, excluded.output
     shown = runner.invoke(app, ["uptime", "--station", "UP-1", "--from", "2026-11-01", "--to", "2026-11-02", "--json"], env=env)
     assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.stdout)
     figures = {r["connector_id"]: (r["t_total_min"], r["t_outage_min"], r["t_excluded_min"], r["uptime_pct"])
-               for r in json.loads(shown.stdout)}  # fmt: skip
+               for r in report["ports"]}  # fmt: skip
+    [station] = report["stations"]
+    figures[None] = (station["t_total_min"], station["t_outage_min"], station["t_excluded_min"], station["uptime_pct"])
     assert figures == {
-        1: ("2880.000", "120.000", "0.000", "95.833"),
-        2: ("2880.000", "105.000", "45.000", "97.917"),
-        None: ("5760.000", "225.000", "45.000", "96.875"),
+        1: (2880, 120, 0, 95.833),
+        2: (2880, 105, 45, 97.917),
+        None: (5760, 225, 45, 96.875),
     }
     audit = pipeline.sql("SELECT outage_id, changed_by, before, after FROM port_outage_audit")
     assert [tuple(a) for a in audit] == [(outage["id"], "alice", {"cause": "unknown", "note": None},
@@ -197,3 +200,63 @@ def test_an_open_outage_that_ended_while_beat_was_down_longer_than_the_lookback_
         engine.dispose()
     rows = pipeline.sql("SELECT id, ended_at, cause FROM port_outages WHERE connector_id = 1")
     assert [tuple(r) for r in rows] == [("outage:UP-1:1:2026-11-01T10:00:00Z", at(1, 11, 30), "vandalism")]
+
+
+def test_a_month_carries_each_ports_trailing_twelve_months_and_the_trailing_table_one_row_per_month(pipeline):
+    """--month 2026-11 at Dec 1: November and the 12 months from first seen (Oct 20: 42 days = 60,480 min), by hand.
+
+    port 1  Nov (43200 - 120) / 43200 = 99.722 %   12 months (60480 - 120) / 60480 = 99.802 %
+    port 2  Nov (43200 - 60) / 43200  = 99.861 %   12 months (60480 - 60) / 60480  = 99.901 %  (45 of 105 excluded)
+    October (from Oct 20: 12 days = 17,280 min) has no outage: 100 % for the month and its 12 months.
+    """
+    from evmonitor.ledger import month_days, trailing_table, uptime_report
+
+    engine = sa.create_engine(pipeline.settings.sqlalchemy_url)
+    ctx = Context(pipeline.settings)
+    december = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    try:
+        _insert(engine, HISTORY)
+        do_outages(ctx, NOW)
+        set_cause(engine, pipeline.settings, "outage:UP-1:2:2026-11-02T08:00:00Z", OutageCause.UTILITY_INTERRUPTION,
+                  "grid", by="fay", now=NOW)  # fmt: skip
+        report = uptime_report(engine, pipeline.settings, *month_days("2026-11"), december, month="2026-11")
+        table = trailing_table(engine, pipeline.settings, "2026-11", 2, december)
+    finally:
+        ctx.close()
+        engine.dispose()
+    figures = {p["connector_id"]: (p["t_total_min"], p["uptime_pct"], p["trailing_12_months"]["from"],
+                                   p["trailing_12_months"]["t_total_min"], p["trailing_12_months"]["t_outage_min"],
+                                   p["trailing_12_months"]["t_excluded_min"], p["trailing_12_months"]["uptime_pct"])
+               for p in report["ports"]}  # fmt: skip
+    assert figures == {1: (43200, 99.722, "2025-12-01", 60480, 120, 0, 99.802),
+                       2: (43200, 99.861, "2025-12-01", 60480, 105, 45, 99.901)}  # fmt: skip
+    assert [(r["connector_id"], r["month"], r["month_uptime_pct"], r["trailing_from"], r["t_total_min"], r["uptime_pct"])
+            for r in table] == [
+        (1, "2026-10", 100.0, "2025-11-01", 17280, 100.0), (1, "2026-11", 99.722, "2025-12-01", 60480, 99.802),
+        (2, "2026-10", 100.0, "2025-11-01", 17280, 100.0), (2, "2026-11", 99.861, "2025-12-01", 60480, 99.901),
+    ]  # fmt: skip
+    shown = CliRunner().invoke(app, ["uptime", "--month", "2026-10", "--trailing", "--months", "1", "--csv"], env=pipeline.env)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[1:] == ["UP-1,1,2026-10,100.0,2025-11-01,2026-10-31,17280.0,0.0,0.0,100.0",
+                                             "UP-1,2,2026-10,100.0,2025-11-01,2026-10-31,17280.0,0.0,0.0,100.0"]  # fmt: skip
+    refused = CliRunner().invoke(app, ["uptime", "--from", "2026-11-01", "--to", "2026-11-02", "--trailing"], env=pipeline.env)
+    assert refused.exit_code != 0
+
+
+def test_history_older_than_the_lookback_still_reaches_the_ledger_once(pipeline):
+    """Status changes arriving 20 days late (beyond the 7-day lookback) are drawn by the next run; a later run keeps them."""
+    later = NOW + timedelta(days=20)
+    engine = sa.create_engine(pipeline.settings.sqlalchemy_url)
+    ctx = Context(pipeline.settings)
+    try:
+        _insert(engine, HISTORY)
+        first = do_outages(ctx, later)
+        marks = pipeline.sql("SELECT count(*) AS n FROM ledger_marks")[0].n
+        second = do_outages(ctx, later + timedelta(minutes=5))
+    finally:
+        ctx.close()
+        engine.dispose()
+    assert (first["outages"], first["changed"], marks) == (3, 3, 0)
+    assert (second["changed"], second["removed"]) == (0, 0)
+    assert [(c, s, str(m)) for c, s, _, m, _, _ in _ledger(pipeline)] == [
+        (1, at(1, 10), "120.000"), (2, at(1, 11), "60.000"), (2, at(2, 8), "45.000")]  # fmt: skip

@@ -113,7 +113,7 @@ def test_every_mapped_event_passes_the_contract():
         mapping.session_started_event(start, TX),
         progress(sampled({"value": "500"})),
         *mapping.stop_events("CP-1", {"transactionId": 7, "meterStop": 900, "timestamp": "2026-03-01T11:59:00Z"}, TX).events,
-        mapping.offline_event("CP-1", connection_id="c1", closed_at=AT, info="connection closed"),
+        mapping.offline_event("CP-1", connection_id="c1", closed_at=AT, reason="code 1006"),
     ]  # fmt: skip
     decoded = [decode(json.dumps(e).encode(), received_at=AT) for e in events]
     assert [d.event_type for d in decoded] == [EventType.STATION_BOOT, EventType.STATION_STATUS, EventType.STATION_STATUS,

@@ -25,6 +25,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.errors": "core",
     "evmonitor.fold": "core",
     "evmonitor.names": "core",
+    "evmonitor.days": "core",
     "evmonitor.poison": "core",
     "evmonitor.runtime": "core",
     "evmonitor.transport": "core",
@@ -33,6 +34,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.storage": "core",
     "evmonitor.bridge": "core",
     "evmonitor.reports": "reports",
+    "evmonitor.ledger": "ledger",
     "evmonitor.simulator": "simulator",
     "evmonitor.gateway": "gateway",
     "workers": "workers",
@@ -51,15 +53,16 @@ ROOM_OF: dict[str, str] = {
 MAY_IMPORT: dict[str, set[str]] = {
     "core": {"core"},  # the pipeline: contract, fold, dead letters, storage, bridge, settings, errors
     "reports": {"core", "reports"},  # turning report values into pages
+    "ledger": {"core", "ledger"},  # the outage ledger read and annotated: uptime figures, causes (beat draws it)
     "simulator": {"core", "simulator"},  # a producer, like the gateway
     "gateway": {"core", "gateway"},  # real chargers in
     "workers": {"core", "workers"},  # never beat
-    "beat": {"core", "reports", "beat"},  # never workers
-    "app": {"core", "workers", "beat", "app"},  # the Celery app composes workers and beat
-    "api": {"core", "reports", "api"},  # operators: REST API, live page, metrics; never workers, beat, stack, cli
-    "stack": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "api", "stack"},  # run and prove
-    "cli": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "api", "stack", "cli"},
-    "bench": {"core", "reports", "simulator", "gateway", "workers", "beat", "app", "stack", "bench"},
+    "beat": {"core", "reports", "ledger", "beat"},  # never workers
+    "app": {"core", "workers", "ledger", "beat", "app"},  # the Celery app composes workers and beat
+    "api": {"core", "reports", "ledger", "api"},  # operators: REST API, live page, metrics; never workers, beat, stack, cli
+    "stack": {"core", "reports", "ledger", "simulator", "gateway", "workers", "beat", "app", "api", "stack"},  # run and prove
+    "cli": {"core", "reports", "ledger", "simulator", "gateway", "workers", "beat", "app", "api", "stack", "cli"},
+    "bench": {"core", "reports", "ledger", "simulator", "gateway", "workers", "beat", "app", "stack", "bench"},
 }
 
 

@@ -53,6 +53,37 @@ def test_offline_episodes_take_every_port_down_and_an_open_one_keeps_the_outage_
     assert outages[1].signals == (Signal.FAULTED, Signal.OFFLINE)
 
 
+def test_a_closed_connection_is_its_own_signal_and_merges_with_a_fault():
+    """Unavailable with info "connection_closed: ..." shows connection_closed (not Unavailable); a fault in it is one outage."""
+    closed = StatusChange("S1", 0, at(30), "Unavailable", "NoError", "e0003", "connection_closed: code 1006")
+    legacy = StatusChange("S1", 0, at(200), "Unavailable", "NoError", "e0005", "connection closed: going away")
+    changes = [change(1, 10, "Faulted", 1, "GroundFailure"), change(1, 80, "Available", 2), closed,
+               change(0, 70, "Available", 4), legacy, change(0, 210, "Available", 6)]  # fmt: skip
+    outages = port_outages("S1", connectors=2, changes=changes)
+    assert spans(outages) == [(1, 10, 80), (1, 200, 210), (2, 30, 70), (2, 200, 210)]
+    assert outages[0].signals == (Signal.FAULTED, Signal.CONNECTION_CLOSED)
+    assert {o.signals for o in outages[1:]} == {(Signal.CONNECTION_CLOSED,)}
+
+
+def test_a_closed_connection_ends_when_the_station_speaks_again_on_any_connector():
+    """Closed at 30, connector 1 reports at 50 (connected again): [30, 50); a charger-reported Unavailable is not cut."""
+    closed = StatusChange("S1", 0, at(30), "Unavailable", "NoError", "e0001", "connection_closed: code 1006")
+    changes = [closed, change(1, 50, "Charging", 2), change(0, 100, "Unavailable", 3), change(2, 110, "Available", 4),
+               change(0, 120, "Available", 5)]  # fmt: skip
+    outages = port_outages("S1", connectors=2, changes=changes)
+    assert spans(outages) == [(1, 30, 50), (1, 100, 120), (2, 30, 50), (2, 100, 120)]
+    assert [o.signals for o in outages[:2]] == [(Signal.CONNECTION_CLOSED,), (Signal.UNAVAILABLE,)]
+
+
+def test_a_failed_session_is_an_outage_of_its_port_merged_with_overlapping_signals():
+    """A failed session [50, 80) on port 2 joins a station-wide Unavailable [70, 90): port 2 [50, 90), both signals."""
+    changes = [change(0, 70, "Unavailable", 1), change(0, 90, "Available", 2)]
+    outages = port_outages("S1", connectors=2, changes=changes, failed_sessions=[(2, at(50), at(80), "OverCurrentFailure")])
+    assert spans(outages) == [(1, 70, 90), (2, 50, 90)]
+    assert outages[1].signals == (Signal.UNAVAILABLE, Signal.FAILED_SESSION)
+    assert outages[1].error_code == "OverCurrentFailure"
+
+
 def test_faulted_then_unavailable_is_one_outage():
     """A port that goes Faulted, then Unavailable, then Available was out once, from the first to the last."""
     changes = [change(1, 5, "Faulted", 1), change(1, 8, "Unavailable", 2), change(1, 20, "Available", 3)]
@@ -144,3 +175,24 @@ def test_a_port_is_down_exactly_when_a_signal_says_so(changes, offline):
             if port == 3 and not any(c.connector_id == 3 for c in changes):
                 continue  # port 3 exists only when the station reports it
             assert inside == expected, (port, minute)
+
+
+def test_trailing_twelve_months_of_a_non_leap_year_are_525600_minutes():
+    """12 months ending 2026-11 run 2025-12-01..2026-11-30: 365 days = 525,600 min; 1,000 min counted -> 99.810 %."""
+    from evmonitor.days import day_bounds
+    from evmonitor.ledger import trailing_months
+
+    first, last = trailing_months("2026-11")
+    assert (first.isoformat(), last.isoformat()) == ("2025-12-01", "2026-11-30")
+    assert trailing_months("2026-01")[0].isoformat() == "2025-02-01"
+    start, end = day_bounds(first, timezone.utc)[0], day_bounds(last, timezone.utc)[1]
+    outages = [(datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 1, 16, 40, tzinfo=timezone.utc), False),
+               (datetime(2026, 7, 4, tzinfo=timezone.utc), datetime(2026, 7, 4, 3, 20, tzinfo=timezone.utc), True)]  # fmt: skip
+    year = uptime(start=start, end=end, first_seen_at=None, outages=outages)
+    # 1,200 min out (16 h 40 + 3 h 20), 200 of them excluded: (525600 - (1200 - 200)) / 525600 = 99.8097 %
+    assert (year.total_min, year.outage_min, year.excluded_min) == (Decimal("525600.000"), Decimal("1200.000"), Decimal("200.000"))
+    assert year.uptime_pct == Decimal("99.810")
+    # first seen 2026-06-01: June..November = 30+31+31+30+31+30 = 183 days = 263,520 min
+    late = uptime(start=start, end=end, first_seen_at=datetime(2026, 6, 1, tzinfo=timezone.utc), outages=outages)
+    assert (late.total_min, late.outage_min) == (Decimal("263520.000"), Decimal("200.000"))
+    assert late.uptime_pct == Decimal("100.000")

@@ -21,7 +21,8 @@ router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[reader],
 
 SessionStatus = Literal["active", "completed", "stale"]
 CSV_COLUMNS = ("id", "station_id", "connector_id", "status", "start_time", "end_time", "meter_start_wh",
-               "meter_stop_wh", "energy_delivered_kwh", "price_eur_per_kwh", "cost_eur", "held_reason", "stop_reason")  # fmt: skip
+               "meter_stop_wh", "energy_delivered_kwh", "price_eur_per_kwh", "cost_eur", "held_reason", "stop_reason",
+               "peak_power_kw", "failed", "failure_reason", "failure_code")  # fmt: skip
 
 
 class Filters:
