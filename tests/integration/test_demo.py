@@ -84,10 +84,10 @@ def test_the_demo_is_exact_twice_and_never_touches_the_operators_data(pipeline, 
         assert any(all(ports) and all(end for spans in ports for _, end in spans) for ports in by_station.values())
         assert any(end is None for ports in by_station.values() for spans in ports for _, end in spans)
         for metric in UPTIME_ROWS:
-            expected, ledger, *_, match = table_row(done.stderr, metric)
+            expected, ledger, *_, match = table_row(done.stdout, metric)
             assert (ledger, match) == (expected, "yes"), metric
-        assert table_row(done.stderr, "ports exact: outages, minutes, uptime %")[0] == str(len(downtime["ports"]))
-        assert table_row(done.stderr, "outage minutes (all ports)")[0] == downtime["outage_min"] != "0.000"
+        assert table_row(done.stdout, "ports exact: outages, minutes, uptime %")[0] == str(len(downtime["ports"]))
+        assert table_row(done.stdout, "outage minutes (all ports)")[0] == downtime["outage_min"] != "0.000"
     assert operator_state(pipeline) == before
 
 
@@ -102,6 +102,8 @@ def test_a_kept_demo_says_how_to_reach_it_and_is_removed_on_request(pipeline, pg
     database = re.search(r"database\s+(evmon_sandbox_\w+)", said).group(1)
     env_file = workdir / "sandbox.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
+    assert (workdir / "sandbox.json").stat().st_mode & 0o777 == 0o600  # its admin URL may hold a password
+    assert "reconciliation" in done.stdout and "reconciliation" not in done.stderr  # the table on stdout
     box = {name: shlex.split(value)[0] if value else "" for name, value in
            (line.split("=", 1) for line in env_file.read_text().splitlines())}  # fmt: skip
     engine = sa.create_engine(box["EVMON_DATABASE_URL"])
