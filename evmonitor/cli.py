@@ -496,14 +496,16 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="Leave the sandbox running afterwards (it says how to reach and remove it)."),
     remove: Optional[Path] = typer.Option(None, "--remove", metavar="DIR", help="Throw away a sandbox that --keep left running, and exit."),
     via: Via = typer.Option(Via.KAFKA, "--via", help=_VIA_HELP),
+    every_port: bool = typer.Option(False, "--every-port", help="A row per port's outage minutes and uptime %, not only for the ports that differ."),
 ) -> None:
     """Reconcile a simulated day end to end, on a sandbox of its own; exit 0 only if exact.
 
     Starts a throw-away pipeline (its own Kafka, search server, Redis, and a fresh database on
     the server of EVMON_ADMIN_DATABASE_URL), sends the day in drain mode, waits until every
     offset is committed and prints expected vs PostgreSQL vs Elasticsearch vs the dead-letter
-    topic. The operator's database, queues, topics and indices are never touched, so the demo
-    can run any number of times, next to a running stack.
+    topic, then each port's outages and uptime from the outage ledger. The operator's database,
+    queues, topics and indices are never touched, so the demo can run any number of times, next
+    to a running stack.
     """
     from evmonitor.stack.demo import remove_demo, run_demo
 
@@ -515,7 +517,7 @@ def demo(
     ok = run_demo(
         settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
         duplicate_ratio=duplicate_ratio, reorder=reorder, ground_truth=ground_truth, timeout_s=timeout,
-        keep=keep, console=console, via=str(via), out=out,
+        keep=keep, console=console, via=str(via), out=out, every_port=every_port,
     )  # fmt: skip
     raise typer.Exit(0 if ok else 1)
 

@@ -11,13 +11,15 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from evmonitor.config import Settings
 from evmonitor.simulator.bad import bad_messages
 from evmonitor.simulator.demand import arrival_times
 from evmonitor.simulator.disorder import add_duplicates, mix_in, reorder_sessions
+from evmonitor.simulator.downtime import plan_downtime
 from evmonitor.simulator.fleet import build_fleet
 from evmonitor.simulator.messages import Message, RunRandom, event_message, to_ms
 from evmonitor.simulator.scenario import build_timeline
-from evmonitor.simulator.schedule import plan_outages, schedule_sessions
+from evmonitor.simulator.schedule import plan_maintenance, plan_outages, schedule_sessions
 from evmonitor.simulator.truth import GroundTruth, iso_window, session_truth
 
 __all__ = ["Plan", "default_window", "plan_drain"]
@@ -42,6 +44,10 @@ def _rng(seed: int, concern: str) -> random.Random:
     return random.Random(f"{seed}:{concern}")
 
 
+# the monitor's default: a station is offline after this many heartbeat intervals of silence
+_MISSED_HEARTBEATS = Settings.model_fields["offline_after_heartbeats"].default
+
+
 def plan_drain(
     *,
     stations: int,
@@ -56,6 +62,7 @@ def plan_drain(
     heartbeat_interval_s: float = 900,
     now: datetime | None = None,
     run_id: str | None = None,
+    offline_after_s: float | None = None,
 ) -> Plan:
     """Every message of `sessions` sessions on `stations` stations between `start` and `end`.
 
@@ -69,6 +76,10 @@ def plan_drain(
 
     `run_id` (see `RunRandom`) keeps the same fleet and day but mints other session and event
     ids; without it the ids repeat for the seed (tests rely on that).
+
+    The truth's outages per port (`evmonitor.simulator.downtime`) are judged at `end`, with a
+    station offline once silent for more than `offline_after_s` (default: the monitor's default,
+    `EVMON_OFFLINE_AFTER_HEARTBEATS` heartbeat intervals).
     """
     start_ms, end_ms = to_ms(start), to_ms(end)
     if start.microsecond % 1000:
@@ -83,6 +94,7 @@ def plan_drain(
 
     fleet = build_fleet(stations, seed)
     outages = plan_outages(_rng(seed, "outages"), fleet, start_ms, end_ms)
+    plan_maintenance(_rng(seed, "maintenance"), fleet, outages, start_ms, end_ms)
     session_rng = _rng(seed, "sessions")
     margin = outages.margin_ms
     arrivals = arrival_times(session_rng, sessions, start_ms + margin, end_ms - margin) if sessions else []
@@ -91,6 +103,16 @@ def plan_drain(
                           meter_interval_s, heartbeat_interval_s)
 
     messages = [event_message(record.event) for record in line.records]
+    index_of = {s.station_id: s.index for s in fleet}
+    first_ms: dict[int, int] = {}
+    last_ms: dict[int, int] = {}
+    for record in line.records:  # in time order
+        i = index_of[record.event["station_id"]]
+        first_ms.setdefault(i, record.ts_ms)
+        last_ms[i] = record.ts_ms
+    downtime = plan_downtime(fleet, outages, first_event_ms=first_ms, last_event_ms=last_ms, judged_at=end,
+                             offline_after_s=offline_after_s if offline_after_s is not None
+                             else heartbeat_interval_s * _MISSED_HEARTBEATS)  # fmt: skip
     valid_events = len(messages)
     if reorder:
         messages = reorder_sessions(messages, [r.session_id for r in line.records], _rng(seed, "reorder"))
@@ -113,5 +135,6 @@ def plan_drain(
         duplicates=duplicates,
         bad_events=len(bad),
         deadletters=GroundTruth.count_reasons([m.expected for m in bad]),
+        downtime=downtime,
     )
     return Plan(messages, truth)

@@ -1,7 +1,8 @@
 """Drain mode's valid events: a fleet's whole day (or window) as one timeline, in time order.
 
 `build_timeline` turns a fleet, its outages and its scheduled sessions into events: boots at
-the window's start, heartbeats, faults and recoveries, and for each session the OCPP sequence
+the window's start, heartbeats, faults and recoveries, maintenance windows (the whole station,
+connector 0, Unavailable, then Available), and for each session the OCPP sequence
 Preparing -> session_started + Charging -> progress every meter interval -> session_completed +
 Finishing -> Available. Each connector keeps one cumulative meter register across sessions, so
 meters never run backwards. Every random draw comes from the generators passed in.
@@ -20,7 +21,9 @@ from evmonitor.simulator.messages import new_uuid
 from evmonitor.simulator.physics import electrical
 from evmonitor.simulator.schedule import Outages, Slot
 
-__all__ = ["Record", "SessionMeters", "Timeline", "build_timeline"]
+__all__ = ["MAINTENANCE_INFO", "Record", "SessionMeters", "Timeline", "build_timeline"]
+
+MAINTENANCE_INFO = "Scheduled maintenance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,10 @@ def _station_life(
                 new_uuid(rng), fault.start_ms, sid, connector_id, ChargePointStatus.FAULTED, fault.error_code, fault.info))
             line.add(fault.end_ms, events.station_status(
                 new_uuid(rng), fault.end_ms, sid, connector_id, ChargePointStatus.AVAILABLE))
+    for window in outages.maintenance.get(station.index, ()):
+        line.add(window.start_ms, events.station_status(
+            new_uuid(rng), window.start_ms, sid, 0, ChargePointStatus.UNAVAILABLE, info=MAINTENANCE_INFO))
+        line.add(window.end_ms, events.station_status(new_uuid(rng), window.end_ms, sid, 0, ChargePointStatus.AVAILABLE))
 
 
 def _session(rng: random.Random, line: Timeline, slot: Slot, meter_start_wh: int, meter_interval_ms: int) -> int:

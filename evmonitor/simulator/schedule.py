@@ -3,8 +3,8 @@
 Two passes. First every arrival goes to a connector that is free at that moment at a station
 drivers like (or, when the fleet is full, to the least loaded connector), with the session's
 natural length from the charging physics. Then each connector lays out its own sessions in
-order inside its free intervals (window minus faults, minus the time after its station went
-silent), shortening them where needed. The layout always reserves room for the sessions still
+order inside its free intervals (window minus its faults, minus its station's maintenance
+windows, minus the time after its station went silent), shortening them where needed. The layout always reserves room for the sessions still
 to come, so a short window shortens sessions instead of dropping them: the count is exact.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from evmonitor.simulator.fleet import FAULTS, Station
 from evmonitor.simulator.physics import ChargeCurve, Visit, new_driver, sample_visit
 
-__all__ = ["Fault", "Outages", "Slot", "plan_outages", "schedule_sessions"]
+__all__ = ["Fault", "Maintenance", "Outages", "Slot", "plan_maintenance", "plan_outages", "schedule_sessions"]
 
 _MIN = 60_000
 _MAX_RESERVED_SLOT_MS = 2 * _MIN  # the floor a session may be squeezed to when the window is full
@@ -34,20 +34,32 @@ class Fault:
     info: str
 
 
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """A scheduled maintenance window: the whole station (connector 0) Unavailable."""
+
+    station_index: int
+    start_ms: int
+    end_ms: int
+
+
 @dataclass(slots=True)
 class Outages:
-    margin_ms: int  # keeps sessions clear of the window's edges, of faults and of silence
+    margin_ms: int  # keeps sessions clear of the window's edges, of faults, maintenance and silence
     silent_at: dict[int, int] = field(default_factory=dict)  # station index -> ms
     faults: dict[tuple[int, int], list[Fault]] = field(default_factory=dict)  # (station, connector)
+    maintenance: dict[int, list[Maintenance]] = field(default_factory=dict)  # station index, in order
 
     def free_intervals(self, station: Station, connector_id: int, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
         """When a session may occupy this connector: [(from_ms, to_ms)], in order."""
         low = start_ms + self.margin_ms
         high = min(end_ms, self.silent_at.get(station.index, end_ms)) - self.margin_ms
+        blocked = sorted([(f.start_ms, f.end_ms) for f in self.faults.get((station.index, connector_id), ())]
+                         + [(m.start_ms, m.end_ms) for m in self.maintenance.get(station.index, ())])  # fmt: skip
         out = []
-        for fault in self.faults.get((station.index, connector_id), ()):
-            out.append((low, fault.start_ms - self.margin_ms))
-            low = fault.end_ms + self.margin_ms
+        for block_start, block_end in blocked:  # a fault may overlap a maintenance window
+            out.append((low, min(high, block_start - self.margin_ms)))
+            low = max(low, block_end + self.margin_ms)
         out.append((low, high))
         return [(a, b) for a, b in out if b > a]
 
@@ -103,6 +115,25 @@ def plan_outages(rng: random.Random, fleet: list[Station], start_ms: int, end_ms
             if faults:
                 outages.faults[(station.index, connector_id)] = sorted(faults, key=lambda f: f.start_ms)
     return outages
+
+
+def plan_maintenance(rng: random.Random, fleet: list[Station], outages: Outages, start_ms: int, end_ms: int) -> None:
+    """Give ~4 % of the stations (at least one) a maintenance window of 20-90 min, before any silence.
+
+    Drawn after (and independently of) the faults, which it may overlap: a port is then out for
+    the union of both. Windows this short have none.
+    """
+    span = end_ms - start_ms
+    longest_min = min(90.0, span / _MIN * 0.25)
+    if longest_min < 20:
+        return
+    for station in rng.sample(fleet, max(1, round(len(fleet) * 0.04))):
+        length = int(rng.uniform(20, longest_min) * _MIN)
+        earliest = start_ms + 2 * outages.margin_ms
+        latest = min(end_ms, outages.silent_at.get(station.index, end_ms)) - 2 * outages.margin_ms - length
+        if latest > earliest:
+            begin = rng.randint(earliest, latest)
+            outages.maintenance[station.index] = [Maintenance(station.index, begin, begin + length)]
 
 
 @dataclass(slots=True)

@@ -4,6 +4,9 @@ Per-session energy and cost come from `evmonitor.fold.session_energy_kwh` and
 `session_cost_eur`, the same functions the pipeline's fold uses, so "exact totals" means equal
 Decimals, not close floats. On disk, Decimals are written as JSON numbers (a float with 3 or 2
 decimals round-trips exactly) and read back as Decimals.
+
+Drain mode's truth also holds every port's outages (`downtime`, see
+`evmonitor.simulator.downtime`): intervals to the microsecond, written as ISO 8601 strings.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from evmonitor.fold import session_cost_eur, session_energy_kwh
+from evmonitor.simulator.downtime import Downtime
 
 __all__ = ["GroundTruth", "SessionTruth", "iso_window", "session_truth"]
 
@@ -57,6 +61,7 @@ class GroundTruth:
     bad_events: int = 0
     deadletters: dict[str, int] = field(default_factory=dict)  # reason -> count of bad events
     run_id: str | None = None  # the run whose ids these are (`RunRandom`)
+    downtime: Downtime | None = None  # each port's outages (drain mode only)
 
     @property
     def stations(self) -> int:
@@ -93,6 +98,7 @@ class GroundTruth:
             "bad_events": self.bad_events,
             "deadletters": dict(self.deadletters),
             "window": dict(self.window),
+            "downtime": None if self.downtime is None else self.downtime.to_json(),
             "by_session": {
                 session_id: {"station_id": s["station_id"], "energy_kwh": float(s["energy_kwh"]),
                              "cost_eur": float(s["cost_eur"])}
@@ -123,6 +129,7 @@ class GroundTruth:
             duplicates=data.get("duplicates", 0),
             bad_events=data.get("bad_events", 0),
             deadletters=dict(data.get("deadletters", {})),
+            downtime=Downtime.from_json(data["downtime"]) if data.get("downtime") else None,
         )
 
     def write(self, path: str | PathLike[str]) -> None:

@@ -82,7 +82,7 @@ def run_drain(
     start, end = default_window(now)
     plan = plan_drain(stations=stations, sessions=sessions, seed=seed, start=start, end=end, bad_ratio=bad_ratio,
                       duplicate_ratio=duplicate_ratio, reorder=reorder, meter_interval_s=meter_interval_s, now=now,
-                      run_id=run_id)  # fmt: skip
+                      run_id=run_id, offline_after_s=settings.offline_after.total_seconds())  # fmt: skip
     total = len(plan.messages)
     say(f"simulator: run {run_id}, seed {seed}: {stations} stations, {sessions} sessions, {total} messages "
         f"({plan.truth.valid_events} valid events, {plan.truth.duplicates} duplicates, {plan.truth.bad_events} bad)")  # fmt: skip

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+from collections import defaultdict
 import subprocess
 from pathlib import Path
 
@@ -15,8 +17,12 @@ from evmonitor.names import EVENT_TOPICS
 from evmonitor.stack.embedded import evmonitor_cmd
 from tests.integration.conftest import ADMIN_URL
 
-DEMO = ("demo", "--stations", "4", "--sessions", "24", "--seed", "3", "--bad-ratio", "0.05",
+# 12 stations, seed 24: a connector fault, a whole-station maintenance window and a station that
+# falls silent early enough to be offline at the window's end, whatever the time of day
+DEMO = ("demo", "--stations", "12", "--sessions", "24", "--seed", "24", "--bad-ratio", "0.05",
         "--duplicate-ratio", "0.05", "--reorder", "--timeout", "240")  # fmt: skip
+UPTIME_ROWS = ("ports (uptime)", "ports exact: outages, minutes, uptime %", "port outages",
+               "outage minutes (all ports)", "uptime % (all ports)")  # fmt: skip
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -52,15 +58,36 @@ def operator_state(pipeline) -> dict[str, object]:
     }
 
 
+def table_row(output: str, metric: str) -> list[str]:
+    """The cells of one row of the reconciliation table, after its metric."""
+    line = next(line for line in output.splitlines() if f" {metric} " in line)
+    return [cell.strip() for cell in line.split("│")[2:-1]]
+
+
 def test_the_demo_is_exact_twice_and_never_touches_the_operators_data(pipeline, tmp_path):
-    """Two demos with the same seed both print an exact table; the operator's stack is left as it was."""
+    """Two demos with the same seed both print an exact table, uptime rows included; the operator's stack is left as it was."""
     env = {**pipeline.env, "EVMON_STATE_DIR": str(tmp_path / "operator-state"),
            "EVMON_ADMIN_DATABASE_URL": ADMIN_URL, "COLUMNS": "200"}  # fmt: skip
     before = operator_state(pipeline)
     for attempt in (1, 2):
-        done = run(*DEMO, env=env)
+        truth_file = tmp_path / f"truth-{attempt}.json"
+        done = run(*DEMO, "--ground-truth", str(truth_file), env=env)
         assert done.returncode == 0, f"demo {attempt}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
         assert "exact: every total matches" in done.stderr
+        downtime = json.loads(truth_file.read_text())["downtime"]
+        by_station = defaultdict(list)
+        for key, port in downtime["ports"].items():
+            by_station[key.rpartition("/")[0]].append(port["outages"])
+        # every kind of outage is there to be reconciled: a fault on one port of a station, a
+        # maintenance window on every port, a silent station whose outage is still open
+        assert any(any(ports) and not all(ports) for ports in by_station.values())
+        assert any(all(ports) and all(end for spans in ports for _, end in spans) for ports in by_station.values())
+        assert any(end is None for ports in by_station.values() for spans in ports for _, end in spans)
+        for metric in UPTIME_ROWS:
+            expected, ledger, *_, match = table_row(done.stdout, metric)
+            assert (ledger, match) == (expected, "yes"), metric
+        assert table_row(done.stdout, "ports exact: outages, minutes, uptime %")[0] == str(len(downtime["ports"]))
+        assert table_row(done.stdout, "outage minutes (all ports)")[0] == downtime["outage_min"] != "0.000"
     assert operator_state(pipeline) == before
 
 

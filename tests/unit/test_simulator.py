@@ -143,6 +143,7 @@ def test_chaos_knobs_do_not_change_the_valid_events_or_the_truth(plan, calm):
     valid = [m for m in plan.messages if m.expected is None]
     assert set(valid) == set(calm.messages)
     assert plan.truth.by_session == calm.truth.by_session
+    assert plan.truth.downtime == calm.truth.downtime
     assert plan.truth.valid_events == calm.truth.valid_events == len(calm.messages)
 
 
@@ -300,7 +301,8 @@ def test_ground_truth_round_trips_through_json_with_exact_decimals(plan, tmp_pat
     raw = json.loads(path.read_text(), parse_float=Decimal)
     assert raw["energy_kwh"] == plan.truth.energy_kwh and raw["cost_eur"] == plan.truth.cost_eur
     assert set(raw) >= {"seed", "stations", "station_ids", "sessions", "energy_kwh", "cost_eur", "valid_events",
-                        "messages", "duplicates", "bad_events", "deadletters", "window", "by_session"}
+                        "messages", "duplicates", "bad_events", "deadletters", "window", "by_session", "downtime"}
+    assert loaded.downtime == plan.truth.downtime
     assert loaded.to_json() == plan.truth.to_json()
 
 
