@@ -3,6 +3,7 @@
     schedule      when each job runs (`configure(app, settings)`, called by `evmonitor.app`)
     jobs          the Celery tasks `evmonitor.maintenance.<job>` (shared tasks): thin wrappers passing `now`
     runner        the jobs as plain calls (tests, the CLI)
+    watermark     the moment live judgments use: the pipeline's event-time watermark
     leader        one beat at a time (a PostgreSQL advisory lock)
     rollups       hourly and daily rollups, in SQL
     stale         stale sessions

@@ -130,13 +130,23 @@ def do_retention(ctx: Context, now: datetime) -> dict[str, Any]:
     return apply_retention(ctx.engine, ctx.search, ctx.settings, now)
 
 
-def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, force: bool = False) -> dict[str, Any]:
-    """Bring rollups and alerts up to date for `day` (default: yesterday, local), then build it."""
+_AS_NOW = object()
+
+
+def do_daily_report(
+    ctx: Context, now: datetime, day: date | None = None, *, force: bool = False, judge_at: Any = _AS_NOW
+) -> dict[str, Any]:
+    """Bring rollups and alerts up to date for `day` (default: yesterday, local), then build it.
+
+    Stale sessions and faults are judged at `judge_at` (default `now`; the live task passes the
+    pipeline's watermark, None while it is unknown: then they are left as last judged)."""
     day = day or previous_day(now, ctx.settings.zone)
+    judged = now if judge_at is _AS_NOW else judge_at
     do_conflicts(ctx, now)  # first: a session it holds leaves the rollups
     do_rollups(ctx, now, [day])
-    do_stale_sessions(ctx, now)
-    do_faults(ctx, now, [day])
+    if judged is not None:
+        do_stale_sessions(ctx, judged)
+        do_faults(ctx, judged, [day])
     return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
 
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="stop when more than this share of a window is invalid"
     )
     deadletter_window: int = Field(1000, ge=1)
+    watermark_interval_s: float = Field(
+        2.0, gt=0, description="how often the bridge records how far each partition is processed (beat judges by it)"
+    )
 
     # --- the event contract's limits ---
     max_payload_bytes: int = Field(64 * 1024, ge=256)
@@ -102,6 +105,9 @@ class Settings(BaseSettings):
     maintenance_fault_threshold: int = Field(3, ge=1, description="faults within the window that flag a station")
     maintenance_fault_window_s: float = Field(86400.0, gt=0)
     alert_lookback_s: float = Field(7 * 86400.0, gt=0, description="how far back late events may change alerts")
+    alert_debounce_s: float = Field(
+        120.0, ge=0, description="a fault that clears and returns within this many seconds stays one alert (0: off)"
+    )
     report_time: str = Field("06:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$", description="local HH:MM of the daily report")
     reports_dir: Path | None = Field(None, description="where reports go (default: <state_dir>/reports)")
     network_name: str = "evmonitor"
