@@ -21,6 +21,7 @@ from evmonitor.runtime import connections
 
 __all__ = [
     "daily_report",
+    "deliver_notifications",
     "hold_conflicts",
     "index_deadletters",
     "mark_stale_sessions",
@@ -132,3 +133,9 @@ def track_outages(self: Task, now: str | None = None) -> dict[str, Any]:
     ctx = _context(self.app)
     judged = _judged(ctx, now)
     return WAITING if judged is None else runner.do_outages(ctx, judged)
+
+
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.deliver_notifications")
+def deliver_notifications(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Send due alert notifications (webhook, e-mail) from the outbox; failures wait their backoff."""
+    return runner.do_notify(_context(self.app), _now(now))

@@ -17,6 +17,7 @@ from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
+from beat.notify import deliver_notifications
 from beat.outages import track_outages
 from beat.retention import apply_retention
 from beat.rollups import refresh_rollups
@@ -34,6 +35,7 @@ __all__ = [
     "do_daily_report",
     "do_deadletters",
     "do_faults",
+    "do_notify",
     "do_outages",
     "do_prune_batch_markers",
     "do_retention",
@@ -158,6 +160,11 @@ def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
     return result
 
 
+def do_notify(ctx: Context, now: datetime) -> dict[str, Any]:
+    """Send the alert notifications that are due (beat.notify)."""
+    return deliver_notifications(ctx.engine, ctx.settings, now)
+
+
 def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
     """Every periodic job once, in dependency order (held sessions before rollups, rollups and
     alerts before the report)."""
@@ -172,4 +179,5 @@ def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
         "batch_markers": do_prune_batch_markers(ctx, now),
         "retention": do_retention(ctx, now),
         "daily_report": do_daily_report(ctx, now),
+        "notify": do_notify(ctx, now),
     }
