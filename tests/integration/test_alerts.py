@@ -21,6 +21,7 @@ from beat.watermark import judgment_time
 from evmonitor.bridge.wiring import build_bridge
 from evmonitor.config import Settings
 from evmonitor.contract import TOPIC_BY_TYPE, validate
+from evmonitor.names import Queue
 from evmonitor.stack.procs import wait_for
 from evmonitor.storage.postgres import PostgresStore, apply_schema
 from tests.factories import encode, iso, make_event
@@ -51,21 +52,15 @@ def test_catching_up_a_backlog_of_old_heartbeats_raises_no_false_offline_alert(p
     catches up, no station is offline, and the one that truly fell silent is, once the watermark
     passes its deadline."""
     wall = datetime.now(timezone.utc).replace(microsecond=0)
-    settings = dict(topic_partitions=1, heartbeat_interval_s=60, offline_after_heartbeats=3, batch_max_events=40,
-                    max_inflight_batches=1, commit_interval_s=0.1, watermark_interval_s=0.1)  # fmt: skip
+    settings = dict(sinks="persist", topic_partitions=1, heartbeat_interval_s=60, offline_after_heartbeats=3,
+                    batch_max_events=40, max_inflight_batches=1, commit_interval_s=0.1,
+                    watermark_interval_s=0.1)  # fmt: skip
     with Pipeline(tmp_path, admin_url=ADMIN_URL, **settings) as p:
         events = [heartbeat(s, wall - (60 - i) * MIN) for i in range(60) for s in ("ST-A", "ST-B")]
         events += [heartbeat("ST-SILENT", wall - (60 - i) * MIN) for i in range(51)]  # silent from wall - 10 min
-        p.start_workers()
+        p.start_workers((Queue.PERSIST,))  # one sink is enough to commit by
         ctx = Context(p.settings)
-        # the pipeline ran, caught up (every partition fetched once), and stopped
-        bridge, source, producer = build_bridge(p.settings)
-        wait_for(lambda: bridge.step() or len(bridge.report_watermarks()) == 4 and judgment_time(ctx.engine, wall),
-                 timeout_s=60, what="the first bridge to see every partition", hint=p.logs_hint())  # fmt: skip
-        bridge.shutdown(timeout_s=5)
-        source.close()
-        producer.close(timeout=5)
-        # meanwhile an hour of heartbeats waits in Kafka, as stations sent them
+        # an hour of heartbeats waits in Kafka, as stations sent them, while the pipeline is stopped
         p.publish([message(e) for e in sorted(events, key=lambda e: e["timestamp"])])
         bridge, source, producer = build_bridge(p.settings)
         try:
