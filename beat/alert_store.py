@@ -1,8 +1,8 @@
 """Alerts in PostgreSQL (the record) and in the `charging-alerts` index (for Kibana).
 
 `upsert_alerts` writes alerts and bumps `version` only when something really changed, so a job
-that runs twice leaves every row as it was; an alert that opens or closes also gets a row in
-`alert_outbox`, in the same transaction, for `beat.notify` to deliver. `sync_alerts` then brings the index up to date from
+that runs twice leaves every row as it was; an alert that opens or closes (or is withdrawn by
+`supersede`) also gets a row in `alert_outbox`, in the same transaction, for `beat.notify` to deliver. `sync_alerts` then brings the index up to date from
 the table (an outbox: rows whose `indexed_version` lags their `version`); if Elasticsearch is
 down, the rows wait and the next run sends them.
 """
@@ -46,7 +46,10 @@ _OUTBOX = sa.text("INSERT INTO alert_outbox (alert_id, event, payload) VALUES (:
 
 
 def _announce(conn: sa.Connection, alert: Alert, was: str | None, params: Mapping[str, Any], name: str | None) -> None:
-    if alert.status == "open" and was != "open":
+    """Write the outbox row of an alert that opened, closed, or (`was` = "withdrawn") was superseded."""
+    if was == "withdrawn":
+        event = "withdrawn"
+    elif alert.status == "open" and was != "open":
         event = "opened"
     elif alert.status == "closed" and was != "closed":
         event = "closed"
@@ -113,7 +116,11 @@ def supersede(
         {"kind": str(kind), "station_id": station_id, "since_from": since_from, "keep": sorted(keep),
          "connector_id": connector_id},  # fmt: skip
     ).all()
-    return [alert_from_row(r) for r in rows]
+    gone = [alert_from_row(r) for r in rows]
+    for alert, row in zip(gone, rows, strict=True):
+        _announce(conn, alert, "withdrawn", {"message": f"{row.message} (withdrawn: late events redrew this episode)"},
+                  None)  # fmt: skip
+    return gone
 
 
 def alert_from_row(row: Any) -> Alert:

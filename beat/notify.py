@@ -1,7 +1,8 @@
 """Alert notifications: a durable outbox delivered to a webhook and by e-mail, with retries.
 
 `upsert_alerts` writes an `alert_outbox` row in the same transaction as an alert that opens or
-closes (sql/008_notify.sql), so a notification exists exactly when the change does. The
+closes, `supersede` one for an alert that late events withdrew (event `withdrawn`: it no longer
+matches the history; its redrawn successor is announced on its own) (sql/008_notify.sql), so a notification exists exactly when the change does. The
 `deliver_notifications` job (every EVMON_NOTIFY_INTERVAL_S) gives each recent outbox row one
 `alert_deliveries` row per configured channel and sends what is due, one delivery per
 transaction (`FOR UPDATE SKIP LOCKED`: concurrent runs never take the same one): a success is
@@ -183,7 +184,7 @@ def deliver_notifications(
 ) -> dict[str, Any]:
     """Send what is due (at most `limit` attempts); return counts per outcome."""
     chans = {c.name: c for c in (channels(settings) if using is None else using)}
-    counts = {"delivered": 0, "failed": 0, "gave_up": 0, "pruned": 0}
+    counts: dict[str, Any] = {"channels": sorted(chans), "delivered": 0, "failed": 0, "gave_up": 0, "pruned": 0}
     with translate_errors(), engine.begin() as conn:
         for name in chans:
             conn.execute(_ENQUEUE, {"channel": name, "now": now, "max_age": settings.notify_max_age_s})

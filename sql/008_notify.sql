@@ -1,13 +1,13 @@
 -- evmonitor alert notifications: a durable outbox (see beat/notify.py).
 -- An `alert_outbox` row is written in the same transaction as the alert change it announces
--- (opened or closed), so none is lost; beat's deliver_notifications job creates one
+-- (opened, closed, or withdrawn when late events redrew it), so none is lost; beat's deliver_notifications job creates one
 -- `alert_deliveries` row per configured channel (webhook, email) and retries it with backoff
 -- until delivered or EVMON_NOTIFY_MAX_AGE_S has passed. Applied at every start; idempotent.
 CREATE TABLE IF NOT EXISTS alert_outbox (
     id           bigserial PRIMARY KEY,
     delivery_id  uuid NOT NULL DEFAULT gen_random_uuid(),  -- the idempotency id receivers see
     alert_id     text NOT NULL,
-    event        text NOT NULL CHECK (event IN ('opened', 'closed')),
+    event        text NOT NULL,                            -- opened | closed | withdrawn (superseded)
     payload      jsonb NOT NULL,                           -- the alert as announced
     created_at   timestamptz NOT NULL DEFAULT now()
 );

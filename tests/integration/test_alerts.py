@@ -194,7 +194,8 @@ def test_a_flapping_fault_is_notified_once_when_it_opens_and_once_when_it_closes
 
         track_faults(engine, settings, cleared + 60 * S)  # cleared a minute ago: still open
         track_faults(engine, settings, cleared + 60 * S)  # a retried beat job changes nothing
-        assert deliver(cleared + 60 * S) == {"delivered": 1, "failed": 1, "gave_up": 0, "pruned": 0}  # mail; 500
+        assert deliver(cleared + 60 * S) == {"channels": ["email", "webhook"], "delivered": 1, "failed": 1,
+                                             "gave_up": 0, "pruned": 0}  # the mail; the webhook's 500
         assert deliver(cleared + 65 * S)["failed"] == 0  # the webhook waits its backoff (10 s)
         assert deliver(cleared + 70 * S)["failed"] == 1  # 500 again
         assert deliver(cleared + 80 * S)["failed"] == 0  # backoff doubled: 20 s
@@ -225,6 +226,16 @@ def test_a_flapping_fault_is_notified_once_when_it_opens_and_once_when_it_closes
         with engine.connect() as conn:
             minutes = conn.execute(sa.text("SELECT minutes FROM port_outages WHERE connector_id = 1 ORDER BY 1")).scalars().all()
         assert [float(m) for m in minutes] == [0.5, 0.5, 0.5]
+
+        # a late Faulted a minute before the first one redraws the episode: the old one is withdrawn
+        late = make_event("station_status", at=t0 + 29 * MIN, station_id="ST-FLAP", status="Faulted",
+                          error_code="GroundFailure")  # fmt: skip
+        PostgresStore(engine).write_events([validate(encode(late), received_at=t0 + 60 * MIN).to_wire()])
+        track_faults(engine, settings, cleared + 700 * S)
+        assert deliver(cleared + 700 * S)["delivered"] == 4
+        news = [b for d in receiver.accepted.values() for b in d][2:]
+        assert sorted((b["event"], b["opened_at"]) for b in news) == [
+            ("closed", iso(t0 + 29 * MIN)), ("withdrawn", iso(t0 + 30 * MIN))]
         engine.dispose()
     finally:
         receiver.close()
