@@ -98,7 +98,9 @@ def track_faults(self: Task, now: str | None = None) -> dict[str, Any]:
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_stations")
 def index_stations(self: Task, now: str | None = None) -> dict[str, Any]:
     """Refresh charging-stations: every station's location and current status, for the map."""
-    return runner.do_stations(_context(self.app), _now(now))
+    ctx = _context(self.app)
+    judged = _judged(ctx, now)  # "Offline" on the map is an offline judgment too
+    return WAITING if judged is None else runner.do_stations(ctx, judged)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_deadletters")

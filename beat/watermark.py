@@ -2,8 +2,9 @@
 
 Stale sessions, offline stations and open outages are judged "as of" a moment. Judged at the
 wall clock, a pipeline catching up a backlog would call every station whose heartbeats are still
-in Kafka offline. So the judgments of `mark_stale_sessions`, `track_faults` and `track_outages`
-(when beat runs them live, without an explicit `now`) use
+in Kafka offline. So the judgments of `mark_stale_sessions`, `track_faults`, `track_outages` and
+`index_stations` (the map's Offline), and the alert refresh of `daily_report` (when beat runs them
+live, without an explicit `now`) use
 
     watermark = min(wall clock, min over partitions p of done(p))
 
