@@ -22,6 +22,7 @@ from evmonitor.bridge.wiring import build_bridge
 from evmonitor.config import Settings
 from evmonitor.contract import TOPIC_BY_TYPE, validate
 from evmonitor.names import Queue
+from evmonitor.stack import health
 from evmonitor.stack.procs import wait_for
 from evmonitor.storage.postgres import PostgresStore, apply_schema
 from tests.factories import encode, iso, make_event
@@ -236,6 +237,7 @@ def test_a_flapping_fault_is_notified_once_when_it_opens_and_once_when_it_closes
         news = [b for d in receiver.accepted.values() for b in d][2:]
         assert sorted((b["event"], b["opened_at"]) for b in news) == [
             ("closed", iso(t0 + 29 * MIN)), ("withdrawn", iso(t0 + 30 * MIN))]
+        assert health._notifications(settings) == "webhook, email; 0 pending, 0 given up"  # `evmonitor status`
         engine.dispose()
     finally:
         receiver.close()
