@@ -79,3 +79,24 @@ def test_the_bridge_reports_committed_event_time_until_caught_up():
     run()
     status = next(r for r in rows[-1] if r["topic"] == "ev.station.status")
     assert (status["caught_up"], status["event_time"], status["committed_offset"]) == (True, NOW - 57 * MIN, 4)
+
+
+def test_a_failed_watermark_write_is_retried_and_stops_nothing():
+    from evmonitor.errors import TransientError
+
+    calls = []
+
+    def down(rows):
+        calls.append(rows)
+        raise TransientError("postgres down")
+
+    consumer, clock = ProgressConsumer(), [1000.0]
+    consumer.feed("ev.station.status", 0, [encode(make_event("station_status"))])
+    bridge = Bridge(Settings(watermark_interval_s=1.0), consumer=consumer, publish=lambda sink, batch: None,
+                    completions=lambda ids: {i: {"persist", "index"} for i in ids},
+                    deadletters=DeadLetters(FakeProducer(), "ev.deadletter"), watermarks=down,
+                    clock=lambda: clock[0], wall=lambda: NOW)  # fmt: skip
+    for _ in range(3):
+        bridge.step(poll_timeout_ms=0)
+        clock[0] += 1.1
+    assert len(calls) == 3 and bridge.stats.consumed == 1
