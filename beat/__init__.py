@@ -10,6 +10,7 @@
     stale         stale sessions
     faults        connector faults, offline stations, maintenance flags, availability
     daily_report  the daily report, from the database (rendered by `evmonitor.reports`)
+    monthly_report  the monthly report per charging port; report_uptime: the reports' one view of uptime
     stations, deadletters   the charging-stations and charging-deadletters indices
     retention     drops what is older than the EVMON_RETENTION_* settings
     alerts, days  pure rules; alert_store, indexes: their storage
@@ -25,6 +26,7 @@ from beat.runner import (
     do_daily_report,
     do_deadletters,
     do_faults,
+    do_monthly_report,
     do_outages,
     do_prune_batch_markers,
     do_retention,
@@ -44,6 +46,7 @@ __all__ = [
     "do_daily_report",
     "do_deadletters",
     "do_faults",
+    "do_monthly_report",
     "do_outages",
     "do_prune_batch_markers",
     "do_retention",

@@ -21,22 +21,25 @@ from beat.alert_store import load_alerts
 from beat.alerts import Alert
 from beat.days import HOUR, day_bounds
 from beat.db import try_job_lock
+from beat.report_uptime import as_port_uptime, period_has_data, port_uptime
 from evmonitor.config import Settings
 from evmonitor.reports import (
     AlertLine,
     DailyReport,
     HourPoint,
     MaintenanceLine,
+    PortDay,
     Rules,
     StationDay,
     Totals,
     render_csv,
     render_html,
 )
+from evmonitor.reports.coverage import coverage
 from evmonitor.reports.model import pct
 from evmonitor.storage.postgres import translate_errors
 
-__all__ = ["build_daily_report", "load_daily_report", "report_paths"]
+__all__ = ["build_daily_report", "load_daily_report", "report_base", "report_paths", "write_atomically"]
 
 ZERO = Decimal(0)
 
@@ -59,10 +62,29 @@ FROM station_hourly WHERE hour_start >= :t0 AND hour_start < :t1 GROUP BY hour_s
 """)
 
 
-def report_paths(settings: Settings, day: date) -> tuple[Path, Path]:
+def report_base(settings: Settings, kind: str, label: str) -> Path:
+    """`<reports folder>/<network slug>-<kind>-<label>`, without a suffix."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", settings.network_name).strip("-") or "network"
-    base = settings.reports_path / f"{slug}-daily-{day.isoformat()}"
+    return settings.reports_path / f"{slug}-{kind}-{label}"
+
+
+def report_paths(settings: Settings, day: date) -> tuple[Path, Path]:
+    base = report_base(settings, "daily", day.isoformat())
     return base.with_suffix(".html"), base.with_suffix(".csv")
+
+
+def _port_lines(conn: sa.Connection, engine: sa.Engine, settings: Settings, day: date, now: datetime,
+                names: dict[str, str], has_data: bool) -> list[PortDay]:  # fmt: skip
+    """Each port's uptime line for `day` (and each station's, connector_id 0 = the sum of its ports):
+    the figures of `beat.uptime`, "no data" or "partial day" when so."""
+    t0, t1 = day_bounds(day, settings.zone)
+    first_seen = dict(conn.execute(sa.text("SELECT id, first_seen_at FROM charging_stations")).all())
+    lines = []
+    for (station_id, port), figures in port_uptime(engine, settings, day, day, now).items():
+        cov = coverage("day", t0, t1, now=now, first_seen_at=first_seen.get(station_id),
+                       has_data=has_data and figures.total_us > 0, zone=settings.zone)  # fmt: skip
+        lines.append(PortDay(station_id, names.get(station_id, station_id), port or 0, cov, as_port_uptime(figures)))
+    return sorted(lines, key=lambda p: (p.station_id, p.connector_id))
 
 
 def _line(
@@ -79,8 +101,12 @@ def _line(
     )  # fmt: skip
 
 
-def load_daily_report(conn: sa.Connection, settings: Settings, day: date, now: datetime) -> DailyReport:
-    """The report of local day `day` from the rollup, availability and alert tables."""
+def load_daily_report(
+    conn: sa.Connection, settings: Settings, day: date, now: datetime, engine: sa.Engine | None = None
+) -> DailyReport:
+    """The report of local day `day` from the rollup, availability, alert and outage tables.
+
+    With `engine`, also each port's uptime line (read through its own connection)."""
     zone = settings.zone
     t0, t1 = day_bounds(day, zone)
     names = dict(conn.execute(sa.text("SELECT id, name FROM charging_stations")).all())
@@ -157,7 +183,11 @@ def load_daily_report(conn: sa.Connection, settings: Settings, day: date, now: d
         offline_stations=len({o.station_id for o in offline}),
         stale_sessions=sum(1 for s in stale if t0 <= s.since < t1),
     )  # fmt: skip
+    has_data = period_has_data(conn, t0, t1)
+    first_seen = conn.execute(sa.text("SELECT min(first_seen_at) FROM charging_stations")).scalar()
     return DailyReport(
+        coverage=coverage("day", t0, t1, now=now, first_seen_at=first_seen, has_data=has_data, zone=zone),
+        ports=_port_lines(conn, engine, settings, day, now, names, has_data) if engine is not None else [],
         network=settings.network_name, day=day, timezone=settings.timezone, generated_at=now.astimezone(zone), totals=totals,
         stations=stations, hours=hours, faults=fault_lines,
         offline=sorted((_line(o, names, t1, now, settings, "closed") for o in offline), key=lambda o: (o.since, o.station_id)),
@@ -169,7 +199,8 @@ def load_daily_report(conn: sa.Connection, settings: Settings, day: date, now: d
     )  # fmt: skip
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`: readers see the old or the new file, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -190,9 +221,9 @@ def build_daily_report(
         ).first()
         if existing and not force and Path(existing.html_path).exists() and Path(existing.csv_path).exists():
             return {"skipped": "already built", "day": day.isoformat(), "html": existing.html_path}
-        report = load_daily_report(conn, settings, day, now)
-        _write(html_path, render_html(report))
-        _write(csv_path, render_csv(report))
+        report = load_daily_report(conn, settings, day, now, engine)
+        write_atomically(html_path, render_html(report))
+        write_atomically(csv_path, render_csv(report))
         t = report.totals
         conn.execute(sa.text("""
             INSERT INTO reports (network, day, kind, timezone, html_path, csv_path, stations, sessions_started,

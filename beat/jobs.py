@@ -22,6 +22,7 @@ from evmonitor.runtime import connections
 __all__ = [
     "daily_report",
     "deliver_notifications",
+    "monthly_report",
     "hold_conflicts",
     "index_deadletters",
     "mark_stale_sessions",
@@ -121,6 +122,12 @@ def daily_report(self: Task, now: str | None = None, day: str | None = None, for
     ctx = _context(self.app)
     return runner.do_daily_report(ctx, _now(now), date.fromisoformat(day) if day else None, force=force,
                                   judge_at=_judged(ctx, now))  # fmt: skip
+
+
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.monthly_report")
+def monthly_report(self: Task, now: str | None = None, month: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Build the monthly report of `month` (YYYY-MM; default: last month in the configured time zone) once."""
+    return runner.do_monthly_report(_context(self.app), _now(now), month, force=force)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.apply_retention")

@@ -18,6 +18,7 @@ from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
 from beat.notify import deliver_notifications
+from beat.monthly_report import build_monthly_report, monthly_report_built, previous_month
 from beat.outages import track_outages
 from beat.retention import apply_retention
 from beat.rollups import refresh_rollups
@@ -34,6 +35,7 @@ __all__ = [
     "do_conflicts",
     "do_daily_report",
     "do_deadletters",
+    "do_monthly_report",
     "do_faults",
     "do_notify",
     "do_outages",
@@ -138,7 +140,7 @@ _AS_NOW = object()
 def do_daily_report(
     ctx: Context, now: datetime, day: date | None = None, *, force: bool = False, judge_at: Any = _AS_NOW
 ) -> dict[str, Any]:
-    """Bring rollups and alerts up to date for `day` (default: yesterday, local), then build it.
+    """Bring rollups, alerts and the outage ledger up to date for `day` (default: yesterday, local), then build it.
 
     Stale sessions and faults are judged at `judge_at` (default `now`; the live task passes the
     pipeline's watermark, None while it is unknown: then they are left as last judged)."""
@@ -149,7 +151,21 @@ def do_daily_report(
     if judged is not None:
         do_stale_sessions(ctx, judged)
         do_faults(ctx, judged, [day])
+        do_outages(ctx, judged)  # the per-port uptime line reads the ledger, which reads the offline episodes
     return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
+
+
+def do_monthly_report(ctx: Context, now: datetime, month: str | None = None, *, force: bool = False) -> dict[str, Any]:
+    """Bring alerts and the outage ledger up to date, then build the report of `month` (YYYY-MM;
+    default: last month, local). Already built and not `force`d: nothing is recomputed or written."""
+    month = month or previous_month(now, ctx.settings)
+    if not force and (done := monthly_report_built(ctx.engine, ctx.settings, month)) is not None:
+        return done  # beat's second tick of the day: leave the ledger jobs to their own schedule
+    do_conflicts(ctx, now)
+    do_rollups(ctx, now)
+    do_faults(ctx, now)
+    do_outages(ctx, now)
+    return build_monthly_report(ctx.engine, ctx.settings, month, now, force=force)
 
 
 def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Interval jobs also run once as soon as beat starts (a restarted beat brings rollups and alerts up
 to date at once instead of one interval later); each interval job expires after one interval,
 so a backlog built while no maintenance worker ran collapses into one run instead of many.
-The daily report runs at `report_time` in the app's time zone (`EVMON_TIMEZONE`).
+The daily report runs at `report_time` in the app's time zone (`EVMON_TIMEZONE`); the monthly
+report (last month's) at the same time on the first day of each month.
 
 `evmonitor.app` calls `configure` when it composes the Celery app; beat imports no app.
 """
@@ -54,6 +55,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     schedule["daily-report"] = {
         "task": TASK_PREFIX + "daily_report",
         "schedule": crontab(minute=clock.minute, hour=clock.hour),
+        "options": {"queue": Queue.MAINTENANCE},
+    }
+    schedule["monthly-report"] = {
+        "task": TASK_PREFIX + "monthly_report",
+        "schedule": crontab(minute=clock.minute, hour=clock.hour, day_of_month=1),
         "options": {"queue": Queue.MAINTENANCE},
     }
     return schedule

@@ -1,7 +1,8 @@
 """The `evmonitor` command line.
 
 Every command builds one `Settings` (EVMON_* variables and `.env`) and passes it down.
-Errors meant for the operator (`ConfigError`) print one clear line and exit 2.
+Errors meant for the operator print one clear line on stderr (`evmonitor.cli_support.run_cli`):
+exit 2 for a bad option or setting (`ConfigError`), 1 for a service that does not answer.
 """
 
 from __future__ import annotations
@@ -17,11 +18,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evmonitor.cli_support import (
+    OPERATOR,
+    PROVING,
+    ROLES,
+    SERVICES,
+    OrderedGroup,
+    cli_version,
+    require,
+    run_cli,
+    secret_env_files,
+    warn_if_exposed,
+)
 from evmonitor.config import Settings, load_settings
-from evmonitor.errors import ConfigError, EvmonitorError
+from evmonitor.errors import ConfigError
 from evmonitor.names import OutageCause
 
 app = typer.Typer(
+    cls=OrderedGroup,
     help="evmonitor: watch an EV charging network in real time.\n\n"
     "Configuration comes from EVMON_* environment variables or a .env file "
     "(EVMON_KAFKA_BOOTSTRAP, EVMON_DATABASE_URL, EVMON_BROKER_URL, EVMON_ELASTICSEARCH_URL, ...).",
@@ -43,25 +57,35 @@ def _logging(level: str = "INFO") -> None:
 
 
 def main() -> None:
-    try:
-        app()
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
-    except EvmonitorError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(1)
+    sys.exit(run_cli(app, _settings))
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"evmonitor {cli_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _everywhere(
+    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                 help="Print the version (evmonitor X.Y.Z) and exit."),  # fmt: skip
+) -> None:
+    # settings, and so passwords, are read from .env: say so if others may read it
+    for path in secret_env_files():
+        warn_if_exposed(path, lambda line: typer.echo(line, err=True), "settings (passwords)")
 
 
 # --- one-shot set-up --------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES)
 def init() -> None:
     """Create Kafka topics, apply the SQL schema and install the index template. Idempotent."""
     from evmonitor.stack.embedded import init_pipeline, provision_database
 
     settings = _settings()
+    require(settings, "postgres", "kafka", "elasticsearch")
     console.print(f"postgres: {provision_database(settings)}")
     info = init_pipeline(settings)
     out.print_json(data=info)
@@ -70,7 +94,7 @@ def init() -> None:
 # --- long-running roles -----------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES)
 def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
     """Run the Kafka -> Celery bridge (consumer group evmonitor-bridge). SIGTERM: flush, commit, exit."""
     from evmonitor.bridge.wiring import run_bridge
@@ -79,7 +103,7 @@ def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> N
     run_bridge(_settings())
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES)
 def gateway(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
     """Run the OCPP 1.6J gateway on EVMON_OCPP_LISTEN: chargers connect to ws://HOST:PORT/ocpp/ID.
 
@@ -88,17 +112,22 @@ def gateway(log_level: str = typer.Option("INFO", help="Python log level.")) -> 
     from evmonitor.gateway.run import run
 
     _logging(log_level)
-    run(_settings())
+    settings = _settings()
+    key = settings.ocpp_tls_key or settings.ocpp_tls_cert  # without a key file, the key sits in the cert file
+    if key is not None:
+        warn_if_exposed(Path(key), lambda line: console.print(line, highlight=False, soft_wrap=True), "a TLS private key")
+    run(settings)
 
 
 chargers_app = typer.Typer(help="The chargers the OCPP gateway accepts (registry in PostgreSQL).", no_args_is_help=True)
-app.add_typer(chargers_app, name="chargers")
+app.add_typer(chargers_app, name="chargers", rich_help_panel=OPERATOR)
 
 
 def _registry():
     from evmonitor.gateway.registry import Registry
 
     settings = _settings()
+    require(settings, "postgres")
     return Registry.connect(settings.sqlalchemy_url, settings.sql_dir)
 
 
@@ -110,9 +139,9 @@ def chargers_add(
     city: str = typer.Option(..., help="City."),
     lat: float = typer.Option(..., min=-90, max=90, help="Latitude."),
     lon: float = typer.Option(..., min=-180, max=180, help="Longitude."),
-    max_power_kw: float = typer.Option(..., min=0.001, help="Maximum power in kW."),
+    max_power_kw: float = typer.Option(..., min=0.001, max=10_000, help="Maximum power in kW."),
     connectors: int = typer.Option(..., min=1, max=99, help="Number of connectors."),
-    price: float = typer.Option(..., min=0, help="Price in EUR per kWh."),
+    price: float = typer.Option(..., min=0, max=100, help="Price in EUR per kWh."),
     password: Optional[str] = typer.Option(
         None, help="Require HTTP Basic auth (OCPP security profile 1); stored only as a slow hash."
     ),
@@ -153,7 +182,7 @@ def chargers_list(as_json: bool = typer.Option(False, "--json", help="Machine-re
 
 
 @chargers_app.command("remove")
-def chargers_remove(charger_id: str = typer.Argument(..., metavar="ID")) -> None:
+def chargers_remove(charger_id: str = typer.Argument(..., metavar="ID", help="The charger's id (chargers list).")) -> None:
     """Unregister a charger: its next connection is refused (404). Its sessions stay."""
     registry = _registry()
     try:
@@ -166,15 +195,25 @@ def chargers_remove(charger_id: str = typer.Argument(..., metavar="ID")) -> None
     console.print(f"removed {charger_id}")
 
 
-@app.command()
+def _check_autoscale(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return value
+    parts = value.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 1 <= int(parts[1]) <= int(parts[0]) <= 256:
+        raise typer.BadParameter(f"{value!r} is not MAX,MIN with 1 <= MIN <= MAX <= 256 (for example 8,2)")
+    return value
+
+
+@app.command(rich_help_panel=ROLES)
 def worker(
     queues: str = typer.Option("persist,index", "--queues", "-Q", help="Comma-separated: persist, index, maintenance."),
-    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Pool processes."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=256, help="Pool processes."),
     name: Optional[str] = typer.Option(None, "--hostname", "-n", help="Worker node name, e.g. persist@%h."),
-    autoscale: Optional[str] = typer.Option(None, help="MAX,MIN pool processes, instead of --concurrency."),
-    log_level: str = typer.Option("INFO"),
+    autoscale: Optional[str] = typer.Option(None, callback=_check_autoscale,
+                                            help="MAX,MIN pool processes, instead of --concurrency."),  # fmt: skip
+    log_level: str = typer.Option("INFO", help="Python log level."),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, max=65535,
-                                     help="Serve task duration histograms on 127.0.0.1:PORT/metrics (0: off)."),
+                                     help="Serve task duration histograms on EVMON_METRICS_ADDRESS:PORT/metrics (0: off)."),
 ) -> None:
     """Run a Celery worker (prefork pool) for the given queues. SIGTERM: finish running tasks, exit."""
     settings = _settings()
@@ -204,15 +243,15 @@ def _task_metrics(settings: Settings, port: int) -> None:
     from evmonitor.taskmetrics import connect_task_metrics, serve_task_metrics
 
     connect_task_metrics()
-    serve_task_metrics(port, folder)
-    console.print(f"worker: task metrics on http://127.0.0.1:{port}/metrics")
+    serve_task_metrics(port, folder, settings.metrics_address)
+    console.print(f"worker: task metrics on http://{settings.metrics_address}:{port}/metrics")
 
 
 BEAT_LOCK_KEY = 0x65766D62  # "evmb"
 
 
-@app.command()
-def beat(log_level: str = typer.Option("INFO")) -> None:
+@app.command(rich_help_panel=ROLES)
+def beat(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
     """Run Celery beat: periodic maintenance jobs on queue `maintenance`.
 
     Only one beat runs at a time: a second one stands by until the first stops (a PostgreSQL
@@ -227,13 +266,19 @@ def beat(log_level: str = typer.Option("INFO")) -> None:
     lock.acquire(say=console.print)
     console.print("beat: holding the scheduler lock")
     lock.watch()
+    from evmonitor.heartbeat import start_heartbeat
+
+    stop_heartbeat = start_heartbeat(settings, "beat")  # the leader's; /api/v1/pipeline reads it
     celery = create_app(settings)
     state = Path(settings.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    celery.start(["beat", "--loglevel", log_level, "--schedule", str(state / "celerybeat-schedule")])
+    try:
+        celery.start(["beat", "--loglevel", log_level, "--schedule", str(state / "celerybeat-schedule")])
+    finally:
+        stop_heartbeat()
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES)
 def flower() -> None:
     """Run Flower (task monitoring) with basic auth from EVMON_FLOWER_USER / EVMON_FLOWER_PASSWORD."""
     from evmonitor.app import create_app
@@ -249,6 +294,14 @@ def flower() -> None:
 
 
 # --- simulator --------------------------------------------------------------------------------
+
+
+# the edges of the number options: past them a run would exhaust memory or never end
+MAX_STATIONS = 100_000
+MAX_SESSIONS = 10_000_000
+MAX_SEED = 2**63 - 1
+MAX_SPEED = 100_000.0
+MAX_SECONDS = 30 * 86_400.0
 
 
 class Via(StrEnum):
@@ -267,58 +320,72 @@ def _check_via_ocpp(via: Via, **kafka_only: object) -> None:
         raise ConfigError(f"--via ocpp sends what chargers send, in order and well-formed: drop {', '.join(used)}")
 
 
-@app.command()
+@app.command(rich_help_panel=PROVING)
 def simulate(
-    stations: int = typer.Option(50, min=1, help="Stations in the fleet."),
-    sessions: int = typer.Option(1000, min=0, help="Drain mode: sessions to simulate."),
-    seed: int = typer.Option(7, help="Same seed, same fleet and shape of the day. Session and event ids "
+    stations: int = typer.Option(50, min=1, max=MAX_STATIONS, help="Stations in the fleet."),
+    sessions: int = typer.Option(1000, min=0, max=MAX_SESSIONS, help="Drain mode: sessions to simulate."),
+    seed: int = typer.Option(7, min=0, max=MAX_SEED, help="Same seed, same fleet and shape of the day. Session and event ids "
                              "are unique to each run (see --run-id), so runs never merge."),
     run_id: Optional[str] = typer.Option(None, help="Reuse a run's ids (repeat a run exactly); default: a new run."),
     live: bool = typer.Option(False, "--live", help="Real time until Ctrl-C instead of draining a fixed number."),
-    speed: float = typer.Option(1.0, min=0.01, help="Live mode: how much faster than real life stations live."),
-    duration: Optional[float] = typer.Option(None, help="Live mode: stop after this many seconds."),
+    speed: float = typer.Option(1.0, min=0.01, max=MAX_SPEED, help="Live mode: how much faster than real life stations live."),
+    duration: Optional[float] = typer.Option(None, min=0.1, max=MAX_SECONDS, help="Live mode: stop after this many seconds."),
     bad_ratio: float = typer.Option(0.0, min=0, max=1, help="Share of malformed messages to mix in."),
     duplicate_ratio: float = typer.Option(0.0, min=0, max=1, help="Probability each valid message is sent twice."),
     reorder: bool = typer.Option(False, help="Send each session's events in random order."),
-    meter_interval: float = typer.Option(300, help="Seconds between meter readings of a session."),
+    meter_interval: float = typer.Option(300, min=1, max=86_400, help="Seconds between meter readings of a session."),
     ground_truth: Optional[Path] = typer.Option(None, help="Write the ground truth JSON here."),
     via: Via = typer.Option(Via.KAFKA, "--via", help=_VIA_HELP),
+    wait: bool = typer.Option(False, "--wait", help="Drain mode: return only once the pipeline has processed the run "
+                              "(the bridge committed every record, PostgreSQL holds every session); exit 1 if not in time."),
+    wait_timeout: float = typer.Option(300, min=1, max=MAX_SECONDS, help="With --wait: give up after this many seconds."),
 ) -> None:
     """Feed the configured Kafka with a simulated fleet (drain mode by default, --live for real time).
 
     Every run sends its own session and event ids (printed as `run <id>`), so two runs, even
-    with the same seed, add up instead of overwriting each other's sessions.
+    with the same seed, add up instead of overwriting each other's sessions. Says on stderr
+    how many messages went to which topic of which Kafka; `--wait` then follows the pipeline
+    until it has processed them.
     """
-    from evmonitor.stack.simulate import run_drain, run_live_until_stopped
+    from evmonitor.stack.simulate import run_drain, run_live_until_stopped, wait_processed
 
     settings = _settings()
     _check_via_ocpp(via, **{"--live": live, "--bad-ratio": bad_ratio, "--reorder": reorder})
+    if wait and live:
+        raise ConfigError("--wait follows a drain run to its end; a --live run has none: drop one of them")
+    require(settings, "kafka", *(("postgres",) if wait or via is Via.OCPP else ()))
+    sent = None
     if via is Via.OCPP:
         from evmonitor.stack.ocpp_fleet import run_drain_ocpp
 
-        truth, _ = run_drain_ocpp(settings, stations=stations, sessions=sessions, seed=seed,
+        truth, sent = run_drain_ocpp(settings, stations=stations, sessions=sessions, seed=seed,
                                   duplicate_ratio=duplicate_ratio, meter_interval_s=meter_interval, say=console.print)  # fmt: skip
     elif live:
         truth = run_live_until_stopped(settings, stations=stations, seed=seed, speed=speed, duration_s=duration,
                                        run_id=run_id, say=console.print)  # fmt: skip
     else:
-        truth, _ = run_drain(settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
+        truth, sent = run_drain(settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
                              duplicate_ratio=duplicate_ratio, reorder=reorder, meter_interval_s=meter_interval,
                              run_id=run_id, say=console.print)  # fmt: skip
     if ground_truth:
         truth.write(ground_truth)
         console.print(f"ground truth written to {ground_truth}")
+    if wait and sent is not None:
+        failure = wait_processed(settings, truth, sent, timeout_s=wait_timeout, say=console.print)
+        if failure:
+            console.print(f"error: {failure}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
 
 
 # --- the embedded stack -----------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATOR)
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything is ready; stop with `evmonitor down`."),
     simulate_live: bool = typer.Option(False, "--simulate", help="Also run the simulator in live mode."),
-    speed: float = typer.Option(60.0, min=0.01, help="With --simulate: live speed factor."),
-    stations: int = typer.Option(50, min=1, help="With --simulate: stations."),
+    speed: float = typer.Option(60.0, min=0.01, max=MAX_SPEED, help="With --simulate: live speed factor."),
+    stations: int = typer.Option(50, min=1, max=MAX_STATIONS, help="With --simulate: stations."),
 ) -> None:
     """Start the embedded stack (what is not already reachable) and the pipeline's processes.
 
@@ -339,8 +406,11 @@ def up(
         console.print(f"Flower: http://127.0.0.1:{settings.flower_port}  user [bold]{flower['user']}[/] password [bold]{flower['password']}[/]")
     scheme = "wss" if settings.ocpp_tls_cert else "ws"
     console.print(f"OCPP gateway: {scheme}://{settings.ocpp_listen}/ocpp/<chargePointId>  (register chargers: `evmonitor chargers add`)")
-    console.print(f"API and live page: http://{settings.api_listen}/  (sign in with `evmonitor tokens create --name you`; "
-                  f"Prometheus scrapes http://{settings.api_listen}/metrics)", highlight=False)
+    console.print(f"API and live page: http://{settings.api_listen}/  (sign in with `evmonitor tokens create --name you`)",
+                  highlight=False)  # fmt: skip
+    targets = stack.metrics_targets()
+    console.print("Prometheus scrape targets (one port per process; the API's needs a read token as Bearer): "
+                  + ", ".join(f"{name} {url}" for name, url in targets.items()), highlight=False, soft_wrap=True)  # fmt: skip
     if detach:
         console.print("running in the background: `evmonitor status`, `evmonitor down`")
         return
@@ -357,7 +427,7 @@ def up(
             stack.down()
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATOR)
 def down() -> None:
     """Stop what `up` started, gracefully and in order (simulator, bridge, workers, services)."""
     from evmonitor.stack.supervisor import Stack
@@ -377,7 +447,7 @@ def _print_status(items: list[dict]) -> None:
     out.print(table)
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATOR)
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Each component (pid, address, health), the configured services, and data health.
 
@@ -403,22 +473,26 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
             for name, value in health:
                 table.add_row(name, value)
             out.print(table)
+    for item in items:  # name the setting that points at a service nobody answers on
+        spec = SERVICES.get(item["name"]) if item["kind"] == "service" and not item["healthy"] else None
+        if spec is not None:
+            console.print(f"cannot reach {spec.label} at {item['address']} ({spec.setting})", highlight=False, soft_wrap=True)
     if not processes:
         console.print("nothing is running (start with `evmonitor up`)")
     if not processes or any(not item["healthy"] for item in items):
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(rich_help_panel=PROVING)
 def demo(
-    stations: int = typer.Option(50, min=1, help="Stations in the simulated fleet."),
-    sessions: int = typer.Option(2000, min=1, help="Sessions in the simulated day."),
-    seed: int = typer.Option(11, help="Fixes the fleet and the shape of the day (ids are new every run)."),
+    stations: int = typer.Option(50, min=1, max=MAX_STATIONS, help="Stations in the simulated fleet."),
+    sessions: int = typer.Option(2000, min=1, max=MAX_SESSIONS, help="Sessions in the simulated day."),
+    seed: int = typer.Option(11, min=0, max=MAX_SEED, help="Fixes the fleet and the shape of the day (ids are new every run)."),
     bad_ratio: float = typer.Option(0.0, min=0, max=1, help="Share of malformed messages to mix in."),
     duplicate_ratio: float = typer.Option(0.0, min=0, max=1, help="Probability each valid message is sent twice."),
     reorder: bool = typer.Option(False, "--reorder", help="Send each session's events in random order."),
     ground_truth: Optional[Path] = typer.Option(None, help="Also write the ground truth JSON here."),
-    timeout: float = typer.Option(900, min=1, help="Seconds to wait for the pipeline to drain."),
+    timeout: float = typer.Option(900, min=1, max=MAX_SECONDS, help="Seconds to wait for the pipeline to drain."),
     keep: bool = typer.Option(False, "--keep", help="Leave the sandbox running afterwards (it says how to reach and remove it)."),
     remove: Optional[Path] = typer.Option(None, "--remove", metavar="DIR", help="Throw away a sandbox that --keep left running, and exit."),
     via: Via = typer.Option(Via.KAFKA, "--via", help=_VIA_HELP),
@@ -441,15 +515,15 @@ def demo(
     ok = run_demo(
         settings, stations=stations, sessions=sessions, seed=seed, bad_ratio=bad_ratio,
         duplicate_ratio=duplicate_ratio, reorder=reorder, ground_truth=ground_truth, timeout_s=timeout,
-        keep=keep, console=console, via=str(via),
+        keep=keep, console=console, via=str(via), out=out,
     )  # fmt: skip
     raise typer.Exit(0 if ok else 1)
 
 
-@app.command()
+@app.command(rich_help_panel=PROVING)
 def chaos(
-    events: int = typer.Option(20_000, min=500, help="Events per cell (valid + duplicates)."),
-    seed: int = typer.Option(1, help="Chooses fault moments and durations, and the simulated day."),
+    events: int = typer.Option(20_000, min=500, max=10_000_000, help="Events per cell (valid + duplicates)."),
+    seed: int = typer.Option(1, min=0, max=MAX_SEED, help="Chooses fault moments and durations, and the simulated day."),
     faults: str = typer.Option(",".join(("bridge", "worker", "beat", "redis", "postgres", "elasticsearch")),
                                help="Comma-separated cells; 'a+b' injects two faults at once."),  # fmt: skip
     admin_database_url: Optional[str] = typer.Option(None, help="Superuser URL for throw-away databases "
@@ -486,40 +560,59 @@ def chaos(
 # --- reports ----------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATOR)
 def report(
     date: Optional[str] = typer.Option(
-        None, "--date", help="Local day YYYY-MM-DD in EVMON_TIMEZONE. Default: yesterday."
+        None, "--date", "--day", help="Local day YYYY-MM-DD in EVMON_TIMEZONE. Default: yesterday."
+    ),
+    month: Optional[str] = typer.Option(
+        None, "--month", help="Build the monthly report of this local month, YYYY-MM, instead of a daily one."
     ),
 ) -> None:
-    """Build the daily network report (HTML with charts, and CSV) for one day, now.
+    """Build the daily network report (HTML with charts, and CSV) for one day, or with --month the
+    monthly one (uptime per port, outages with causes, sessions, kWh, peak kW), now.
 
-    Brings rollups, alerts and availability up to date first, then writes both files to the
+    Brings rollups, alerts and the outage ledger up to date first, then writes both files to the
     reports folder (EVMON_REPORTS_DIR, default <state_dir>/reports) and records them.
     """
     from datetime import date as Date
     from datetime import datetime, timezone
 
-    from beat.runner import Context, do_daily_report
+    from beat.runner import Context, do_daily_report, do_monthly_report
+    from beat.uptime import month_days
 
     settings = _settings()
+    if date and month:
+        raise ConfigError("give --date or --month, not both")
     try:
         day = Date.fromisoformat(date) if date else None
     except ValueError:
         raise ConfigError(f"--date must look like 2026-11-23, not {date!r}") from None
+    if month:
+        month_days(month)  # says what a month looks like before anything connects
+    require(settings, "postgres")
     ctx = Context(settings)
     try:
-        result = do_daily_report(ctx, datetime.now(timezone.utc), day, force=True)
+        now = datetime.now(timezone.utc)
+        result = do_monthly_report(ctx, now, month, force=True) if month else do_daily_report(ctx, now, day, force=True)
     finally:
         ctx.close()
     if "skipped" in result:
         console.print(f"report not built: {result['skipped']}; try again in a moment")
         raise typer.Exit(1)
-    console.print(
-        f"report for {result['day']}: {result['sessions']} sessions, {result['energy_kwh']} kWh, "
-        f"EUR {result['revenue_eur']}",
-        highlight=False,
-    )
+    if month:
+        uptime = "no data" if result["uptime_pct"] is None else f"{result['uptime_pct']} %"
+        console.print(
+            f"report for {result['month']} ({result['coverage']}): {result['ports']} ports, uptime {uptime}, "
+            f"{result['outages']} outages, {result['sessions']} sessions, {result['energy_kwh']} kWh",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"report for {result['day']}: {result['sessions']} sessions, {result['energy_kwh']} kWh, "
+            f"EUR {result['revenue_eur']}",
+            highlight=False,
+        )
     typer.echo(result["html"])
     typer.echo(result["csv"])
 
@@ -528,12 +621,13 @@ def report(
 
 outages_app = typer.Typer(help="The outage ledger per charging port, and the causes operators give them.",
                           no_args_is_help=True)  # fmt: skip
-app.add_typer(outages_app, name="outages")
+app.add_typer(outages_app, name="outages", rich_help_panel=OPERATOR)
 
 
 def _engine(settings: Settings):
     import sqlalchemy as sa
 
+    require(settings, "postgres")
     return sa.create_engine(settings.sqlalchemy_url)
 
 
@@ -585,7 +679,7 @@ def _set_cause(outage_id: str, cause: OutageCause, note: Optional[str], by: Opti
 
 @outages_app.command("exclude")
 def outages_exclude(
-    outage_id: str = typer.Argument(..., metavar="ID"),
+    outage_id: str = typer.Argument(..., metavar="ID", help="The outage's id (outages list)."),
     cause: OutageCause = typer.Option(..., "--cause", help="Why the port was down."),
     note: str = typer.Option(..., "--note", help="What happened (kept with the outage and in the audit)."),
     by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the OS user)."),
@@ -598,7 +692,7 @@ def outages_exclude(
 
 @outages_app.command("include")
 def outages_include(
-    outage_id: str = typer.Argument(..., metavar="ID"),
+    outage_id: str = typer.Argument(..., metavar="ID", help="The outage's id (outages list)."),
     note: Optional[str] = typer.Option(None, "--note", help="Why it counts after all."),
     by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the OS user)."),
 ) -> None:
@@ -607,7 +701,7 @@ def outages_include(
     console.print(f"{outage_id}: cause unknown, counted against uptime", highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATOR)
 def uptime(
     station: Optional[str] = typer.Option(None, "--station", help="Only this station."),
     first: Optional[str] = typer.Option(None, "--from", help="First local day YYYY-MM-DD (EVMON_TIMEZONE)."),

@@ -14,12 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evmonitor.cli_support import OPERATOR, ROLES, Unreachable, explain_unreachable, require
 from evmonitor.config import Settings, load_settings
 from evmonitor.errors import ConfigError
 
 __all__ = ["register"]
 
-PANEL = "Operator"
 out = Console()
 err = Console(stderr=True)
 tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
@@ -41,12 +41,13 @@ def _read(settings: Settings, fn, **kwargs: Any) -> Any:  # type: ignore[no-unty
     from evmonitor.errors import TransientError
     from evmonitor.storage.postgres import translate_errors
 
+    require(settings, "postgres")
     engine = _engine(settings)
     try:
         with translate_errors(), engine.begin() as conn:
             return fn(conn, **kwargs)
     except TransientError as exc:
-        raise ConfigError(f"cannot reach PostgreSQL ({exc}); check EVMON_DATABASE_URL") from None
+        raise Unreachable(explain_unreachable(exc, settings) or f"PostgreSQL (EVMON_DATABASE_URL): {exc}") from None
     finally:
         engine.dispose()
 
@@ -69,6 +70,8 @@ def api(listen: Optional[str] = typer.Option(None, help="HOST:PORT (default EVMO
 
     settings = load_settings(**({"api_listen": listen} if listen else {}))
     host, _, port = settings.api_listen.rpartition(":")
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--listen / EVMON_API_LISTEN={settings.api_listen!r}: the port must be 1..65535")
     err.print(f"api: http://{host}:{port}/  (docs /docs, metrics /metrics)")
     uvicorn.run(create_api(settings), host=host, port=int(port), log_level=log_level, access_log=False)
 
@@ -201,8 +204,8 @@ def alerts(open_only: bool = typer.Option(False, "--open", help="Only open alert
 
 
 def register(app: typer.Typer) -> None:
-    """Add the operator's commands to the `evmonitor` app, under their own help panel."""
-    for fn, name in ((stations, "stations"), (station, "station"), (sessions, "sessions"), (alerts, "alerts"),
-                     (api, "api")):  # fmt: skip
-        app.command(name, rich_help_panel=PANEL)(fn)
-    app.add_typer(tokens_app, name="tokens", rich_help_panel=PANEL)
+    """Add the operator's commands to the `evmonitor` app, under their help panels."""
+    for fn, name in ((stations, "stations"), (station, "station"), (sessions, "sessions"), (alerts, "alerts")):
+        app.command(name, rich_help_panel=OPERATOR)(fn)
+    app.command("api", rich_help_panel=ROLES)(api)
+    app.add_typer(tokens_app, name="tokens", rich_help_panel=OPERATOR)

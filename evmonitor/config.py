@@ -96,7 +96,13 @@ class Settings(BaseSettings):
     api_listen: str = Field("127.0.0.1:8000", pattern=r"^[^:\s]+:\d{1,5}$", description="HOST:PORT of `evmonitor api`")
     api_session_ttl_s: float = Field(12 * 3600.0, gt=0, description="how long a browser stays signed in")
     api_poll_s: float = Field(1.0, gt=0, le=5, description="how often the live page's stream looks at PostgreSQL")
-    bridge_metrics_port: int = Field(0, ge=0, le=65535, description="port of the bridge's /metrics on 127.0.0.1 (0: none)")
+    bridge_metrics_port: int = Field(0, ge=0, le=65535, description="port of the bridge's /metrics (0: none)")
+    gateway_metrics_port: int = Field(0, ge=0, le=65535, description="port of the OCPP gateway's /metrics (0: none)")
+    metrics_address: str = Field("127.0.0.1", description="address the bridge's, workers' and gateway's /metrics "
+                                 "listen on (no auth: keep it private; 0.0.0.0 inside a container network)")
+    metrics_port_base: int = Field(9464, ge=0, le=65500, description="`evmonitor up` serves /metrics of the bridge, "
+                                   "workers persist, index, maintenance and the gateway on this port and the next "
+                                   "four (a taken one is replaced by a free port, and said); 0: none")
 
     # --- maintenance (beat): stale sessions, faults, availability, reports ---
     stale_after_s: float = Field(1800.0, gt=0, description="an active session silent this long is marked stale")
@@ -183,6 +189,14 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("admin_database_url", mode="after")
+    @classmethod
+    def _admin_url_on_psycopg2(cls, value: str) -> str:
+        # as `sqlalchemy_url` does for the app's URL: a bare postgresql:// would ask for psycopg 3
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg2://" + value.split("://", 1)[1]
         return value
 
     @field_validator("state_dir", mode="after")

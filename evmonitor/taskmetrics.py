@@ -52,12 +52,12 @@ def connect_task_metrics() -> None:
     task_postrun.connect(_postrun, weak=False)
 
 
-def serve_task_metrics(port: int, folder: Path) -> Any:
-    """Serve the pool's summed samples from `folder` on 127.0.0.1:`port`; returns the server."""
+def serve_task_metrics(port: int, folder: Path, address: str = "127.0.0.1") -> Any:
+    """Serve the pool's summed samples from `folder` on address:`port`; returns the server."""
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(folder))
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr=address, registry=registry)
     return server

@@ -5,7 +5,7 @@
     /, /stations/{id}        the live operator page (signed-in browsers)
     /api/v1/...              one router per resource (routes/), bearer token or session cookie
     /metrics                 Prometheus exposition (bearer token)
-    /openapi.json, /docs     the API's description (no auth: it holds no data)
+    /openapi.json, /docs     the API's description (bearer token or session cookie, like the rest)
 
 The engine, the search client and the metrics registry live on `app.state`, one per app, so
 tests build as many isolated apps as they like.
@@ -20,7 +20,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
+from evmonitor.api.deps import reader
 from evmonitor.api.errors import error, install_error_handlers
 from evmonitor.api.metrics import ApiMetrics
 from evmonitor.api.routes import alerts, auth, board, health, metrics, pages, pipeline, reports, rollups, sessions, stations
@@ -51,6 +54,10 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         description="Send `Authorization: Bearer <token>` (create one with `evmonitor tokens create`). "
         "Times are UTC, RFC 3339. Lists are paged: pass `next_cursor` back as `cursor`. "
         'Every error is `{"error": {"code", "message"}}`.',
+        # served below behind the token check: every door but /healthz and /login is locked
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     engine = create_engine(settings.sqlalchemy_url, pool_size=5, max_overflow=5,
                            connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"})  # fmt: skip
@@ -78,9 +85,17 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     def route_label(path: str) -> str:
         # a bounded label set: the documented path templates (plus the pages), never the raw path
         if not templates:
-            known = [*app.openapi()["paths"], "/", "/login", "/logout", "/stations/{station_id}"]
+            known = [*app.openapi()["paths"], "/", "/login", "/logout", "/stations/{station_id}", "/openapi.json", "/docs"]
             templates.extend((re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(t)) + "$"), t) for t in known)
         return next((t for pattern, t in templates if pattern.match(path)), "other")
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[reader])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[reader])
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="evmonitor API")
 
     app.include_router(health.router)
     app.include_router(auth.router)

@@ -10,16 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+import re
+from datetime import date
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from pydantic import BeforeValidator
 
 from evmonitor.api import queries
 from evmonitor.api.errors import ApiError
 from evmonitor.config import Settings
 
-__all__ = ["COOKIE", "Clock", "Conn", "Principal", "operator", "reader", "settings_of", "utc", "Views"]
+__all__ = ["COOKIE", "Clock", "Conn", "IsoDate", "Principal", "Rfc3339", "earlier", "operator", "reader", "settings_of", "utc",
+           "Views"]  # fmt: skip
 
 COOKIE = "evmon_session"
 
@@ -55,6 +59,35 @@ def views(request: Request) -> Views:
 
 
 Clock = Annotated[Views, Depends(views)]
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    # pydantic alone would also take a number of seconds since 1970 (`until=0.5`): not what we document
+    if isinstance(value, str) and not _RFC3339.fullmatch(value.strip()):
+        raise ValueError("give a time in RFC 3339, e.g. 2026-01-31T08:00:00Z")
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value.strip()):
+        raise ValueError("give a day as YYYY-MM-DD")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def earlier(value: Any, delta: timedelta) -> Any:
+    """`value - delta`, or the earliest value of its type where that would fall before year 1."""
+    try:
+        return value - delta
+    except OverflowError:
+        return type(value).min.replace(tzinfo=value.tzinfo) if isinstance(value, datetime) else date.min
 
 
 def utc(name: str, value: datetime | None) -> datetime | None:

@@ -61,13 +61,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail))
+        # keep the exception's headers: a 405 says which methods are allowed (Allow, RFC 9110)
+        return error(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+        return error(422, "invalid_request", f"{where}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}")
 
     @app.exception_handler(OverflowError)
     async def _range(request: Request, exc: OverflowError) -> JSONResponse:

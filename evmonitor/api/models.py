@@ -6,11 +6,11 @@ Times are UTC (the queries convert them) and pydantic writes them as RFC 3339 wi
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["Alert", "Board", "Connector", "HourlyRollup", "DailyRollup", "MeterPoint", "Page", "Pipeline", "PipelineDetail", "Report",
+__all__ = ["Alert", "Board", "ComponentHealth", "Connector", "HourlyRollup", "DailyRollup", "MeterPoint", "Page", "Pipeline", "PipelineDetail", "Report",
            "Session", "SessionDetail", "Station", "StationDetail", "Health"]  # fmt: skip
 
 T = TypeVar("T")
@@ -193,6 +193,15 @@ class DeadLetters(BaseModel):
     latest: list[DeadLetter]
 
 
+class ComponentHealth(BaseModel):
+    """One part of the pipeline: `name` is postgresql, kafka, search, redis, bridge, beat, gateway or
+    `worker <queue>`; `unknown` when what would tell (the broker) does not answer."""
+
+    name: str
+    status: Literal["up", "down", "unknown"]
+    detail: str
+
+
 class PipelineDetail(Pipeline):
     """`null` parts could not be read now; `unreachable` says which store did not answer and why."""
 
@@ -200,6 +209,8 @@ class PipelineDetail(Pipeline):
     queues: dict[str, int] | None = None
     deadletters: DeadLetters | None = None
     unreachable: dict[str, str]
+    components: list[ComponentHealth]
+    batches_in_flight: int | None = None
 
 
 class Counters(BaseModel):

@@ -39,7 +39,8 @@ margin-bottom:6px;border-left:6px solid #b54708}ul.alerts li.critical{border-col
 table{border-collapse:collapse;background:#fff;width:100%}td,th{padding:4px 8px;border-bottom:1px solid #eaecf0;
 text-align:left;font-size:13px}form.login{max-width:380px;margin:80px auto;background:#fff;padding:24px;border-radius:8px}
 form.login input{width:100%;padding:8px;font:inherit;margin:8px 0}form.login button{padding:8px 16px;font:inherit}
-.error{color:#b42318}.muted{color:#475467;font-size:13px}
+.error{color:#b42318}.muted{color:#475467;font-size:13px}ul.components{list-style:none;padding:0;margin:0}
+ul.components li{background:#fff;border-radius:6px;padding:3px 8px;margin-bottom:4px}ul.components .status{margin:0 4px 0 0}
 """ + "".join(
     f'[data-status="{s}"]{{border-left-color:{bg}}}[data-status="{s}"] .status,.status[data-s="{s}"],'
     f'.chip[data-s="{s}"]{{background:{bg};color:{fg};border-color:{bg}}}'
@@ -81,6 +82,21 @@ SCRIPT = """
     $('#p-unsettled').textContent = p.sinks.map(s => s.sink + ' ' + s.batches_unsettled).join(', ') || 'none';
     $('#live').textContent = 'Live · updated ' + new Date(b.generated_at).toLocaleTimeString();
   }
+  const HEALTH = {up: 'Available', down: 'Faulted', unknown: 'Unknown'};
+  async function components(){
+    let p; try { const r = await fetch('/api/v1/pipeline', {credentials: 'same-origin'}); if (!r.ok) return;
+      p = await r.json(); } catch (e) { return; }
+    $('#components').replaceChildren(...p.components.map(c => { const li = el('li');
+      li.dataset.component = c.name; li.dataset.health = c.status; const s = el('span', 'status', c.status);
+      s.dataset.s = HEALTH[c.status] || 'Unknown'; li.append(s, el('b', '', ' ' + c.name + ' '), el('span', 'muted', c.detail));
+      return li; }));
+    $('#p-inflight').textContent = p.batches_in_flight === null ? 'unknown (no bridge)' : p.batches_in_flight;
+    const lag = (p.consumer_lag || []).reduce((n, x) => n + x.lag, 0);
+    $('#p-lag').textContent = p.consumer_lag ? lag + ' records' : 'unknown (Kafka does not answer)';
+    $('#p-dead').textContent = p.deadletters ? Object.entries(p.deadletters.by_reason).map(([r, n]) => r + ' ' + n)
+      .join(', ') || 'none' : 'unknown';
+  }
+  components(); setInterval(components, 5000);
   const source = new EventSource('/api/v1/board/stream');
   source.onmessage = e => render(JSON.parse(e.data));
   source.onerror = () => { $('#live').textContent = 'Reconnecting…'; };
@@ -141,11 +157,15 @@ def board_page(board: dict[str, Any], network: str) -> str:
     p = board["pipeline"]
     unsettled = ", ".join(f'{escape(s["sink"])} {s["batches_unsettled"]}' for s in p["sinks"]) or "none"
     sinks = (f'<li>last write to PostgreSQL: <span id="p-write">{_when(p["last_write_at"]) or "never"}</span></li>'
-             f'<li>batches not yet committed: <span id="p-unsettled">{unsettled}</span></li>')
+             f'<li>batches not yet committed: <span id="p-unsettled">{unsettled}</span></li>'
+             '<li>batches in flight: <span id="p-inflight">…</span></li><li>consumer lag: <span id="p-lag">…</span></li>'
+             '<li>dead letters: <span id="p-dead">…</span></li>')
     body = (f'<div class="counters">{counters}</div><div class="cols"><section><h2>Stations '
             f'<span class="muted">({len(board["stations"])})</span></h2><div class="board" id="board">{cards}</div>'
             f'</section><aside><h2>Open alerts</h2><ul class="alerts" id="alerts">{alerts}</ul>'
-            f'<h2>Pipeline</h2><ul id="pipeline">{sinks}</ul></aside></div>')  # fmt: skip
+            f'<h2>Pipeline</h2><ul id="pipeline">{sinks}</ul>'
+            '<h2>Components</h2><ul class="components" id="components"><li class="muted">checking …</li></ul>'
+            '</aside></div>')  # fmt: skip
     return _layout(f"{network} · evmonitor", body, script=SCRIPT)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "acknowledge_alert",
     "alert_list",
     "board",
+    "component_health",
     "consumer_lag",
     "create_token",
     "deadletter_summary",
@@ -446,6 +447,58 @@ def deadletter_summary(search: Any, index: str, *, latest: int = 10) -> dict[str
                      "source_partition": doc.get("source_partition"), "source_offset": doc.get("source_offset"),
                      "station_id": doc.get("station_id"), "received_at": doc.get("received_at")})  # fmt: skip
     return {"by_reason": by_reason, "latest": rows}
+
+
+def component_health(settings: Any, celery: Any, *, reached: dict[str, str | None],
+                     inspect_timeout_s: float = 1.0) -> tuple[list[dict[str, Any]], int | None]:  # fmt: skip
+    """Each part of the pipeline: up, down or unknown, with a one-line detail; and the bridges' batches in
+    flight (published, not yet in every sink), as their heartbeats say (None without a live bridge).
+
+    `reached` holds what the caller already asked of the stores: name -> None (it answered) or the
+    error. Redis is pinged here; then the bridge, beat and gateway by their heartbeats in Redis
+    (`evmonitor.heartbeat`), and the workers of each queue by Celery's inspect over the broker
+    (`inspect_timeout_s`, through the Celery app `celery`). Without Redis those are unknown: nothing
+    here can ask them.
+    """
+    import redis
+
+    from evmonitor.heartbeat import TTL_S, read_heartbeats
+    from evmonitor.names import Queue
+
+    labels = {"postgresql": "PostgreSQL", "kafka": "Kafka", "search": "search server"}
+    parts = [{"name": name, "status": "up" if error is None else "down",
+              "detail": f"{labels.get(name, name)} answers" if error is None else error[:300]}
+             for name, error in reached.items()]  # fmt: skip
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+        beats = read_heartbeats(client, settings.broker_key_prefix)
+    except redis.RedisError as exc:
+        parts.append({"name": "redis", "status": "down", "detail": f"broker: {exc}"[:300]})
+        unknown = "unknown: the broker (Redis) does not answer"
+        return parts + [{"name": n, "status": "unknown", "detail": unknown}
+                        for n in ("bridge", "beat", "gateway", *(f"worker {q}" for q in Queue))], None  # fmt: skip
+    finally:
+        client.close()
+    parts.append({"name": "redis", "status": "up", "detail": "broker answers"})
+    for role in ("bridge", "beat", "gateway"):
+        alive = beats.get(role, [])
+        detail = ", ".join(f"{b['host']} pid {b['pid']} ({b['age_s']:.0f} s ago)" for b in alive)
+        parts.append({"name": role, "status": "up" if alive else "down",
+                      "detail": f"heartbeat from {detail}" if alive else f"no heartbeat in the last {TTL_S} s"})  # fmt: skip
+    try:
+        replies = celery.control.inspect(timeout=inspect_timeout_s).active_queues() or {}
+    except Exception as exc:  # the broker went away between the ping and the broadcast
+        replies, failed = {}, str(exc)
+    else:
+        failed = ""
+    for queue in Queue:
+        nodes = sorted(node for node, queues in replies.items() if any(q.get("name") == queue for q in queues))
+        parts.append({"name": f"worker {queue}", "status": "up" if nodes else ("unknown" if failed else "down"),
+                      "detail": ("answered: " + ", ".join(nodes)) if nodes else
+                      (failed[:300] or f"no worker consumes queue {queue} (none answered within {inspect_timeout_s:g} s)")})  # fmt: skip
+    bridges = beats.get("bridge", [])
+    return parts, (sum(int(b.get("batches_in_flight", 0)) for b in bridges) if bridges else None)
 
 
 def metrics_counts(conn: sa.Connection, *, offline_before: datetime) -> dict[str, Any]:

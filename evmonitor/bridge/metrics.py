@@ -1,10 +1,10 @@
-"""The bridge's Prometheus metrics, served on 127.0.0.1:EVMON_BRIDGE_METRICS_PORT (0: off).
+"""The bridge's Prometheus metrics, served on EVMON_METRICS_ADDRESS:EVMON_BRIDGE_METRICS_PORT (0: off).
 
 One port per process, no multiprocess mode: the bridge is one process. The collector reads the
 bridge's own counters (`Bridge.stats`, its in-flight batches) and the consumer lag that
 `LagProbe` measures on the bridge's thread, so scraping never touches the Kafka consumer (which
-is not thread-safe) and never slows the loop. The port is bound to 127.0.0.1 and has no auth:
-put a proxy in front to scrape it from elsewhere.
+is not thread-safe) and never slows the loop. The port has no auth: it is bound to 127.0.0.1
+unless EVMON_METRICS_ADDRESS says otherwise (compose: the private container network).
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ class BridgeCollector(Collector):
         yield lag
 
 
-def serve_metrics(port: int, bridge: Any, probe: LagProbe | None) -> Any:
-    """Serve /metrics on 127.0.0.1:`port` from a daemon thread; returns the server."""
+def serve_metrics(port: int, bridge: Any, probe: LagProbe | None, address: str = "127.0.0.1") -> Any:
+    """Serve /metrics on address:`port` from a daemon thread; returns the server."""
     registry = CollectorRegistry()
     registry.register(BridgeCollector(bridge, probe))
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr=address, registry=registry)
     return server

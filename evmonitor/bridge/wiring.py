@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from evmonitor.bridge.batching import Batch
 from evmonitor.bridge.bridge import Bridge
 from evmonitor.bridge.metrics import LagProbe, serve_metrics
+from evmonitor.heartbeat import start_heartbeat
 from evmonitor.config import Settings
 from evmonitor.deadletter import DeadLetters
 from evmonitor.errors import TransientError
@@ -158,11 +159,13 @@ def run_bridge(settings: Settings, stop: threading.Event | None = None) -> Bridg
     bridge, source, producer = build_bridge(settings, stop=stop)
     server = None
     if settings.bridge_metrics_port:
-        server = serve_metrics(settings.bridge_metrics_port, bridge, source.lag)
-        log.info("bridge: metrics on http://127.0.0.1:%d/metrics", settings.bridge_metrics_port)
+        server = serve_metrics(settings.bridge_metrics_port, bridge, source.lag, settings.metrics_address)
+        log.info("bridge: metrics on http://%s:%d/metrics", settings.metrics_address, settings.bridge_metrics_port)
+    stop_heartbeat = start_heartbeat(settings, "bridge", state=lambda: {"batches_in_flight": len(bridge.inflight)})
     try:
         bridge.run(stop)
     finally:
+        stop_heartbeat()
         source.close()
         producer.close(timeout=10)
         if server is not None:

@@ -12,6 +12,7 @@ from evmonitor.errors import ConfigError
 from evmonitor.gateway.publisher import Publisher
 from evmonitor.gateway.registry import Registry
 from evmonitor.gateway.server import Gateway
+from evmonitor.heartbeat import start_heartbeat
 
 __all__ = ["listen_address", "run", "tls_context"]
 
@@ -57,6 +58,12 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if settings.gateway_metrics_port:
+        from evmonitor.gateway.metrics import serve_metrics
+
+        serve_metrics(settings.gateway_metrics_port, gateway.metrics, settings.metrics_address)
+        log.info("gateway: metrics on http://%s:%d/metrics", settings.metrics_address, settings.gateway_metrics_port)
+    stop_heartbeat = start_heartbeat(settings, "gateway")
     try:
         await gateway.start(host, port, ssl=context)
         scheme = "wss" if context else "ws"
@@ -65,6 +72,7 @@ async def _serve(settings: Settings) -> None:
         log.info("gateway: stopping: no new connections, finishing messages in flight")
         await gateway.shutdown("gateway shutting down")
     finally:
+        stop_heartbeat()
         publisher.close()
         registry.close()
         log.info("gateway: stopped")

@@ -45,6 +45,7 @@ from evmonitor.deadletter import Source
 from evmonitor.deadletter import deadletter_record as deadletter_value
 from evmonitor.errors import InvalidEvent, Reason, TransientError
 from evmonitor.gateway import mapping
+from evmonitor.gateway.metrics import GatewayMetrics
 from evmonitor.gateway.passwords import verify_password
 from evmonitor.gateway.publisher import Publisher, Record, deadletter_record, event_record
 from evmonitor.gateway.registry import Charger, Registry
@@ -101,6 +102,7 @@ class Gateway:
         self.sessions: dict[str, _ChargerSession] = {}
         self._accepted: dict[ServerConnection, Charger] = {}
         self._server: Server | None = None
+        self.metrics = GatewayMetrics(lambda: len(self.sessions), frozenset(str(a.value) for a in Action))
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -145,9 +147,11 @@ class Gateway:
             charger = await asyncio.to_thread(self.registry.get, charger_id)
         except TransientError as exc:
             log.error("gateway: registry unavailable, refusing %r: %s", charger_id, exc)
+            self.metrics.handshakes.labels("refused").inc()
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Registry unavailable, retry later\n")
         if charger is None:
             log.warning("gateway: refused unknown charge point %r from %s (404)", charger_id, remote)
+            self.metrics.handshakes.labels("refused").inc()
             return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point\n")
         if charger.password_hash is not None:
             password = _basic_password(request.headers.get("Authorization"), charger_id)
@@ -156,8 +160,10 @@ class Gateway:
                             "missing" if password is None else "wrong")  # fmt: skip
                 response = connection.respond(HTTPStatus.UNAUTHORIZED, "Authentication required\n")
                 response.headers["WWW-Authenticate"] = 'Basic realm="evmonitor", charset="UTF-8"'
+                self.metrics.handshakes.labels("refused").inc()
                 return response
         self._accepted[connection] = charger
+        self.metrics.handshakes.labels("accepted").inc()
         return None
 
     # --- one connection ---------------------------------------------------------------------
@@ -193,6 +199,7 @@ class Gateway:
         )
         try:
             await self.publisher.publish([event_record(event)])
+            self.metrics.published.labels("event").inc()
         except TransientError as exc:
             log.error("gateway: could not publish that %s went offline: %s", charger_id, exc)
 
@@ -218,6 +225,7 @@ class _ChargerSession(ChargePoint):
         self.busy = asyncio.Lock()
         self._frame = ""
         self._payload: Any = None
+        self._answered = ""  # "ok" or "error": what the CALL being handled was answered with
 
     async def close(self, reason: str) -> None:
         """Close once the message being handled (if any) is answered."""
@@ -235,7 +243,17 @@ class _ChargerSession(ChargePoint):
             parsed, self._payload = None, None
         if log.isEnabledFor(logging.DEBUG) and isinstance(parsed, list) and len(parsed) > 2:
             log.debug("gateway: %s: received %s %s", self.id, parsed[2] if parsed[0] == 2 else "answer", parsed[1])
+        self._answered = ""
         await super().route_message(self._frame)
+        if isinstance(parsed, list) and len(parsed) > 2 and parsed[0] == 2:
+            self.gateway.metrics.message(str(parsed[2]), self._answered or "error")
+        elif self._answered:  # a frame that was no readable CALL, answered with a CALLERROR
+            self.gateway.metrics.message("other", self._answered)
+
+    async def _send(self, message: str) -> None:
+        # the answer to a CALL: [3, ...] CALLRESULT or [4, ...] CALLERROR
+        self._answered = "error" if message.lstrip("[ ").startswith("4") else "ok"
+        await super()._send(message)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -248,6 +266,8 @@ class _ChargerSession(ChargePoint):
         records += [self._deadletter(item.reason, item.detail) for item in unreadable]
         try:
             await self.gateway.publisher.publish(records)
+            self.gateway.metrics.published.labels("event").inc(len(records) - len(unreadable))
+            self.gateway.metrics.published.labels("deadletter").inc(len(unreadable))
         except TransientError as exc:
             log.warning("gateway: %s: not stored, answering InternalError so it retries: %s", self.id, exc)
             raise InternalError(description="Could not store the message; retry later") from None

@@ -1,5 +1,6 @@
-"""Charts of a daily report as PNG bytes, drawn with matplotlib's object API on the Agg canvas
-(no pyplot state, no display: safe in worker processes and threads)."""
+"""Charts of a daily report, drawn with matplotlib's object API on the Agg canvas (no pyplot
+state, no display: safe in worker processes and threads). Each chart function returns its
+`Figure` (tests read its axes: every percentage axis starts at 0); `png` turns one into bytes."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from matplotlib.ticker import MaxNLocator
 
 from evmonitor.reports.model import DailyReport
 
-__all__ = ["CHARTS", "availability_by_station", "faults_by_code", "hourly_activity", "hourly_utilization",
-           "utilization_by_station"]  # fmt: skip
+__all__ = ["CHARTS", "availability_by_station", "faults_by_code", "hourly_activity", "hourly_utilization", "png",
+           "station_label", "utilization_by_station"]  # fmt: skip
 
 BLUE, ORANGE, GREEN, RED, GREY = "#2f6db5", "#e8871e", "#3a9d5d", "#c8402f", "#6b7280"
 MAX_BARS = 30
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes; no timestamp or software tag, so the same figure gives the same bytes."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
@@ -36,7 +38,7 @@ def _hour_labels(report: DailyReport) -> list[str]:
     return [h.starts_at.strftime("%H:%M") for h in report.hours]
 
 
-def hourly_activity(report: DailyReport) -> bytes:
+def hourly_activity(report: DailyReport) -> Figure:
     fig = _figure(3.4)
     ax = fig.add_subplot()
     labels = _hour_labels(report)
@@ -53,10 +55,10 @@ def hourly_activity(report: DailyReport) -> bytes:
     ax.set_xlabel(f"hour of the day ({report.timezone})")
     ax.set_title("Sessions started and their energy, per hour")
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def hourly_utilization(report: DailyReport) -> bytes:
+def hourly_utilization(report: DailyReport) -> Figure:
     fig = _figure(3.0)
     ax = fig.add_subplot()
     labels = _hour_labels(report)
@@ -71,17 +73,17 @@ def hourly_utilization(report: DailyReport) -> bytes:
     ax.set_xlabel(f"hour of the day ({report.timezone})")
     ax.set_title("Network utilization per hour")
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def _station_label(name: str, station_id: str) -> str:
+def station_label(name: str, station_id: str) -> str:
     short = name if len(name) <= 28 else name[:27] + "…"
     label = f"{short} ({station_id})" if name != station_id else station_id
     # matplotlib reads text between two "$" as TeX math: a station named "$$" stopped the report
     return label.replace("$", r"\$")
 
 
-def utilization_by_station(report: DailyReport) -> bytes:
+def utilization_by_station(report: DailyReport) -> Figure:
     ranked = report.ranked
     if len(ranked) > MAX_BARS:
         half = MAX_BARS // 2
@@ -90,7 +92,7 @@ def utilization_by_station(report: DailyReport) -> bytes:
     ax = fig.add_subplot()
     ys = list(range(len(ranked)))[::-1]
     ax.barh(ys, [float(s.utilization_pct) for s in ranked], color=BLUE)
-    ax.set_yticks(ys, [_station_label(s.name, s.station_id) for s in ranked], fontsize=8)
+    ax.set_yticks(ys, [station_label(s.name, s.station_id) for s in ranked], fontsize=8)
     for y, s in zip(ys, ranked):
         ax.annotate(f"{s.utilization_pct:.1f} %  ·  {s.energy_kwh:,.0f} kWh", (float(s.utilization_pct), y),
                     xytext=(4, 0), textcoords="offset points", va="center", fontsize=7, color=GREY)  # fmt: skip
@@ -101,10 +103,10 @@ def utilization_by_station(report: DailyReport) -> bytes:
         title += f" (best and worst {MAX_BARS // 2} of {len(report.stations)})"
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def availability_by_station(report: DailyReport) -> bytes:
+def availability_by_station(report: DailyReport) -> Figure:
     measured = [s for s in report.stations if s.availability_pct is not None]
     below = [s for s in measured if s.availability_pct < 100]
     worst = sorted(below, key=lambda s: (s.availability_pct, s.station_id))[:MAX_BARS]
@@ -113,12 +115,11 @@ def availability_by_station(report: DailyReport) -> bytes:
     ys = list(range(len(worst)))[::-1]
     colors = [RED if s.availability_pct < 95 else ORANGE for s in worst]
     ax.barh(ys, [float(s.availability_pct) for s in worst], color=colors)
-    ax.set_yticks(ys, [_station_label(s.name, s.station_id) for s in worst], fontsize=8)
-    for y, s in zip(ys, worst):
-        ax.annotate(f"{s.availability_pct:.1f} %", (float(s.availability_pct), y), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=7, color=GREY)  # fmt: skip
-    low = min([float(s.availability_pct) for s in worst] + [90.0])
-    ax.set_xlim(max(0.0, low - 10), 104)
+    ax.set_yticks(ys, [station_label(s.name, s.station_id) for s in worst], fontsize=8)
+    for y, s in zip(ys, worst):  # values in a column right of the axis: the axis itself ends at 100 %
+        ax.annotate(f"{s.availability_pct:.2f} %", (100, y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=7, color=GREY, annotation_clip=False)  # fmt: skip
+    ax.set_xlim(0, 100)  # a percentage axis starts at 0: a cut axis makes 99 % look like 50 %
     ax.set_xlabel("availability, % of connector time neither Faulted nor offline")
     title = "Stations below 100 % availability, worst first"
     if len(below) > len(worst):
@@ -127,10 +128,10 @@ def availability_by_station(report: DailyReport) -> bytes:
         title += f"; the other {len(measured) - len(below)} were at 100 %"
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def faults_by_code(report: DailyReport) -> bytes:
+def faults_by_code(report: DailyReport) -> Figure:
     counts = Counter(f.error_code or "unknown" for f in report.faults)
     items = counts.most_common()
     fig = _figure(0.9 + 0.35 * max(len(items), 1))
@@ -142,15 +143,15 @@ def faults_by_code(report: DailyReport) -> bytes:
     ax.set_xlabel("faults that began or were still open this day")
     ax.set_title("Faults by OCPP error code")
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
 # (key, caption, renderer, shown when)
-CHARTS: list[tuple[str, str, Callable[[DailyReport], bytes], Callable[[DailyReport], bool]]] = [
+CHARTS: list[tuple[str, str, Callable[[DailyReport], Figure], Callable[[DailyReport], bool]]] = [
     ("hourly_activity", "Sessions started per hour (bars) and the energy those sessions delivered (line).",
-     hourly_activity, lambda r: bool(r.hours)),
+     hourly_activity, lambda r: bool(r.hours) and not r.no_data),
     ("hourly_utilization", "Share of all connectors' time occupied by a session, per hour.",
-     hourly_utilization, lambda r: bool(r.hours)),
+     hourly_utilization, lambda r: bool(r.hours) and not r.no_data),
     ("utilization_by_station", "Each station's utilization over the day; grey labels add its energy.",
      utilization_by_station, lambda r: bool(r.stations)),
     ("availability_by_station", "Orange: below 100 %. Red: below 95 %.",

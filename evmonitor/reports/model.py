@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-__all__ = ["AlertLine", "DailyReport", "HourPoint", "MaintenanceLine", "Rules", "StationDay", "Totals", "pct", "top_and_bottom"]
+from evmonitor.reports.coverage import Coverage
+
+__all__ = ["AlertLine", "DailyReport", "HourPoint", "MaintenanceLine", "PortDay", "PortUptime", "Rules", "StationDay", "Totals",
+           "pct", "top_and_bottom"]  # fmt: skip
 
 
 def pct(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
@@ -35,6 +38,36 @@ class StationDay:
     faults: int = 0
     faulted_connector_min: Decimal = Decimal(0)
     offline_connector_min: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class PortUptime:
+    """One port's (or a station's, or the network's) uptime figures in a period."""
+
+    total_min: Decimal
+    outage_min: Decimal
+    excluded_min: Decimal
+    uptime_pct: Decimal | None  # None: nothing measured ("no data")
+
+    @property
+    def counted_min(self) -> Decimal:
+        """Outage minutes that count against uptime: T_outage - T_excluded."""
+        return self.outage_min - self.excluded_min
+
+
+@dataclass(frozen=True, slots=True)
+class PortDay:
+    """One port's uptime line of a daily report; connector_id 0 is the station's (the sum of its ports)."""
+
+    station_id: str
+    station_name: str
+    connector_id: int
+    coverage: Coverage
+    uptime: PortUptime
+
+    @property
+    def uptime_pct(self) -> Decimal | None:
+        return None if self.coverage.no_data else self.uptime.uptime_pct
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +157,19 @@ class DailyReport:
     stale: list[AlertLine] = field(default_factory=list)
     maintenance: list[MaintenanceLine] = field(default_factory=list)
     rules: Rules = field(default_factory=Rules)
+    ports: list[PortDay] = field(default_factory=list)
+    coverage: Coverage | None = None  # None: not stated (a report model built before coverage existed)
+
+    @property
+    def no_data(self) -> bool:
+        return self.coverage is not None and self.coverage.no_data
+
+    @property
+    def port_lines(self) -> list[PortDay]:
+        return [p for p in self.ports if p.connector_id > 0]
+
+    def station_uptime(self, station_id: str) -> PortDay | None:
+        return next((p for p in self.ports if p.station_id == station_id and p.connector_id == 0), None)
 
     @property
     def ranked(self) -> list[StationDay]:

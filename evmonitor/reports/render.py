@@ -13,31 +13,42 @@ from decimal import Decimal
 from html import escape
 
 from evmonitor.csvsafe import csv_row, csv_writer
-from evmonitor.reports.charts import CHARTS
-from evmonitor.reports.model import AlertLine, DailyReport, StationDay
+from evmonitor.reports.charts import CHARTS, png
+from evmonitor.reports.coverage import NO_DATA
+from evmonitor.reports.model import AlertLine, DailyReport, PortDay, StationDay
 
 __all__ = ["CSV_COLUMNS", "render_csv", "render_html"]
 
 CSV_COLUMNS = [
     "day", "station_id", "station_name", "operator", "city", "connectors", "sessions_started",
     "sessions_completed", "energy_kwh", "revenue_eur", "occupied_connector_min", "utilization_pct",
-    "availability_pct", "faults", "faulted_connector_min", "offline_connector_min",
+    "availability_pct", "faults", "faulted_connector_min", "offline_connector_min", "coverage", "uptime_pct",
+    "t_outage_min", "t_excluded_min",
 ]  # fmt: skip
 
 
 def render_csv(report: DailyReport) -> str:
-    """One row per station. Names come from producers: every text cell goes through `csv_row`, so
-    a name such as `=HYPERLINK(...)` arrives in a spreadsheet as text, not as a formula."""
+    """One row per station, with its uptime (the sum of its ports') and coverage: `full day`,
+    `partial day` or `no data` (then the uptime cells are empty). A day with no station at all is
+    one row saying `no data`. Names come from producers: every text cell goes through `csv_row`,
+    so a name such as `=HYPERLINK(...)` arrives in a spreadsheet as text, not as a formula."""
     out = io.StringIO()
     writer = csv_writer(out)
     writer.writerow(CSV_COLUMNS)
     for s in sorted(report.stations, key=lambda s: s.station_id):
+        line = report.station_uptime(s.station_id)
+        measured = line is not None and not line.coverage.no_data
+        state = NO_DATA if report.no_data or (line is not None and line.coverage.no_data) else (
+            "" if line is None else "partial day" if line.coverage.partial else "full day")  # fmt: skip
         writer.writerow(csv_row([
             report.day.isoformat(), s.station_id, s.name, s.operator, s.city, s.connectors, s.sessions_started,
             s.sessions_completed, s.energy_kwh, s.revenue_eur, s.occupied_connector_min, s.utilization_pct,
             "" if s.availability_pct is None else s.availability_pct, s.faults, s.faulted_connector_min,
-            s.offline_connector_min,
+            s.offline_connector_min, state, line.uptime_pct if measured and line.uptime_pct is not None else "",
+            line.uptime.outage_min if measured else "", line.uptime.excluded_min if measured else "",
         ]))  # fmt: skip
+    if not report.stations:
+        writer.writerow(csv_row([report.day.isoformat(), *[""] * 15, NO_DATA, "", "", ""]))
     return out.getvalue()
 
 
@@ -61,6 +72,10 @@ figcaption{font-size:12px;color:#5c6472}
 .tag.open{background:#fbe3df;color:#a4301f}.tag.recovered,.tag.closed{background:#e1f3e7;color:#22703f}
 .none{color:#5c6472;font-style:italic}
 .defs{font-size:12px;color:#5c6472}.defs dt{font-weight:600;color:#1d2330;margin-top:6px}
+.tag.nodata{background:#eceef2;color:#5c6472;font-style:italic}.tag.partial{background:#fff1d6;color:#8a5a00}
+span.nodata{color:#5c6472;font-style:italic}.below{color:#c8402f;font-weight:600}.met{color:#22703f}
+.banner{border-left:4px solid #e8871e;background:#fff8ec;padding:8px 12px;margin:10px 0;font-size:14px}
+.banner.nodata{border-color:#8a8f98;background:#f4f5f7}
 """
 
 
@@ -128,17 +143,50 @@ def _card(label: str, value: str, note: str = "", css: str = "") -> str:
     return f'<div class="card {css}"><div class="l">{escape(label)}</div><div class="v">{value}</div>{note_html}</div>'
 
 
+def _banner(report: DailyReport) -> str:
+    cov = report.coverage
+    if cov is None:
+        return ""
+    if cov.no_data:
+        return ('<p class="banner nodata"><strong>No data</strong> for this day: no status change, session, station '
+                "message or outage was recorded in it. Percentages are not computed (they are not 0 % and not 100 %).</p>")
+    if cov.partial:
+        return (f'<p class="banner"><strong>Partial day</strong>: the figures cover {escape(cov.span())} only: the day '
+                "was not over, or no station was seen before, when this report was built.</p>")
+    return ""
+
+
+def _port_uptime_rows(lines: list[PortDay]) -> list[list[str]]:
+    rows = []
+    for p in lines:
+        cov = p.coverage
+        if cov.no_data:
+            state, pct_cell = f'<span class="tag nodata">{NO_DATA}</span>', f'<span class="nodata">{NO_DATA}</span>'
+        else:
+            state = (f'<span class="tag partial">partial day</span><br><small>{escape(cov.span())}</small>'
+                     if cov.partial else "full day")  # fmt: skip
+            pct_cell = "–" if p.uptime_pct is None else f"{p.uptime_pct:.3f} %"
+        measured = not cov.no_data
+        rows.append([
+            f"{escape(p.station_name)}<br><small>{escape(p.station_id)} · port {p.connector_id}</small>", state, pct_cell,
+            _n(p.uptime.outage_min, 1) if measured else NO_DATA, _n(p.uptime.excluded_min, 1) if measured else NO_DATA,
+        ])  # fmt: skip
+    return rows
+
+
 def render_html(report: DailyReport) -> str:
     t, rules = report.totals, report.rules
+    nodata = report.no_data
     window = f"{rules.maintenance_window_h:g} hours"
     day = report.day.strftime("%A %d %B %Y")
     cards = "".join([
         _card("Sessions started", _n(t.sessions_started), f"{t.sessions_completed:,} completed this day"),
         _card("Energy delivered", _n(t.energy_kwh, 1, " kWh"), "by the sessions started this day"),
         _card("Revenue", "€ " + _n(t.revenue_eur, 2), "of the sessions started this day"),
-        _card("Utilization", _n(t.utilization_pct, 1, " %"), f"of {t.connectors:,} connectors at {t.stations:,} stations"),
-        _card("Availability", _n(t.availability_pct, 2, " %"), "connector time neither Faulted nor offline",
-              "ok" if t.availability_pct is not None and t.availability_pct >= 99 else "bad"),
+        _card("Utilization", NO_DATA if nodata else _n(t.utilization_pct, 1, " %"), f"of {t.connectors:,} connectors at {t.stations:,} stations"),
+        _card("Availability", NO_DATA if nodata or t.availability_pct is None else _n(t.availability_pct, 2, " %"),
+              "connector time neither Faulted nor offline",
+              "" if nodata or t.availability_pct is None else "ok" if t.availability_pct >= 99 else "bad"),
         _card("Faults open at day end", _n(t.open_faults), f"{t.recovered_faults:,} recovered during the day",
               "bad" if t.open_faults else "ok"),
         _card("Stations offline", _n(t.offline_stations),
@@ -150,7 +198,7 @@ def render_html(report: DailyReport) -> str:
     charts: dict[str, str] = {}
     for key, caption, draw, shown in CHARTS:
         if shown(report):
-            data = base64.b64encode(draw(report)).decode("ascii")
+            data = base64.b64encode(png(draw(report))).decode("ascii")
             charts[key] = (f'<figure id="chart-{key}"><img alt="{escape(caption)}" src="data:image/png;base64,{data}">'
                            f"<figcaption>{escape(caption)}</figcaption></figure>")  # fmt: skip
     if "availability_by_station" not in charts and report.stations:
@@ -183,6 +231,10 @@ def render_html(report: DailyReport) -> str:
          for s in report.stale],
         "No session went stale.",
     )  # fmt: skip
+    port_uptime = _table(
+        [("Port", False), ("Coverage", False), ("Uptime", True), ("T_outage min", True), ("Excluded min", True)],
+        _port_uptime_rows(report.port_lines), "No data: no port was seen by the end of this day.",
+    )  # fmt: skip
     top = _table(STATION_HEADERS, _station_rows(report.top), "No stations.")
     bottom = _table(STATION_HEADERS, _station_rows(report.bottom), "No stations.")
     everyone = _table(STATION_HEADERS, _station_rows(sorted(report.stations, key=lambda s: s.station_id)), "No stations.")
@@ -193,6 +245,7 @@ def render_html(report: DailyReport) -> str:
 <h1>{escape(report.network)}: daily report for {escape(day)}</h1>
 <p class="sub">Local day 00:00–24:00 {escape(report.timezone)}. All times below are {escape(report.timezone)}.
 Generated {report.generated_at.strftime("%Y-%m-%d %H:%M %Z")}.</p>
+{_banner(report)}
 <section id="summary"><div class="cards">{cards}</div></section>
 <h2>Needs attention: stations flagged for maintenance</h2>
 <p class="sub">A station is flagged when it faulted {rules.maintenance_faults} or more times within {window};
@@ -204,6 +257,10 @@ ranked by faults per connector.</p>
 <h3>Top stations (highest utilization)</h3>{top}
 <h3>Bottom stations (lowest utilization)</h3>{bottom}
 {station_charts}
+<h2 id="uptime">Uptime per port</h2>
+<p class="sub">(T_total − (T_outage − T_excluded)) / T_total × 100 over the port's minutes of this day, from the outage
+ledger; excluded minutes are outages whose cause lies outside the operator's control.</p>
+{port_uptime}
 <h2 id="faults">Connector faults</h2>
 {charts.get("faults_by_code", "")}
 {faults}

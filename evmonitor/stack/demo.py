@@ -41,6 +41,7 @@ def run_demo(
     keep: bool,
     console: Console,
     via: str = "kafka",
+    out: Console | None = None,
 ) -> bool:
     """Run the demo; True if every figure matched the ground truth exactly.
 
@@ -92,7 +93,7 @@ def run_demo(
         for row in rows:
             mark = "[green]yes[/]" if row.ok else "[bold red]NO[/]"
             table.add_row(row.metric, str(row.expected), str(row.postgres), str(row.elasticsearch), str(row.deadletter_topic), mark)
-        console.print(table)
+        (out or console).print(table)  # the result: stdout, where the CLI keeps tables
         ok = drained and all(row.ok for row in rows)
         console.print("[bold green]exact: every total matches[/]" if ok else "[bold red]MISMATCH[/]")
         if keep:

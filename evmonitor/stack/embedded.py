@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -235,13 +236,20 @@ def init_pipeline(settings: Settings) -> dict[str, object]:
     return {"topics_created": created, "schema_files": applied, "index_template": settings.index_prefix}
 
 
-def wait_for_workers(settings: Settings, queues: tuple[str, ...], *, timeout_s: float, logs: Path) -> None:
-    """Block until some Celery worker consumes each of `queues` (asked over the broker)."""
+def wait_for_workers(settings: Settings, queues: tuple[str, ...], *, timeout_s: float, logs: Path,
+                     gone: Callable[[], str | None] | None = None) -> None:  # fmt: skip
+    """Block until some Celery worker consumes each of `queues` (asked over the broker).
+
+    `gone`, asked before each poll, returns why waiting is pointless (a worker process we started
+    has exited) and `ConfigError` says so at once instead of at the deadline.
+    """
     from evmonitor.app import create_app
 
     app = create_app(settings)
 
     def ready() -> bool:
+        if gone is not None and (why := gone()):
+            raise ConfigError(why)
         replies = app.control.inspect(timeout=0.5).active_queues() or {}
         serving = {q["name"] for qs in replies.values() for q in qs}
         return all(q in serving for q in queues)

@@ -39,6 +39,8 @@ def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str, hint: st
         try:
             if check():
                 return
+        except ConfigError:  # the check knows waiting is pointless, and why
+            raise
         except Exception:  # a check that raises is a check that has not passed yet
             pass
         if time.monotonic() >= deadline:

@@ -37,6 +37,7 @@ from evmonitor.stack.embedded import (
     wait_for_workers,
 )
 from evmonitor.stack.faultproxy import FaultProxy
+from evmonitor.stack.private import write_private
 from evmonitor.stack.procs import Proc, free_port, port_open, spawn, stop, stop_all, wait_for
 
 __all__ = ["DEFAULT_ADMIN_URL", "Sandbox"]
@@ -150,11 +151,11 @@ class Sandbox:
             raise ConfigError("only a sandbox made with keep=True can be left running")
         procs = [*self.processes.values(), *self.services.values()]
         manifest = {"database": self.database, "admin_url": self.admin_url, "procs": [p.to_json() for p in procs]}
-        (self.workdir / self.MANIFEST).write_text(json.dumps(manifest, indent=2))
+        # both may hold the database password
+        write_private(self.workdir / self.MANIFEST, json.dumps(manifest, indent=2))
         env_file = self.workdir / self.ENV_FILE
         lines = [f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()) if k.startswith("EVMON_")]
-        env_file.write_text("\n".join(lines) + "\n")
-        env_file.chmod(0o600)  # it may hold the database password
+        write_private(env_file, "\n".join(lines) + "\n")
         self.detached = True
         return env_file
 

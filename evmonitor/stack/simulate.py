@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from evmonitor.config import Settings
-from evmonitor.stack.reconcile import SentOffsets
+from evmonitor.stack.reconcile import SentOffsets, wait_drained
 from evmonitor.storage.kafka import ensure_topics, make_producer
 
-__all__ = ["RecordingProducer", "new_run_id", "run_drain", "run_live_until_stopped"]
+__all__ = ["RecordingProducer", "new_run_id", "run_drain", "run_live_until_stopped", "sent_summary", "wait_processed"]
 
 
 def new_run_id() -> str:
@@ -27,12 +29,14 @@ class RecordingProducer:
     def __init__(self, producer: Any) -> None:
         self.producer = producer
         self.sent = SentOffsets()
+        self.per_topic: Counter[str] = Counter()  # records Kafka acknowledged, by topic
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
 
     def _on_ok(self, meta: Any) -> None:
         with self._lock:
             self.sent.add(meta.topic, meta.partition, meta.offset)
+            self.per_topic[meta.topic] += 1
 
     def _on_error(self, exc: BaseException) -> None:
         self.errors.append(exc)
@@ -89,7 +93,66 @@ def run_drain(
         producer.flush()
     finally:
         producer.close()
+    say(sent_summary(run_id, settings.kafka_bootstrap, producer.per_topic))
     return plan.truth, producer.sent
+
+
+def sent_summary(run_id: str, bootstrap: str, per_topic: Counter[str]) -> str:
+    """`simulator: sent 1,234 messages of run <id> to Kafka at HOST:PORT: ev.meter 1,000, ...` (acknowledged ones)."""
+    topics = ", ".join(f"{topic} {n:,}" for topic, n in sorted(per_topic.items()))
+    return (f"simulator: sent {sum(per_topic.values()):,} messages of run {run_id} to Kafka at {bootstrap} "
+            f"(EVMON_KAFKA_BOOTSTRAP): {topics or 'none'}")  # fmt: skip
+
+
+def wait_processed(
+    settings: Settings,
+    truth: Any,
+    sent: SentOffsets,
+    *,
+    timeout_s: float,
+    say: Callable[[str], None] = print,
+    progress_every_s: float = 2.0,
+) -> str | None:
+    """Wait until the pipeline has processed what a run sent; None when done, else why not.
+
+    Done means both: the bridge's consumer group has committed past the last offset Kafka gave
+    each of the run's records (the producer's acknowledgements, not the partitions' end offsets,
+    which other producers move and tansu answers wrongly), and PostgreSQL holds every session of
+    the run. The bridge commits only what every sink has taken, so the second follows from the
+    first; it is checked all the same, since it is what the operator will look at next.
+    """
+    import sqlalchemy as sa
+
+    deadline = time.monotonic() + timeout_s
+    targets = sent.targets()
+    run = f"run {truth.run_id}" if truth.run_id else "the run"
+    last_said = [0.0]
+
+    def progress(behind: int, total: int) -> None:
+        if time.monotonic() - last_said[0] >= progress_every_s:
+            last_said[0] = time.monotonic()
+            say(f"waiting: {total - behind:,} of {total:,} offsets committed by {settings.consumer_group}")
+
+    if not wait_drained(settings, targets, timeout_s=timeout_s, on_progress=progress):
+        return (f"timed out after {timeout_s:g} s: consumer group {settings.consumer_group} has not committed all "
+                f"records of {run} (is the bridge running? `evmonitor status`)")  # fmt: skip
+    say(f"committed: consumer group {settings.consumer_group} is past every record of the run")
+    session_ids = list(truth.by_session)
+    engine = sa.create_engine(settings.sqlalchemy_url, connect_args={"connect_timeout": 5})
+    try:
+        while True:
+            with engine.connect() as conn:
+                found = conn.execute(sa.text("SELECT count(*) FROM charging_sessions WHERE id = ANY(CAST(:ids AS uuid[]))"),
+                                     {"ids": session_ids}).scalar_one()  # fmt: skip
+            if found == len(session_ids):
+                say(f"processed: PostgreSQL holds all {found:,} sessions of {run}")
+                return None
+            if time.monotonic() >= deadline:
+                return (f"timed out after {timeout_s:g} s: PostgreSQL holds {found:,} of the run's {len(session_ids):,} "
+                        "sessions although the bridge committed them (see the persist worker's log)")  # fmt: skip
+            time.sleep(0.2)  # polling another process's progress
+    finally:
+        engine.dispose()
 
 
 def run_live_until_stopped(

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,7 +44,8 @@ from evmonitor.stack.embedded import (
     start_search,
     wait_for_workers,
 )
-from evmonitor.stack.procs import Proc, port_open, spawn, stop
+from evmonitor.stack.private import write_private
+from evmonitor.stack.procs import Proc, free_port, port_open, spawn, stop
 
 __all__ = ["APP_COMPONENTS", "Stack", "StopOrder"]
 
@@ -58,6 +60,13 @@ APP_COMPONENTS: dict[str, list[str]] = {
 }
 StopOrder = ["simulator", "gateway", "bridge", "api", "flower", "beat", "worker-persist", "worker-index",
              "worker-maintenance", "elasticsearch", "kafka", "redis", "postgres"]  # fmt: skip
+# the processes whose /metrics `up` serves, at EVMON_METRICS_PORT_BASE + offset (prometheus/prometheus.yml
+# lists the same ports); the API serves its own on EVMON_API_LISTEN
+METRICS_OFFSETS: dict[str, int] = {"bridge": 0, "worker-persist": 1, "worker-index": 2, "worker-maintenance": 3,
+                                   "gateway": 4}  # fmt: skip
+# the setting that says where each service is (named when one cannot be reached)
+SERVICE_SETTINGS: dict[str, str] = {"kafka": "EVMON_KAFKA_BOOTSTRAP", "postgres": "EVMON_DATABASE_URL",
+                                    "redis": "EVMON_BROKER_URL", "elasticsearch": "EVMON_ELASTICSEARCH_URL"}  # fmt: skip
 # the setting that chooses the port of each component that listens (checked free before it starts)
 PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN", "api": "EVMON_API_LISTEN"}
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
@@ -146,9 +155,7 @@ class Stack:
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         data = {"components": [c.to_json() for c in self.components.values()], "extra": self.extra}
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.state_file)
+        write_private(self.state_file, json.dumps(data, indent=2))  # it holds Flower's generated password
 
     # --- up ---------------------------------------------------------------------------------
 
@@ -175,7 +182,9 @@ class Stack:
                 self.say(f"found {name} at {ep.address}")
                 continue
             if not ep.local:
-                raise ConfigError(f"{name} is not reachable at {ep.address} and is not local, so it cannot be started here.")
+                setting = SERVICE_SETTINGS.get(name, "its setting")
+                raise ConfigError(f"cannot reach {name} at {ep.address} ({setting}), and it is not local, so it cannot "
+                                  "be started here")  # fmt: skip
             self.say(f"starting {name} on {ep.address} ...")
             host = "127.0.0.1" if ep.host == "localhost" else ep.host
             if name == "postgres":
@@ -214,14 +223,42 @@ class Stack:
             if address and _listening(address):
                 raise ConfigError(f"{address} is taken by another program, so {name} cannot listen there: "
                                   f"stop that program or set {PORT_SETTINGS.get(name, 'its port setting')}")  # fmt: skip
+            proc_env, args = self._with_metrics(name, env, list(args))
             log = self.log_dir / f"{name}.log"
             offset = log.stat().st_size if log.exists() else 0
-            proc = spawn(name, evmonitor_cmd(*args), log_dir=self.log_dir, env=env, address=address)
+            proc = spawn(name, evmonitor_cmd(*args), log_dir=self.log_dir, env=proc_env, address=address)
             self.components[name] = Component(name, "process", address, owned=True, proc=proc, log_offset=offset)
             started.append(name)
             self.save()
         self.save()
         return started
+
+    def _with_metrics(self, name: str, env: dict[str, str], args: list[str]) -> tuple[dict[str, str], list[str]]:
+        """The environment and arguments that make `name` serve /metrics, and its scrape target noted in state."""
+        targets = self.extra.setdefault("metrics", {})
+        targets.pop(name, None)
+        base = self.settings.metrics_port_base
+        if name not in METRICS_OFFSETS or not base:
+            return env, args
+        chosen = {"bridge": self.settings.bridge_metrics_port, "gateway": self.settings.gateway_metrics_port}.get(name)
+        port = chosen or base + METRICS_OFFSETS[name]
+        if not chosen and not _bindable(self.settings.metrics_address, port):
+            taken, port = port, free_port()
+            self.say(f"{name}: metrics port {taken} is taken, serving /metrics on {port} instead "
+                     f"(set EVMON_METRICS_PORT_BASE to keep prometheus/prometheus.yml's ports)")  # fmt: skip
+        host = "127.0.0.1" if self.settings.metrics_address in ("0.0.0.0", "::", "") else self.settings.metrics_address
+        targets[name] = f"{host}:{port}"
+        if name == "bridge":
+            return {**env, "EVMON_BRIDGE_METRICS_PORT": str(port)}, args
+        if name == "gateway":
+            return {**env, "EVMON_GATEWAY_METRICS_PORT": str(port)}, args
+        return env, [*args, "--metrics-port", str(port)]
+
+    def metrics_targets(self) -> dict[str, str]:
+        """Every /metrics this stack serves: component -> URL (the API's needs a token)."""
+        found = {"api": f"http://{self.settings.api_listen}/metrics"}
+        found.update((name, f"http://{target}/metrics") for name, target in sorted(self.extra.get("metrics", {}).items()))
+        return found
 
     def wait_ready(self, names: list[str], *, timeout_s: float) -> None:
         """Return once each named process is ready; raise `ConfigError` if one exits meanwhile."""
@@ -237,7 +274,16 @@ class Stack:
                     del pending[name]
             if set(pending) <= {f"worker-{q}" for q in queues} and pending:
                 remaining = max(1.0, deadline - time.monotonic())
-                self.wait_workers(tuple(Queue(n.removeprefix("worker-")) for n in pending), timeout_s=remaining)
+                waiting = dict(pending)
+
+                def gone() -> str | None:
+                    for name, comp in waiting.items():
+                        if not comp.proc.alive():
+                            return f"{name} exited at start; the last lines of {comp.proc.log}:\n{_tail(comp.proc.log)}"
+                    return None
+
+                wait_for_workers(self.settings, tuple(Queue(n.removeprefix("worker-")) for n in pending),
+                                 timeout_s=remaining, logs=self.log_dir, gone=gone)  # fmt: skip
                 pending.clear()
             if pending and time.monotonic() > deadline:
                 raise ConfigError(f"not ready after {timeout_s:.0f} s: {', '.join(sorted(pending))}; see {self.log_dir}")
@@ -322,6 +368,15 @@ def _ready(comp: Component) -> bool:
     if comp.address:
         return _listening(comp.address)
     return comp.healthy()
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+            return True
+        except OSError:
+            return False
 
 
 def _listening(address: str) -> bool:

@@ -21,6 +21,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 import sqlalchemy as sa
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.checks import not_a_server_error
@@ -30,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from evmonitor.api import create_api, queries
+from evmonitor.api import create_api, deps, queries
 from evmonitor.contract import TOPIC_BY_TYPE
 from evmonitor.stack.embedded import evmonitor_cmd
 from evmonitor.stack.procs import free_port, wait_for
@@ -239,22 +240,50 @@ def _example_path(path: str) -> str:
                                            "{day}": "2026-01-01", "{fmt}": "csv"}.get(m.group(0), "x"), path)  # fmt: skip
 
 
-def test_every_endpoint_refuses_a_missing_wrong_or_revoked_token(fed):
-    """Walking /openapi.json: each operation but /healthz answers 401 without a live token, with the error body."""
+# the doors without a lock: the load balancer's probe and what signing in needs
+OPEN_ROUTES = {"/healthz", "/login", "/logout"}
+# the browser's pages: without a session they show nothing and send the browser to the sign-in form
+PAGES = {"/", "/stations/{station_id}"}
+
+
+def _needs(dependant, call) -> bool:
+    return any(d.call is call or _needs(d, call) for d in dependant.dependencies)
+
+
+def test_every_route_refuses_a_missing_wrong_or_revoked_token(fed):
+    """Walking app.routes (documented or not): each answers 401 without a live token, and 403 to a read
+    token where it needs `operate`; the pages redirect to /login; only /healthz and /login are open."""
     revoked = fed.token("leaver", "read")
     with fed.engine.begin() as conn:
         assert queries.revoke_token(conn, "leaver") == 1
     api = fed.client()
-    spec = api.get("/openapi.json").json()
-    operations = [(m, p) for p, item in spec["paths"].items() for m in item if p != "/healthz"]
-    assert len(operations) >= 15
-    for method, path in operations:
+    reader = fed.client(fed.read_token)
+    contexts = list(iter_route_contexts(api.app.router.routes))  # included routers flattened, prefixes applied
+    routes = [(m, c.path) for c in contexts for m in sorted(c.methods or ()) if m != "HEAD"]
+    assert {p for _, p in routes} >= {"/openapi.json", "/docs", "/metrics", "/api/v1/pipeline", *OPEN_ROUTES, *PAGES}
+    assert len(routes) >= 20
+    operate = {c.path for c in contexts if _needs(c.dependant, deps.operator.dependency)}
+    locked = {c.path for c in contexts if _needs(c.dependant, deps.reader.dependency)}
+    assert locked == {p for _, p in routes} - OPEN_ROUTES - PAGES  # the lock is the dependency, on every route
+    assert operate == {"/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/{alert_id}/resolve"}
+    for method, path in routes:
+        if path in OPEN_ROUTES:
+            continue
         for headers in ({}, {"Authorization": "Bearer evm_wrong"}, {"Authorization": f"Bearer {revoked}"},
-                        {"Authorization": "Basic dXNlcjpwYXNz"}):  # fmt: skip
-            response = api.request(method.upper(), _example_path(path), headers=headers)
+                        {"Authorization": "Basic dXNlcjpwYXNz"}, {"Cookie": "evmon_session=forged"}):  # fmt: skip
+            response = api.request(method, _example_path(path), headers=headers, follow_redirects=False)
+            if path in PAGES:
+                assert response.status_code == 303 and response.headers["location"] == "/login", (method, path)
+                continue
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.json()["error"]["code"] == "unauthorized"
+        if path in operate:
+            refused = reader.request(method, _example_path(path))
+            assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden", path
     assert api.get("/healthz").status_code == 200
+    assert api.get("/login").status_code == 200 and 'name="token"' in api.get("/login").text
+    assert reader.get("/openapi.json").json()["paths"] and "swagger" in reader.get("/docs").text.lower()
+    assert api.get("/redoc").status_code == 404
 
 
 def test_acknowledge_and_resolve_need_the_operate_scope(fed):
@@ -278,7 +307,8 @@ def test_acknowledge_and_resolve_need_the_operate_scope(fed):
 
 def test_fuzzed_requests_get_no_5xx_and_only_documented_responses(fed):
     """Schemathesis over /openapi.json with a read token: no 5xx, every response as documented."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_api(fed.pipeline.settings))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_api(fed.pipeline.settings),
+                                            headers={"Authorization": f"Bearer {fed.read_token}"})  # fmt: skip
     # the board's event stream never ends by design; the page test reads it in a browser
     schema = schema.exclude(path="/api/v1/board/stream")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -346,6 +376,26 @@ def test_pipeline_and_rollups_show_what_beat_made_of_the_pipeline_data(fed):
     latest = body["deadletters"]["latest"]
     assert {d["source_topic"] for d in latest} == {"ev.session.progress", "ev.station.status"}
     assert all(d["reason"] in ("invalid_json", "not_an_object") for d in latest)
+    bridge = {s.labels["reason"]: s.value for f in text_string_to_metric_families(
+        urllib.request.urlopen(fed.bridge_metrics_url, timeout=10).read().decode())
+        for s in f.samples if s.name == "evmonitor_bridge_deadletters_total"}  # fmt: skip
+    assert bridge == body["deadletters"]["by_reason"]  # what the bridge counted is what beat indexed
+
+    def components() -> dict[str, dict]:
+        return {c["name"]: c for c in api.get("/api/v1/pipeline").json()["components"]}
+
+    parts = components()
+    running = ("postgresql", "kafka", "search", "redis", "bridge", "beat", "worker persist", "worker index",
+               "worker maintenance")  # fmt: skip
+    assert {n: parts[n]["status"] for n in running} == dict.fromkeys(running, "up"), parts
+    assert parts["gateway"]["status"] == "down" and "no heartbeat" in parts["gateway"]["detail"]  # none runs here
+    assert body["batches_in_flight"] == 0  # drained: the bridge's heartbeat says none is waiting for a sink
+    # stopped processes show down: beat deletes its heartbeat on the way out, a worker no longer answers
+    fed.pipeline.stop("beat")
+    fed.pipeline.stop("worker-maintenance")
+    wait_for(lambda: [components()[n]["status"] for n in ("beat", "worker maintenance")] == ["down", "down"],
+             timeout_s=30, what="beat and the maintenance worker to show down")  # fmt: skip
+    assert components()["bridge"]["status"] == "up"
 
     def hourly_sessions() -> float:
         rows = api.get("/api/v1/rollups/hourly", params={"since": (NOW - timedelta(hours=3)).isoformat()}).json()

@@ -340,6 +340,12 @@ def test_a_simulated_day_gives_the_expected_alerts_rollups_and_report(berlin, tm
         for station, _, _, _, code in faults:
             assert names[station] in page.cells and code in page.cells
         assert "Offline stations" in page.cells and names[d.silenced] in page.cells[page.cells.index("Offline stations"):]
+        # the per-port uptime line: the silent station's ports were out from its last message to midnight
+        silenced_row = next(r for r in rows if r["station_id"] == d.silenced)
+        assert silenced_row["coverage"] == "full day" and Decimal(silenced_row["uptime_pct"]) < 100
+        assert Decimal(silenced_row["t_outage_min"]) >= avail[d.silenced].connectors * silent_min.quantize(MILLI) - 1
+        uptime = page.cells.index("Uptime per port")
+        assert names[d.silenced] in page.cells[uptime: page.cells.index("Connector faults")]
 
         # --- dead letters reach their index --------------------------------------------------
         pipeline.http("POST", "/charging-deadletters/_refresh")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import re
 import subprocess
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from evmonitor.stack.embedded import evmonitor_cmd
 from evmonitor.stack.procs import free_port
@@ -20,12 +24,27 @@ def components(env):
     return done.returncode, {c["name"]: c for c in json.loads(done.stdout)["components"]}
 
 
+def listening_addresses(groups: set[int]) -> list[str]:
+    """Local addresses of the TCP sockets listening in these process groups (`ss`, iproute2)."""
+    found = []
+    for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines():
+        for pid in re.findall(r"pid=(\d+)", line):
+            try:
+                if os.getpgid(int(pid)) in groups:
+                    found.append(line.split()[3])
+                    break
+            except ProcessLookupError:
+                continue
+    return found
+
+
 def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(pipeline, tmp_path):
     """Services it must start get started; a died worker is the only thing a second `up` restarts."""
     kafka_port, es_port = free_port(), free_port()
     env = {**pipeline.env, "EVMON_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
            "EVMON_ELASTICSEARCH_URL": f"http://127.0.0.1:{es_port}", "EVMON_FLOWER_PORT": str(free_port()),
-           "EVMON_API_LISTEN": f"127.0.0.1:{free_port()}",
+           "EVMON_API_LISTEN": f"127.0.0.1:{free_port()}", "EVMON_OCPP_LISTEN": f"127.0.0.1:{free_port()}",
+           "EVMON_METRICS_PORT_BASE": str(free_port()),
            "EVMON_FLOWER_PASSWORD": "", "EVMON_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}  # fmt: skip
     try:
         up = run("up", "--detach", env=env)
@@ -35,6 +54,17 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
         assert first["kafka"]["owned"] and first["kafka"]["address"] == f"127.0.0.1:{kafka_port}"
         assert first["elasticsearch"]["owned"] and not first["postgres"]["owned"] and not first["redis"]["owned"]
         assert {"bridge", "worker-persist", "worker-index", "worker-maintenance", "beat", "flower", "api"} <= set(first)
+        # every process's /metrics is a printed scrape target that answers in Prometheus's text format
+        targets = dict(re.findall(r"([\w-]+) (http://\S+?/metrics)", up.stderr.split("scrape targets", 1)[1]))
+        assert set(targets) == {"api", "bridge", "worker-persist", "worker-index", "worker-maintenance", "gateway"}
+        assert targets["api"] == f"http://{env['EVMON_API_LISTEN']}/metrics"
+        families = {name: {f.name for f in text_string_to_metric_families(
+            urllib.request.urlopen(url, timeout=10).read().decode())} for name, url in targets.items() if name != "api"}  # fmt: skip
+        assert "evmonitor_bridge_records" in families["bridge"]
+        assert "evmonitor_gateway_chargers_connected" in families["gateway"]
+        # nothing `up` started listens beyond 127.0.0.1 (processes and their children: one process group each)
+        listening = listening_addresses({c["pid"] for c in first.values() if c["pid"]})
+        assert len(listening) >= 10 and all(a.startswith("127.0.0.1:") for a in listening), listening
 
         os.killpg(first["worker-index"]["pid"], signal.SIGKILL)
         code, _ = components(env)

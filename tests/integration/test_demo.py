@@ -75,6 +75,8 @@ def test_a_kept_demo_says_how_to_reach_it_and_is_removed_on_request(pipeline, pg
     database = re.search(r"database\s+(evmon_sandbox_\w+)", said).group(1)
     env_file = workdir / "sandbox.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
+    assert (workdir / "sandbox.json").stat().st_mode & 0o777 == 0o600  # its admin URL may hold a password
+    assert "reconciliation" in done.stdout and "reconciliation" not in done.stderr  # the table on stdout
     box = {name: shlex.split(value)[0] if value else "" for name, value in
            (line.split("=", 1) for line in env_file.read_text().splitlines())}  # fmt: skip
     engine = sa.create_engine(box["EVMON_DATABASE_URL"])

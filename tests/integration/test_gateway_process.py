@@ -7,17 +7,21 @@ import json
 import os
 import signal
 import subprocess
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import redis
 from ocpp.v16 import call
 from ocpp.v16.enums import ChargePointErrorCode as OcppErrorCode
 from ocpp.v16.enums import ChargePointStatus as OcppStatus
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from evmonitor.gateway.mapping import session_id
+from evmonitor.heartbeat import read_heartbeats
 from evmonitor.stack.embedded import evmonitor_cmd
 from evmonitor.stack.procs import free_port, wait_for
 from tests.integration.ocpp_charger import Charger, charger, ocpp_time
@@ -30,9 +34,10 @@ def cli(pipeline: Any, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(evmonitor_cmd(*args), env=pipeline.env, capture_output=True, text=True, timeout=60)
 
 
-def start_gateway(pipeline: Any) -> int:
+def start_gateway(pipeline: Any, metrics_port: int = 0) -> int:
     port = free_port()
-    pipeline.settings = pipeline.settings.model_copy(update={"ocpp_listen": f"127.0.0.1:{port}"})
+    pipeline.settings = pipeline.settings.model_copy(update={"ocpp_listen": f"127.0.0.1:{port}",
+                                                             "gateway_metrics_port": metrics_port})  # fmt: skip
     before = pipeline.log("gateway").count("listening on")
     pipeline.start("gateway", "gateway")
     wait_for(lambda: pipeline.log("gateway").count("listening on") > before, timeout_s=30,
@@ -109,13 +114,32 @@ def test_a_charger_session_through_the_gateway_process_is_exact_in_postgresql_an
     assert TAG not in everything and PASSWORD not in everything
 
 
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def gateway_heartbeats(pipeline: Any) -> list[dict]:
+    client = redis.Redis.from_url(pipeline.settings.broker_url)
+    try:
+        return read_heartbeats(client, pipeline.settings.broker_key_prefix).get("gateway", [])
+    finally:
+        client.close()
+
+
 def test_the_gateway_process_refuses_removed_chargers_and_closes_with_a_reason_on_sigterm(pipeline):
-    """`chargers remove` -> 404; SIGTERM -> connected chargers get 1001 with a reason, the process exits 0."""
+    """`chargers remove` -> 404; SIGTERM -> connected chargers get 1001 with a reason, the process exits 0.
+
+    Meanwhile its /metrics (EVMON_GATEWAY_METRICS_PORT) counts the connected charger, the refused and accepted
+    handshakes, the Heartbeat answered and the event published, and its heartbeat in Redis lives as long as it.
+    """
     add_charger(pipeline, "CP-GONE")
     add_charger(pipeline, "CP-STAY")
     assert cli(pipeline, "chargers", "remove", "CP-GONE").returncode == 0
     assert cli(pipeline, "chargers", "remove", "CP-GONE").returncode == 1
-    port = start_gateway(pipeline)
+    metrics_port = free_port()
+    port = start_gateway(pipeline, metrics_port)
+    wait_for(lambda: bool(gateway_heartbeats(pipeline)), timeout_s=15, what="the gateway's heartbeat in Redis")
 
     async def scenario() -> tuple[int, int | None, str | None]:
         with pytest.raises(InvalidStatus) as refused:
@@ -123,6 +147,12 @@ def test_the_gateway_process_refuses_removed_chargers_and_closes_with_a_reason_o
                 pass
         async with charger(port, "CP-STAY") as cp:
             await cp.call(call.Heartbeat())
+            samples = await asyncio.to_thread(scrape, metrics_port)
+            assert samples[("evmonitor_gateway_chargers_connected", ())] == 1
+            assert samples[("evmonitor_gateway_messages_total", (("action", "Heartbeat"), ("result", "ok")))] == 1
+            assert samples[("evmonitor_gateway_handshakes_total", (("result", "refused"),))] == 1
+            assert samples[("evmonitor_gateway_handshakes_total", (("result", "accepted"),))] == 1
+            assert samples[("evmonitor_gateway_events_published_total", (("kind", "event"),))] == 1  # the heartbeat
             assert await asyncio.to_thread(pipeline.stop, "gateway", timeout_s=30)  # SIGTERM; graceful exit
             with pytest.raises(ConnectionClosed):
                 await cp.call(call.Heartbeat())
@@ -132,6 +162,7 @@ def test_the_gateway_process_refuses_removed_chargers_and_closes_with_a_reason_o
     status, code, reason = asyncio.run(scenario())
     assert (status, code, reason) == (404, 1001, "gateway shutting down")
     assert "gateway: stopped" in pipeline.log("gateway")
+    assert gateway_heartbeats(pipeline) == []  # a stopped gateway shows down at once
 
 
 def test_a_simulated_fleet_sent_as_ocpp_chargers_reconciles_exactly(pipeline):

@@ -99,6 +99,10 @@ def test_signed_in_operator_sees_a_station_turn_faulted_without_a_reload(pipelin
             markup = page.locator('[data-station-id="ST-005"] a.name').inner_text()
             assert markup.startswith("<script>")  # shown as text, not run
             page.wait_for_function("document.querySelector('#live').textContent.startsWith('Live')", timeout=30_000)
+            # the Components panel asks /api/v1/pipeline with the session cookie: what runs here is up, the rest down
+            page.wait_for_selector('#components li[data-component="bridge"][data-health="up"]', timeout=30_000)
+            assert page.locator('#components li[data-component="worker persist"]').get_attribute("data-health") == "up"
+            assert page.locator('#components li[data-component="gateway"] .status').inner_text() == "down"
             page.screenshot(path=str(tmp_path / "board-before.png"), full_page=True)
 
             fault = make_event("station_status", at=datetime.now(timezone.utc), station_id="ST-003", connector_id=0,

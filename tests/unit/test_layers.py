@@ -29,6 +29,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.runtime": "core",
     "evmonitor.transport": "core",
     "evmonitor.taskmetrics": "core",
+    "evmonitor.heartbeat": "core",
     "evmonitor.storage": "core",
     "evmonitor.bridge": "core",
     "evmonitor.reports": "reports",
@@ -41,6 +42,7 @@ ROOM_OF: dict[str, str] = {
     "evmonitor.api": "api",
     "evmonitor.cli": "cli",
     "evmonitor.cli_operator": "cli",
+    "evmonitor.cli_support": "cli",
     "evmonitor.__main__": "cli",
     "bench": "bench",
 }

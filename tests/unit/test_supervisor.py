@@ -37,3 +37,18 @@ def test_a_process_is_ready_only_once_it_says_so_in_this_starts_lines(tmp_path):
         from evmonitor.stack.procs import stop
 
         stop(proc, timeout_s=5)
+
+
+def test_a_worker_that_dies_while_up_asks_the_broker_is_reported_at_once(tmp_path):
+    """Waiting for workers over the broker stops when the worker process exits, naming it and its log.
+
+    Uses the machine's Redis as the broker (nobody answers under this stack's key prefix).
+    """
+    settings = Settings(_env_file=None, state_dir=tmp_path, stack_id=f"t{tmp_path.name[-8:]}".replace("-", ""))
+    stack = Stack(settings, say=lambda _: None)
+    script = "import time; time.sleep(1.5); print('worker said no', flush=True); raise SystemExit(3)"
+    proc = spawn("worker-persist", [sys.executable, "-c", script], log_dir=tmp_path)
+    stack.components["worker-persist"] = Component("worker-persist", "process", owned=True, proc=proc)
+    with pytest.raises(ConfigError) as info:
+        stack.wait_ready(["worker-persist"], timeout_s=120)
+    assert "worker-persist exited at start" in str(info.value) and "worker said no" in str(info.value)

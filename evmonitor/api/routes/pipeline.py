@@ -1,4 +1,5 @@
-"""`/api/v1/pipeline`: is the pipeline keeping up (lag, queues, dead letters, unsettled batches, open alerts)."""
+"""`/api/v1/pipeline`: is the pipeline keeping up (lag, queues, dead letters, unsettled batches, open alerts),
+and is each of its parts up (stores, broker, bridge, beat, gateway, the workers of each queue)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ router = APIRouter(prefix="/pipeline", tags=["pipeline"], dependencies=[reader],
 @router.get("", response_model=PipelineDetail)
 def pipeline(conn: Conn, clock: Clock, request: Request) -> dict:
     """The last write to PostgreSQL, unsettled batches, open alerts; consumer lag per partition, queue depths and
-    dead letters by reason with the latest ones (each `null` when its store does not answer)."""
+    dead letters by reason with the latest ones (each `null` when its store does not answer); `components`: each
+    part's health (the bridge, beat and gateway by their heartbeats in Redis, workers by Celery's inspect);
+    `batches_in_flight`: published by the bridge and not yet in every sink (`null` without a live bridge)."""
     settings = request.app.state.settings
     found: dict[str, Any] = queries.pipeline_health(conn, now=clock.now)
     found["unreachable"] = {}
@@ -36,4 +39,17 @@ def pipeline(conn: Conn, clock: Clock, request: Request) -> dict:
         except TransientError as exc:
             found[key] = None
             found["unreachable"][store] = str(exc)
+    # PostgreSQL answered already: the token was checked and the query above ran there
+    reached = {"postgresql": None, "kafka": found["unreachable"].get("kafka"), "search": found["unreachable"].get("search")}
+    found["components"], found["batches_in_flight"] = queries.component_health(settings, _celery(request), reached=reached)
     return found
+
+
+def _celery(request: Request) -> Any:
+    """One Celery app per API app, made on first use: it only broadcasts inspect requests."""
+    state = request.app.state
+    if getattr(state, "celery", None) is None:
+        from evmonitor.transport import make_celery
+
+        state.celery = make_celery(state.settings)
+    return state.celery

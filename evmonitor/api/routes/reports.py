@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from evmonitor.api import queries
-from evmonitor.api.deps import Conn, reader
+from evmonitor.api.deps import Conn, IsoDate, reader
 from evmonitor.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from evmonitor.api.models import Report
 
@@ -30,7 +29,7 @@ def list_reports(conn: Conn) -> list[dict]:
 @router.get("/{day}/{fmt}", response_class=FileResponse,
             responses={200: {"content": {"text/html": {}, "text/csv": {}}},
                        404: {"model": ErrorBody, "description": "no such report"}})  # fmt: skip
-def download(day: date, fmt: Literal["html", "csv"], conn: Conn, request: Request) -> FileResponse:
+def download(day: IsoDate, fmt: Literal["html", "csv"], conn: Conn, request: Request) -> FileResponse:
     """The daily report of `day` as HTML or CSV (only files inside the reports folder are served)."""
     row = next((r for r in queries.report_list(conn, limit=10000) if r["day"] == day and r["kind"] == "daily"), None)
     folder = Path(request.app.state.settings.reports_path).resolve()

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from evmonitor.api import queries
-from evmonitor.api.deps import Conn, reader, utc
+from evmonitor.api.deps import Conn, Rfc3339, reader, utc
 from evmonitor.api.errors import ERROR_RESPONSES, ApiError
 from evmonitor.api.models import Page, Session, SessionDetail
 from evmonitor.csvsafe import csv_row, csv_writer
@@ -29,8 +29,8 @@ class Filters:
         self,
         station_id: Annotated[str | None, Query(max_length=64)] = None,
         status: SessionStatus | None = None,
-        since: Annotated[datetime | None, Query(description="start_time at or after (RFC 3339)")] = None,
-        until: Annotated[datetime | None, Query(description="start_time before (RFC 3339)")] = None,
+        since: Annotated[Rfc3339 | None, Query(description="start_time at or after (RFC 3339)")] = None,
+        until: Annotated[Rfc3339 | None, Query(description="start_time before (RFC 3339)")] = None,
     ) -> None:
         self.station_id, self.status = station_id, status
         self.since, self.until = utc("since", since), utc("until", until)
