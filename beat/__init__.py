@@ -3,6 +3,8 @@
     schedule      when each job runs (`configure(app, settings)`, called by `evmonitor.app`)
     jobs          the Celery tasks `evmonitor.maintenance.<job>` (shared tasks): thin wrappers passing `now`
     runner        the jobs as plain calls (tests, the CLI)
+    watermark     the moment live judgments use: the pipeline's event-time watermark
+    notify        alert notifications: the outbox, a signed webhook and e-mail, with retries
     leader        one beat at a time (a PostgreSQL advisory lock)
     rollups       hourly and daily rollups, in SQL
     stale         stale sessions

@@ -1,7 +1,8 @@
 """Alerts in PostgreSQL (the record) and in the `charging-alerts` index (for Kibana).
 
 `upsert_alerts` writes alerts and bumps `version` only when something really changed, so a job
-that runs twice leaves every row as it was. `sync_alerts` then brings the index up to date from
+that runs twice leaves every row as it was; an alert that opens or closes (or is withdrawn by
+`supersede`) also gets a row in `alert_outbox`, in the same transaction, for `beat.notify` to deliver. `sync_alerts` then brings the index up to date from
 the table (an outbox: rows whose `indexed_version` lags their `version`); if Elasticsearch is
 down, the rows wait and the next run sends them.
 """
@@ -23,6 +24,7 @@ from evmonitor.storage.postgres import translate_errors
 __all__ = ["alert_from_row", "load_alerts", "supersede", "sync_alerts", "upsert_alerts"]
 
 _UPSERT = sa.text("""
+WITH before AS (SELECT status FROM alerts WHERE id = :id)
 INSERT INTO alerts AS a (id, kind, status, severity, station_id, connector_id, session_id, error_code, info,
                          since, until, message, details, opened_at, closed_at)
 VALUES (:id, :kind, :status, :severity, :station_id, :connector_id, CAST(:session_id AS uuid), :error_code, :info,
@@ -36,8 +38,30 @@ WHERE (a.status, a.severity, a.error_code, a.info, a.until, a.message, a.details
       IS DISTINCT FROM
       (EXCLUDED.status, EXCLUDED.severity, EXCLUDED.error_code, EXCLUDED.info, EXCLUDED.until, EXCLUDED.message,
        EXCLUDED.details)
-RETURNING id
+RETURNING id, (SELECT status FROM before) AS was
 """)
+
+# an alert that opened or closed, announced by beat.notify (in the same transaction: none lost)
+_OUTBOX = sa.text("INSERT INTO alert_outbox (alert_id, event, payload) VALUES (:id, :event, CAST(:payload AS jsonb))")
+
+
+def _announce(conn: sa.Connection, alert: Alert, was: str | None, params: Mapping[str, Any], name: str | None) -> None:
+    """Write the outbox row of an alert that opened, closed, or (`was` = "withdrawn") was superseded."""
+    if was == "withdrawn":
+        event = "withdrawn"
+    elif alert.status == "open" and was != "open":
+        event = "opened"
+    elif alert.status == "closed" and was != "closed":
+        event = "closed"
+    else:
+        return
+    payload = {
+        "alert_id": alert.id, "kind": str(alert.kind), "event": event, "severity": alert.severity,
+        "station_id": alert.station_id, "station_name": name, "connector_id": alert.connector_id,
+        "session_id": alert.session_id, "error_code": alert.error_code,
+        "opened_at": _iso(alert.since), "closed_at": _iso(alert.until), "summary": params["message"],
+    }  # fmt: skip
+    conn.execute(_OUTBOX, {"id": alert.id, "event": event, "payload": json.dumps(payload)})
 
 
 def upsert_alerts(
@@ -64,8 +88,10 @@ def upsert_alerts(
             "now": now,
             "closed_at": None if alert.until is None else now,
         }
-        if conn.execute(_UPSERT, params).first() is not None:
+        row = conn.execute(_UPSERT, params).first()
+        if row is not None:
             changed.append(alert)
+            _announce(conn, alert, row.was, params, names.get(alert.station_id))
     return changed
 
 
@@ -90,7 +116,11 @@ def supersede(
         {"kind": str(kind), "station_id": station_id, "since_from": since_from, "keep": sorted(keep),
          "connector_id": connector_id},  # fmt: skip
     ).all()
-    return [alert_from_row(r) for r in rows]
+    gone = [alert_from_row(r) for r in rows]
+    for alert, row in zip(gone, rows, strict=True):
+        _announce(conn, alert, "withdrawn", {"message": f"{row.message} (withdrawn: late events redrew this episode)"},
+                  None)  # fmt: skip
+    return gone
 
 
 def alert_from_row(row: Any) -> Alert:

@@ -6,6 +6,11 @@ same history yields the same ids and an upsert of them changes nothing.
 
     connector_fault   a connector (or connector 0, the whole station) went Faulted; the next
                       status that is not Faulted closes it. The error code is the first one.
+                      Debounced (EVMON_ALERT_DEBOUNCE_S): a fault that returns less than the
+                      debounce after it cleared continues the same episode (one alert, however
+                      often the status toggles), and an episode is closed only once its connector
+                      has stayed healthy that long (until = when it cleared, the real end); the
+                      faulted spans of a merged episode are kept in details["spans"].
     station_offline   no message for `offline_after`; since = the last message; closed when the
                       station speaks again.
     session_stale     an active session with no event for `stale_after`; closed when it
@@ -38,6 +43,7 @@ __all__ = [
     "conflict_alert",
     "describe",
     "fault_episodes",
+    "fault_spans",
     "iso",
     "maintenance_episodes",
     "offline_alerts",
@@ -142,27 +148,61 @@ def describe(alert: Alert, station_name: str | None = None) -> str:
 # --- connector faults ---------------------------------------------------------------------------
 
 
-def fault_episodes(changes: Iterable[StatusChange]) -> list[Alert]:
-    """Fault episodes in a station's status history, each connector on its own.
+def fault_episodes(
+    changes: Iterable[StatusChange], *, debounce: timedelta = timedelta(0), now: datetime | None = None
+) -> list[Alert]:
+    """Fault episodes in a station's status history, each connector on its own, debounced.
 
     Order-insensitive: changes are sorted by (ts, event_id). A history that begins inside an
-    episode must start with the last healthy change before it, or the episode starts late.
+    episode (or within `debounce` after one) must start with the last healthy change before it,
+    or the episode starts late. Faults less than `debounce` apart are one episode; the last one
+    stays open until `now` is `debounce` past its end (without `now`, it closes at once).
     """
     by_connector: dict[tuple[str, int], list[StatusChange]] = defaultdict(list)
     for change in changes:
         by_connector[(change.station_id, change.connector_id)].append(change)
     out: list[Alert] = []
     for (station_id, connector_id), history in sorted(by_connector.items()):
+        spans: list[tuple[StatusChange, datetime | None]] = []
         opened: StatusChange | None = None
         for change in sorted(history, key=lambda c: (c.ts, c.event_id)):
             if change.status == ChargePointStatus.FAULTED and opened is None:
                 opened = change
             elif change.status != ChargePointStatus.FAULTED and opened is not None:
-                out.append(_fault(opened, until=change.ts))
+                spans.append((opened, change.ts))
                 opened = None
         if opened is not None:
-            out.append(_fault(opened, until=None))
+            spans.append((opened, None))
+        out += _debounced(spans, debounce, now)
     return out
+
+
+def _debounced(spans: list[tuple[StatusChange, datetime | None]], debounce: timedelta,
+               now: datetime | None) -> list[Alert]:  # fmt: skip
+    groups: list[list[tuple[StatusChange, datetime | None]]] = []
+    for start, until in spans:
+        last_until = groups[-1][-1][1] if groups else None
+        if last_until is not None and start.ts - last_until < debounce:
+            groups[-1].append((start, until))
+        else:
+            groups.append([(start, until)])
+    out = []
+    for group in groups:
+        until = group[-1][1]
+        deferred = until is not None and now is not None and now - until < debounce
+        alert = _fault(group[0][0], until=None if deferred else until)  # deferred: cleared, not for long enough yet
+        if len(group) > 1 or deferred:
+            alert = replace(alert, details={"spans": [[iso(s.ts), iso(u) if u else None] for s, u in group]})
+        out.append(alert)
+    return out
+
+
+def fault_spans(alert: Alert) -> list[tuple[datetime, datetime | None]]:
+    """The time a (possibly debounced) fault episode was really Faulted: its spans."""
+    spans = alert.details.get("spans")
+    if not spans:
+        return [(alert.since, alert.until)]
+    return [(datetime.fromisoformat(a), datetime.fromisoformat(b) if b else None) for a, b in spans]
 
 
 def _fault(start: StatusChange, until: datetime | None) -> Alert:

@@ -24,7 +24,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from beat.alert_store import load_alerts, supersede, upsert_alerts
-from beat.alerts import Alert, Kind, StatusChange, fault_episodes, maintenance_episodes, offline_alerts
+from beat.alerts import (
+    Alert,
+    Kind,
+    StatusChange,
+    fault_episodes,
+    fault_spans,
+    maintenance_episodes,
+    offline_alerts,
+)
 from beat.availability import availability
 from beat.days import day_bounds, local_day, previous_day
 from beat.db import try_job_lock
@@ -56,11 +64,20 @@ _STATIONS = sa.text(
 )
 
 
-def _redraw_faults(conn: sa.Connection, station_id: str, since: datetime, now: datetime, names: dict) -> list[Alert]:
-    rows = conn.execute(_HISTORY, {"station": station_id, "since": since}).all()
+def _redraw_faults(
+    conn: sa.Connection, station_id: str, since: datetime, now: datetime, names: dict, settings: Settings
+) -> list[Alert]:
+    debounce = timedelta(seconds=settings.alert_debounce_s)
+    # an episode that ended less than the debounce before `since` may continue: read it too
+    earlier = conn.execute(
+        sa.text("SELECT min(since) FROM alerts WHERE kind = 'connector_fault' AND status <> 'superseded' "
+                "AND station_id = :s AND since < :since AND coalesce(until, 'infinity') >= :reach"),
+        {"s": station_id, "since": since, "reach": since - debounce},
+    ).scalar()  # fmt: skip
+    rows = conn.execute(_HISTORY, {"station": station_id, "since": min(since, earlier or since)}).all()
     anchors = {r.connector_id: r.anchor or BEGINNING for r in rows}
     changes = [StatusChange(station_id, r.connector_id, r.ts, r.status, r.error_code, r.event_id, r.info) for r in rows]
-    episodes = fault_episodes(changes)
+    episodes = fault_episodes(changes, debounce=debounce, now=now)
     changed = upsert_alerts(conn, episodes, now=now, names=names)
     for connector_id, anchor in sorted(anchors.items()):
         keep = [e.id for e in episodes if e.connector_id == connector_id]
@@ -141,11 +158,10 @@ def refresh_availability(
         faults: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
         offline = []
         for alert in by_station[station_id]:
-            span = (alert.since, alert.until)
-            if alert.kind is Kind.FAULT:
-                faults[alert.connector_id or 0].append(span)
+            if alert.kind is Kind.FAULT:  # the time really Faulted, not a debounced episode's gaps
+                faults[alert.connector_id or 0].extend(fault_spans(alert))
             else:
-                offline.append(span)
+                offline.append((alert.since, alert.until))
         for day in sorted(days):
             t0, t1 = day_bounds(day, settings.zone)
             result = availability(start=max(t0, station.first_seen_at), end=min(t1, now),
@@ -195,8 +211,11 @@ def track_faults(
         names = {s.id: s.name for s in stations}
 
         changed: list[Alert] = []
+        if settings.alert_debounce_s:  # episodes waiting to close once healthy for the debounce
+            for alert in load_alerts(conn, "kind = 'connector_fault' AND status = 'open'"):
+                since_by_station[alert.station_id] = min(alert.since, since_by_station.get(alert.station_id, alert.since))
         for station_id, since in sorted(since_by_station.items()):
-            changed += _redraw_faults(conn, station_id, since, now, names)
+            changed += _redraw_faults(conn, station_id, since, now, names, settings)
         changed += _offline(conn, stations, settings, now, names)
         flagged = [a.station_id for a in load_alerts(conn, "kind = 'maintenance_due' AND status = 'open'")]
         changed += _maintenance(conn, [*since_by_station, *flagged], settings, now, names)

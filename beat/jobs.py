@@ -2,7 +2,8 @@
 
 Each task is a thin wrapper: it reads the wall clock once and passes it as `now` (or takes `now`
 as an ISO 8601 argument, to replay a moment) to a job in `beat.runner`, whose logic never reads a
-clock. Every job is idempotent, acknowledged late, and retried with backoff while a store is down
+clock. The judgments of stale sessions, offline stations and outages run live at the pipeline's
+event-time watermark instead (`beat.watermark`), and wait while it is unknown. Every job is idempotent, acknowledged late, and retried with backoff while a store is down
 (`TransientError`); the next beat tick would redo it anyway.
 """
 
@@ -14,11 +15,13 @@ from typing import Any
 from celery import Task, shared_task
 
 from beat import runner
+from beat.watermark import judgment_time
 from evmonitor.errors import TransientError
 from evmonitor.runtime import connections
 
 __all__ = [
     "daily_report",
+    "deliver_notifications",
     "monthly_report",
     "hold_conflicts",
     "index_deadletters",
@@ -46,6 +49,16 @@ def _now(now: str | None) -> datetime:
     return moment
 
 
+WAITING = {"skipped": "waiting for the pipeline's watermark: a partition has processed nothing yet"}
+
+
+def _judged(ctx: runner.Context, now: str | None) -> datetime | None:
+    """An explicit `now` is judged as given; a live run at the watermark (None: wait)."""
+    if now is not None:
+        return _now(now)
+    return judgment_time(ctx.engine, datetime.now(timezone.utc))
+
+
 class MaintenanceTask(Task):
     acks_late = True
     autoretry_for = (TransientError,)
@@ -64,7 +77,9 @@ def rollup_hours(self: Task, now: str | None = None, days: list[str] | None = No
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.mark_stale_sessions")
 def mark_stale_sessions(self: Task, now: str | None = None) -> dict[str, Any]:
     """Mark silent active sessions stale and alert; close alerts of sessions that moved on."""
-    return runner.do_stale_sessions(_context(self.app), _now(now))
+    ctx = _context(self.app)
+    judged = _judged(ctx, now)
+    return WAITING if judged is None else runner.do_stale_sessions(ctx, judged)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.hold_conflicts")
@@ -76,13 +91,17 @@ def hold_conflicts(self: Task, now: str | None = None) -> dict[str, Any]:
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_faults")
 def track_faults(self: Task, now: str | None = None) -> dict[str, Any]:
     """Fault, offline and maintenance alerts; availability per station and day."""
-    return runner.do_faults(_context(self.app), _now(now))
+    ctx = _context(self.app)
+    judged = _judged(ctx, now)
+    return WAITING if judged is None else runner.do_faults(ctx, judged)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_stations")
 def index_stations(self: Task, now: str | None = None) -> dict[str, Any]:
     """Refresh charging-stations: every station's location and current status, for the map."""
-    return runner.do_stations(_context(self.app), _now(now))
+    ctx = _context(self.app)
+    judged = _judged(ctx, now)  # "Offline" on the map is an offline judgment too
+    return WAITING if judged is None else runner.do_stations(ctx, judged)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_deadletters")
@@ -100,7 +119,9 @@ def prune_batch_markers(self: Task, now: str | None = None) -> dict[str, Any]:
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.daily_report")
 def daily_report(self: Task, now: str | None = None, day: str | None = None, force: bool = False) -> dict[str, Any]:
     """Build the daily report of `day` (default: yesterday in the configured time zone)."""
-    return runner.do_daily_report(_context(self.app), _now(now), date.fromisoformat(day) if day else None, force=force)
+    ctx = _context(self.app)
+    return runner.do_daily_report(ctx, _now(now), date.fromisoformat(day) if day else None, force=force,
+                                  judge_at=_judged(ctx, now))  # fmt: skip
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.monthly_report")
@@ -118,4 +139,12 @@ def apply_retention(self: Task, now: str | None = None) -> dict[str, Any]:
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_outages")
 def track_outages(self: Task, now: str | None = None) -> dict[str, Any]:
     """Recompute the outage ledger per port within the lookback window (operators' causes kept)."""
-    return runner.do_outages(_context(self.app), _now(now))
+    ctx = _context(self.app)
+    judged = _judged(ctx, now)
+    return WAITING if judged is None else runner.do_outages(ctx, judged)
+
+
+@shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.deliver_notifications")
+def deliver_notifications(self: Task, now: str | None = None) -> dict[str, Any]:
+    """Send due alert notifications (webhook, e-mail) from the outbox; failures wait their backoff."""
+    return runner.do_notify(_context(self.app), _now(now))

@@ -17,6 +17,7 @@ from beat.daily_report import build_daily_report
 from beat.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
+from beat.notify import deliver_notifications
 from beat.monthly_report import build_monthly_report, monthly_report_built, previous_month
 from beat.outages import ledger_marks, track_outages
 from beat.retention import apply_retention
@@ -37,6 +38,7 @@ __all__ = [
     "do_deadletters",
     "do_monthly_report",
     "do_faults",
+    "do_notify",
     "do_outages",
     "do_prune_batch_markers",
     "do_retention",
@@ -133,14 +135,24 @@ def do_retention(ctx: Context, now: datetime) -> dict[str, Any]:
     return apply_retention(ctx.engine, ctx.search, ctx.settings, now)
 
 
-def do_daily_report(ctx: Context, now: datetime, day: date | None = None, *, force: bool = False) -> dict[str, Any]:
-    """Bring rollups, alerts and the outage ledger up to date for `day` (default: yesterday, local), then build it."""
+_AS_NOW = object()
+
+
+def do_daily_report(
+    ctx: Context, now: datetime, day: date | None = None, *, force: bool = False, judge_at: Any = _AS_NOW
+) -> dict[str, Any]:
+    """Bring rollups, alerts and the outage ledger up to date for `day` (default: yesterday, local), then build it.
+
+    Stale sessions and faults are judged at `judge_at` (default `now`; the live task passes the
+    pipeline's watermark, None while it is unknown: then they are left as last judged)."""
     day = day or previous_day(now, ctx.settings.zone)
+    judged = now if judge_at is _AS_NOW else judge_at
     do_conflicts(ctx, now)  # first: a session it holds leaves the rollups
     do_rollups(ctx, now, [day])
-    do_stale_sessions(ctx, now)
-    do_faults(ctx, now, [day])
-    do_outages(ctx, now)  # the per-port uptime line reads the ledger, which reads the offline episodes
+    if judged is not None:
+        do_stale_sessions(ctx, judged)
+        do_faults(ctx, judged, [day])
+        do_outages(ctx, judged)  # the per-port uptime line reads the ledger, which reads the offline episodes
     return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
 
 
@@ -169,6 +181,11 @@ def do_outages(ctx: Context, now: datetime) -> dict[str, Any]:
     return result
 
 
+def do_notify(ctx: Context, now: datetime) -> dict[str, Any]:
+    """Send the alert notifications that are due (beat.notify)."""
+    return deliver_notifications(ctx.engine, ctx.settings, now)
+
+
 def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
     """Every periodic job once, in dependency order (held sessions before rollups, rollups and
     alerts before the report)."""
@@ -183,4 +200,5 @@ def run_all(ctx: Context, now: datetime) -> dict[str, Any]:
         "batch_markers": do_prune_batch_markers(ctx, now),
         "retention": do_retention(ctx, now),
         "daily_report": do_daily_report(ctx, now),
+        "notify": do_notify(ctx, now),
     }

@@ -35,6 +35,7 @@ INTERVAL_JOBS: dict[str, tuple[str, str]] = {
     "batch-markers": (TASK_PREFIX + "prune_batch_markers", "batch_marker_retention_s"),
     "retention": (TASK_PREFIX + "apply_retention", "retention_interval_s"),
     "outages": (TASK_PREFIX + "track_outages", "outages_interval_s"),
+    "notify": (TASK_PREFIX + "deliver_notifications", "notify_interval_s"),
 }
 
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="stop when more than this share of a window is invalid"
     )
     deadletter_window: int = Field(1000, ge=1)
+    watermark_interval_s: float = Field(
+        2.0, gt=0, description="how often the bridge records how far each partition is processed (beat judges by it)"
+    )
 
     # --- the event contract's limits ---
     max_payload_bytes: int = Field(64 * 1024, ge=256)
@@ -108,6 +111,9 @@ class Settings(BaseSettings):
     maintenance_fault_threshold: int = Field(3, ge=1, description="faults within the window that flag a station")
     maintenance_fault_window_s: float = Field(86400.0, gt=0)
     alert_lookback_s: float = Field(7 * 86400.0, gt=0, description="how far back late events may change alerts")
+    alert_debounce_s: float = Field(
+        120.0, ge=0, description="a fault that clears and returns within this many seconds stays one alert (0: off)"
+    )
     report_time: str = Field("06:00", pattern=r"^([01]?\d|2[0-3]):[0-5]\d$", description="local HH:MM of the daily report")
     reports_dir: Path | None = Field(None, description="where reports go (default: <state_dir>/reports)")
     network_name: str = "evmonitor"
@@ -138,6 +144,25 @@ class Settings(BaseSettings):
     min_session_wh: int = Field(1, ge=0, description="a completed session that delivered less than this many Wh "
                                 "failed (and is an outage of its port); 0: only sessions ending in a fault fail")
 
+    # --- alert notifications (beat's deliver_notifications job; every setting unset: off) ---
+    notify_webhook_url: str = Field("", description="POST each alert opened/closed as JSON here (empty: no webhook)")
+    notify_webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key of the X-Evmonitor-Signature header; required with EVMON_NOTIFY_WEBHOOK_URL"
+    )
+    notify_email_to: Annotated[list[str], NoDecode] = Field(
+        [], description="comma-separated addresses that get an e-mail per alert opened/closed (empty: no e-mail)"
+    )
+    smtp_host: str = Field("", description="SMTP server for alert e-mails")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str = Field("", description="SMTP login (empty: no login)")
+    smtp_password: str = ""
+    smtp_from: str = Field("", description="From: of alert e-mails; required with EVMON_NOTIFY_EMAIL_TO")
+    smtp_starttls: bool = Field(False, description="upgrade the SMTP connection with STARTTLS before logging in")
+    notify_interval_s: float = Field(10.0, gt=0, description="how often pending notifications are sent")
+    notify_timeout_s: float = Field(10.0, gt=0, description="timeout of one webhook POST or SMTP conversation")
+    notify_retry_max_s: float = Field(3600.0, gt=0, description="cap of the exponential backoff between attempts")
+    notify_max_age_s: float = Field(86400.0, gt=0, description="a notification still undelivered this long is given up")
+
     # --- OCPP gateway (`evmonitor gateway`) ---
     ocpp_listen: str = Field("127.0.0.1:9000", pattern=r"^.+:\d+$", description="HOST:PORT of ws://HOST:PORT/ocpp/<id>")
     ocpp_tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve wss:// (security profile 2)")
@@ -157,7 +182,7 @@ class Settings(BaseSettings):
     sql_dir: Path = REPO_ROOT / "sql"
     timezone: str = Field("UTC", description="IANA zone of local days in rollups, availability and reports")
 
-    @field_validator("sinks", "uptime_excluded_causes", mode="before")
+    @field_validator("sinks", "uptime_excluded_causes", "notify_email_to", mode="before")
     @classmethod
     def _list_as_people_write_it(cls, value: Any) -> Any:
         # EVMON_SINKS=persist, =persist,index and the JSON form ["persist","index"] all work
@@ -200,6 +225,14 @@ class Settings(BaseSettings):
                 "EVMON_RETENTION_EVENTS_DAYS must keep more than EVMON_ALERT_LOOKBACK_S of status history "
                 f"({self.retention_events_days} days <= {self.alert_lookback_s:.0f} s)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _notifications_complete(self) -> "Settings":
+        if self.notify_webhook_url and not self.notify_webhook_secret:
+            raise ValueError("EVMON_NOTIFY_WEBHOOK_URL needs EVMON_NOTIFY_WEBHOOK_SECRET (the key receivers verify with)")
+        if self.notify_email_to and not (self.smtp_host and self.smtp_from):
+            raise ValueError("EVMON_NOTIFY_EMAIL_TO needs EVMON_SMTP_HOST and EVMON_SMTP_FROM")
         return self
 
     # --- derived values (computed from the fields above, never set separately) ---

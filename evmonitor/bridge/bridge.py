@@ -14,6 +14,10 @@ replays; every write downstream is idempotent, so replays cost time, never corre
 Back-pressure: with `max_inflight_batches` unfinished batches the bridge pauses its partitions
 (the group stays alive) and resumes by itself when batches complete.
 
+Event-time watermark: every `watermark_interval_s` the bridge reports, per assigned partition,
+whether it has caught up and the greatest event time it has committed (`watermarks`, written to
+`pipeline_watermarks`; see `evmonitor.bridge.watermark` and `beat.watermark`).
+
 Everything that does I/O is passed in (`consumer`, `publish`, `completions`, `deadletters`),
 so the loop runs against fakes in unit tests and against real services in integration tests.
 """
@@ -31,6 +35,7 @@ from typing import Any
 
 from evmonitor.bridge.batching import Batch, Batcher
 from evmonitor.bridge.offsets import OffsetTracker
+from evmonitor.bridge.watermark import EventClock, watermark_row
 from evmonitor.config import Settings
 from evmonitor.contract import Event, Limits, Rejection, validate
 from evmonitor.deadletter import DeadLetters, Source, deadletter_record
@@ -45,6 +50,7 @@ TP = tuple[str, int]
 Publish = Callable[[SinkName, Batch], None]  # (sink, batch); raises TransientError
 Completions = Callable[[list[str]], dict[str, set[str]]]  # batch ids -> sinks done
 Forget = Callable[[list[str]], None]
+Watermarks = Callable[[list[dict[str, Any]]], None]  # rows of pipeline_watermarks; raises TransientError
 
 
 class BridgeHalted(EvmonitorError):
@@ -109,6 +115,7 @@ class Bridge:
         completions: Completions,
         deadletters: DeadLetters,
         forget: Forget | None = None,
+        watermarks: Watermarks | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
@@ -117,6 +124,7 @@ class Bridge:
         self.publish = publish
         self.completions = completions
         self.forget = forget or (lambda ids: None)
+        self.watermarks = watermarks
         self.deadletters = deadletters
         self.clock = clock
         self.wall = wall
@@ -124,6 +132,8 @@ class Bridge:
         self.sinks = tuple(settings.sinks)
         self.batcher = Batcher(settings.batch_max_events, settings.batch_max_ms / 1000)
         self.tracker: OffsetTracker[TP] = OffsetTracker()
+        self.events: EventClock[TP] = EventClock()
+        self._caught_up_at: dict[TP, datetime] = {}
         self.inflight: dict[str, Batch] = {}
         self.stats = Stats()
         self.paused = False
@@ -133,6 +143,7 @@ class Bridge:
         self._next_commit = now + settings.commit_interval_s
         self._next_poll_done = now + settings.completion_poll_s
         self._next_log = now + settings.stats_interval_s
+        self._next_watermark = now  # at once: a restarted bridge first says it has not caught up
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -165,6 +176,9 @@ class Bridge:
         if now >= self._next_commit:
             self.commit()
             self._next_commit = now + self.settings.commit_interval_s
+        if self.watermarks is not None and now >= self._next_watermark:
+            self.report_watermarks()
+            self._next_watermark = now + self.settings.watermark_interval_s
         if now >= self._next_log:
             log.info("bridge: %s, in flight %d", self.stats.as_dict(), len(self.inflight))
             self._next_log = now + self.settings.stats_interval_s
@@ -182,6 +196,7 @@ class Bridge:
             now = self.clock()
             batch = self.batcher.open(now)
             self.tracker.hold(batch.batch_id, tp, record.offset)
+            self.events.seen(tp, record.offset, result.timestamp)
             full = self.batcher.add(result.to_wire(), now)
             if full is not None:
                 self._publish(full)
@@ -291,6 +306,7 @@ class Bridge:
             log.warning("bridge: commit failed (%s); will retry", exc)
             return {}
         self.tracker.committed(offsets)
+        self.events.committed(offsets)
         self.stats.commits += 1
         released, self._released = self._released, []
         try:
@@ -304,6 +320,37 @@ class Bridge:
         self.commit(only=tps)
         for tp in tps:
             self.tracker.forget(tp)
+            self.events.forget(tp)
+            self._caught_up_at.pop(tp, None)
+
+    def report_watermarks(self) -> list[dict[str, Any]]:
+        """Write one `pipeline_watermarks` row per assigned partition; return the rows.
+
+        A partition this run has read nothing from is done up to the consumer's position; one it
+        has read from, up to its committed offset. A failed write is retried at the next interval.
+        """
+        progress = getattr(self.consumer, "progress", None)
+        if self.watermarks is None or progress is None:
+            return []
+        observed_at = self.wall()
+        rows = []
+        for tp, (position, high_water) in sorted(progress().items()):
+            mine = self.tracker.progress(tp)
+            if mine is None and high_water is None:
+                continue  # nothing known yet: the previous row stands
+            done, all_done = (position, True) if mine is None else mine
+            row = watermark_row(tp, done=done, all_done=all_done, high_water=high_water,
+                                event_time=self.events.processed.get(tp), caught_up_at=self._caught_up_at.get(tp),
+                                observed_at=observed_at)  # fmt: skip
+            if row["caught_up"]:
+                self._caught_up_at[tp] = observed_at
+            rows.append(row)
+        if rows:
+            try:
+                self.watermarks(rows)
+            except TransientError as exc:
+                log.warning("bridge: watermarks not written (%s); will retry", exc)
+        return rows
 
     def shutdown(self, timeout_s: float = 15.0) -> None:
         """Stop fetching, publish the open batch, wait up to `timeout_s` for completions, commit."""
@@ -317,6 +364,7 @@ class Bridge:
             if self.inflight:
                 time.sleep(self.settings.completion_poll_s)  # waiting on other processes; nothing to poll
         self.commit()
+        self.report_watermarks()
         if self.inflight:
             log.warning("bridge: %d batches unfinished at shutdown; they will be replayed", len(self.inflight))
         log.info("bridge stopped: %s", self.stats.as_dict())

@@ -64,6 +64,14 @@ class OffsetTracker(Generic[TP]):
     def committed(self, offsets: dict[TP, int]) -> None:
         self._committed.update(offsets)
 
+    def progress(self, tp: TP) -> tuple[int | None, bool] | None:
+        """(committed offset or None, whether every record consumed is committed); None if `tp`
+        was never consumed by this tracker."""
+        if tp not in self._next:
+            return None
+        committed = self._committed.get(tp)
+        return committed, committed == self._next[tp]
+
     @property
     def open_batches(self) -> int:
         return len(self._held)

@@ -56,6 +56,20 @@ class KafkaSource:
     def resume(self, *tps: Any) -> None:
         self.consumer.resume(*tps)
 
+    def progress(self) -> dict[tuple[str, int], tuple[int | None, int | None]]:
+        """(position, high-water mark) of every assigned partition, as the consumer last saw them.
+
+        The high-water mark comes with each fetch response (`KafkaConsumer.highwater`); unlike
+        `end_offsets()` it needs no extra request and is right on tansu.
+        """
+        out: dict[tuple[str, int], tuple[int | None, int | None]] = {}
+        for tp in self.consumer.assignment():
+            try:
+                out[(tp.topic, tp.partition)] = (self.consumer.position(tp, timeout_ms=50), self.consumer.highwater(tp))
+            except Exception:  # noqa: BLE001 - a partition being revoked: reported next time
+                continue
+        return out
+
     def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
         try:
             self.consumer.commit(
@@ -129,6 +143,7 @@ def build_bridge(
         publish=CeleryPublisher(app),
         completions=store.completed,
         forget=store.forget,
+        watermarks=store.record_watermarks,
         deadletters=DeadLetters(producer, settings.deadletter_topic),
     )
     listener.bridge = bridge

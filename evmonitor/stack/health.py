@@ -4,6 +4,8 @@
     newest event     how long ago the newest station message happened (event time)
     dead letters     records on the dead-letter topic
     open alerts      alerts beat has open
+    judged at        how far behind the wall clock beat's judgments are (the event-time watermark)
+    notifications    the channels alerts are sent to (or off), and deliveries pending or given up
 
 Each figure is read with short timeouts; one that cannot be read says why instead of failing
 the whole status.
@@ -85,6 +87,31 @@ def _open_alerts(settings: Settings) -> str:
     return f"{total}" + (f" ({', '.join(f'{k}: {n}' for k, n in sorted(rows.items()))})" if total else "")
 
 
+def _judged_at(settings: Settings, now: datetime) -> str:
+    from beat.watermark import judgment_time
+
+    engine = sa.create_engine(settings.sqlalchemy_url, connect_args={"connect_timeout": 3})
+    try:
+        judged = judgment_time(engine, now)
+    finally:
+        engine.dispose()
+    if judged is None:
+        return "waiting: a partition has processed nothing yet"
+    return f"{(now - judged).total_seconds():,.0f} s behind the wall clock ({judged:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+def _notifications(settings: Settings) -> str:
+    from beat.notify import channels
+
+    names = [c.name for c in channels(settings)]
+    if not names:
+        return "off (set EVMON_NOTIFY_WEBHOOK_URL or EVMON_NOTIFY_EMAIL_TO)"
+    rows = _sql(settings, "SELECT json_build_object('pending', count(*) FILTER (WHERE gave_up_at IS NULL), "
+                          "'given up', count(*) FILTER (WHERE gave_up_at IS NOT NULL)) "
+                          "FROM alert_deliveries WHERE delivered_at IS NULL")  # fmt: skip
+    return f"{', '.join(names)}; {rows['pending']} pending, {rows['given up']} given up"
+
+
 def data_health(settings: Settings, now: datetime | None = None) -> list[tuple[str, str]]:
     """(figure, value) rows; a figure that cannot be read shows why."""
     now = now or datetime.now(timezone.utc)
@@ -93,6 +120,8 @@ def data_health(settings: Settings, now: datetime | None = None) -> list[tuple[s
         ("newest event", lambda: _newest_event(settings, now)),
         ("dead letters", lambda: _deadletters(settings)),
         ("open alerts", lambda: _open_alerts(settings)),
+        ("judged at", lambda: _judged_at(settings, now)),
+        ("notifications", lambda: _notifications(settings)),
     ]
     rows = []
     for name, check in checks:

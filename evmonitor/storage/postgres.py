@@ -238,6 +238,20 @@ class PostgresStore:
                 out.setdefault(str(batch_id), set()).add(sink)
         return out
 
+    def record_watermarks(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert the bridge's `pipeline_watermarks` rows (evmonitor.bridge.watermark)."""
+        stmt = sa.text(
+            "INSERT INTO pipeline_watermarks (topic, kafka_partition, caught_up, event_time, caught_up_at, "
+            "committed_offset, high_water, observed_at) VALUES (:topic, :partition, :caught_up, :event_time, "
+            ":caught_up_at, :committed_offset, :high_water, :observed_at) ON CONFLICT (topic, kafka_partition) "
+            "DO UPDATE SET caught_up = EXCLUDED.caught_up, event_time = EXCLUDED.event_time, "
+            "caught_up_at = EXCLUDED.caught_up_at, "
+            "committed_offset = EXCLUDED.committed_offset, high_water = EXCLUDED.high_water, "
+            "observed_at = EXCLUDED.observed_at"
+        )
+        with translate_errors(), self.engine.begin() as conn:
+            conn.execute(stmt, list(rows))
+
     def forget(self, batch_ids: Iterable[str]) -> None:
         """Drop completion markers of batches whose offsets are committed."""
         ids = list(batch_ids)

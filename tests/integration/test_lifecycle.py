@@ -41,7 +41,9 @@ def test_up_status_down_from_anywhere_see_one_stack_and_an_attached_up_never_sto
         assert code == 0, seen
         pids = {c["name"]: c["pid"] for c in seen["components"] if c["kind"] == "process"}
         assert {"bridge", "beat", "flower", "worker-persist", "worker-index", "worker-maintenance"} <= set(pids)
-        assert set(seen["data"]) == {"consumer lag", "newest event", "dead letters", "open alerts"}
+        assert set(seen["data"]) == {"consumer lag", "newest event", "dead letters", "open alerts", "judged at",
+                                     "notifications"}  # fmt: skip
+        assert seen["data"]["notifications"].startswith("off (set EVMON_NOTIFY_WEBHOOK_URL")
         assert seen["data"]["consumer lag"].startswith("0 records")
 
         again = run("up", "--detach", env=env, cwd=tmp_path / "b")

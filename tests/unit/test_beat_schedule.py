@@ -27,6 +27,7 @@ def test_every_job_has_an_explicit_maintenance_name_and_the_report_runs_at_repor
         "evmonitor.maintenance.prune_batch_markers",
         "evmonitor.maintenance.apply_retention",
         "evmonitor.maintenance.track_outages",
+        "evmonitor.maintenance.deliver_notifications",
         "evmonitor.maintenance.daily_report",
         "evmonitor.maintenance.monthly_report",
     }
