@@ -28,7 +28,7 @@ run: $(STAMP)
 
 ## every test: unit (pure) and integration (real PostgreSQL, Redis, Kafka API, Elasticsearch API, Celery)
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
