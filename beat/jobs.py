@@ -127,7 +127,8 @@ def daily_report(self: Task, now: str | None = None, day: str | None = None, for
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.monthly_report")
 def monthly_report(self: Task, now: str | None = None, month: str | None = None, force: bool = False) -> dict[str, Any]:
     """Build the monthly report of `month` (YYYY-MM; default: last month in the configured time zone) once."""
-    return runner.do_monthly_report(_context(self.app), _now(now), month, force=force)
+    ctx = _context(self.app)
+    return runner.do_monthly_report(ctx, _now(now), month, force=force, judge_at=_judged(ctx, now))
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.apply_retention")

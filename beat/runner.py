@@ -156,16 +156,21 @@ def do_daily_report(
     return build_daily_report(ctx.engine, ctx.settings, day, now, force=force)
 
 
-def do_monthly_report(ctx: Context, now: datetime, month: str | None = None, *, force: bool = False) -> dict[str, Any]:
+def do_monthly_report(ctx: Context, now: datetime, month: str | None = None, *, force: bool = False,
+                      judge_at: Any = _AS_NOW) -> dict[str, Any]:  # fmt: skip
     """Bring alerts and the outage ledger up to date, then build the report of `month` (YYYY-MM;
-    default: last month, local). Already built and not `force`d: nothing is recomputed or written."""
+    default: last month, local). Already built and not `force`d: nothing is recomputed or written.
+
+    Faults and outages are judged at `judge_at`, as in `do_daily_report`."""
     month = month or previous_month(now, ctx.settings)
     if not force and (done := monthly_report_built(ctx.engine, ctx.settings, month)) is not None:
         return done  # beat's second tick of the day: leave the ledger jobs to their own schedule
+    judged = now if judge_at is _AS_NOW else judge_at
     do_conflicts(ctx, now)
     do_rollups(ctx, now)
-    do_faults(ctx, now)
-    do_outages(ctx, now)
+    if judged is not None:
+        do_faults(ctx, judged)
+        do_outages(ctx, judged)
     return build_monthly_report(ctx.engine, ctx.settings, month, now, force=force)
 
 
