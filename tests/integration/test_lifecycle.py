@@ -51,7 +51,10 @@ def test_up_status_down_from_anywhere_see_one_stack_and_an_attached_up_never_sto
 
         log = tmp_path / "attached.log"
         with open(log, "w") as out:
-            attached = subprocess.Popen(evmonitor_cmd("up"), env=env, cwd=tmp_path / "a", stdout=out, stderr=out)
+            # as from a terminal: Ctrl-C reaches it (pytest-xdist's workers ignore SIGINT, and
+            # their children would inherit that)
+            attached = subprocess.Popen(evmonitor_cmd("up"), env=env, cwd=tmp_path / "a", stdout=out, stderr=out,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         wait_for(lambda: "Ctrl-C leaves it running" in log.read_text(), timeout_s=120, what="the attached up")
         attached.send_signal(signal.SIGINT)
         assert attached.wait(timeout=60) == 0, log.read_text()[-3000:]
