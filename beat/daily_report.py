@@ -39,7 +39,7 @@ from evmonitor.reports.coverage import coverage
 from evmonitor.reports.model import pct
 from evmonitor.storage.postgres import translate_errors
 
-__all__ = ["build_daily_report", "load_daily_report", "report_base", "report_paths", "write_atomically"]
+__all__ = ["build_daily_report", "load_daily_report", "record_report", "report_base", "report_paths", "write_atomically"]
 
 ZERO = Decimal(0)
 
@@ -225,25 +225,33 @@ def build_daily_report(
         write_atomically(html_path, render_html(report))
         write_atomically(csv_path, render_csv(report))
         t = report.totals
-        conn.execute(sa.text("""
-            INSERT INTO reports (network, day, kind, timezone, html_path, csv_path, stations, sessions_started,
-                sessions_completed, energy_kwh, revenue_eur, utilization_pct, availability_pct, open_faults,
-                recovered_faults, generated_at)
-            VALUES (:network, :day, 'daily', :tz, :html, :csv, :stations, :started, :completed, :kwh, :eur, :util,
-                    :avail, :open, :recovered, :now)
-            ON CONFLICT (network, day, kind) DO UPDATE SET timezone = EXCLUDED.timezone,
-                html_path = EXCLUDED.html_path, csv_path = EXCLUDED.csv_path, stations = EXCLUDED.stations,
-                sessions_started = EXCLUDED.sessions_started, sessions_completed = EXCLUDED.sessions_completed,
-                energy_kwh = EXCLUDED.energy_kwh, revenue_eur = EXCLUDED.revenue_eur,
-                utilization_pct = EXCLUDED.utilization_pct, availability_pct = EXCLUDED.availability_pct,
-                open_faults = EXCLUDED.open_faults, recovered_faults = EXCLUDED.recovered_faults,
-                generated_at = EXCLUDED.generated_at
-        """), {
-            "network": settings.network_name, "day": day, "tz": settings.timezone, "html": str(html_path.resolve()),
-            "csv": str(csv_path.resolve()), "stations": t.stations, "started": t.sessions_started,
-            "completed": t.sessions_completed, "kwh": t.energy_kwh, "eur": t.revenue_eur,
-            "util": t.utilization_pct or ZERO, "avail": t.availability_pct, "open": t.open_faults,
-            "recovered": t.recovered_faults, "now": now,
+        record_report(conn, {
+            "network": settings.network_name, "day": day, "kind": "daily", "tz": settings.timezone,
+            "html": str(html_path.resolve()), "csv": str(csv_path.resolve()), "stations": t.stations,
+            "started": t.sessions_started, "completed": t.sessions_completed, "kwh": t.energy_kwh,
+            "eur": t.revenue_eur, "util": t.utilization_pct or ZERO, "pct": t.availability_pct,
+            "open": t.open_faults, "closed": t.recovered_faults, "now": now,
         })  # fmt: skip
     return {"day": day.isoformat(), "html": str(html_path.resolve()), "csv": str(csv_path.resolve()),
             "sessions": t.sessions_started, "energy_kwh": str(t.energy_kwh), "revenue_eur": str(t.revenue_eur)}  # fmt: skip
+
+
+_RECORD = sa.text("""
+    INSERT INTO reports (network, day, kind, timezone, html_path, csv_path, stations, sessions_started,
+        sessions_completed, energy_kwh, revenue_eur, utilization_pct, availability_pct, open_faults,
+        recovered_faults, generated_at)
+    VALUES (:network, :day, :kind, :tz, :html, :csv, :stations, :started, :completed, :kwh, :eur, :util,
+            :pct, :open, :closed, :now)
+    ON CONFLICT (network, day, kind) DO UPDATE SET timezone = EXCLUDED.timezone,
+        html_path = EXCLUDED.html_path, csv_path = EXCLUDED.csv_path, stations = EXCLUDED.stations,
+        sessions_started = EXCLUDED.sessions_started, sessions_completed = EXCLUDED.sessions_completed,
+        energy_kwh = EXCLUDED.energy_kwh, revenue_eur = EXCLUDED.revenue_eur,
+        utilization_pct = EXCLUDED.utilization_pct, availability_pct = EXCLUDED.availability_pct,
+        open_faults = EXCLUDED.open_faults, recovered_faults = EXCLUDED.recovered_faults,
+        generated_at = EXCLUDED.generated_at
+""")
+
+
+def record_report(conn: sa.Connection, row: dict[str, Any]) -> None:
+    """Record a built report (daily or monthly: `kind`) in `reports`, replacing an earlier build."""
+    conn.execute(_RECORD, row)

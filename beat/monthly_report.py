@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from beat.daily_report import report_base, write_atomically
+from beat.daily_report import record_report, report_base, write_atomically
 from beat.days import day_bounds
 from beat.db import try_job_lock
 from beat.report_uptime import as_port_uptime, failed_sessions_sql, period_has_data, port_uptime
@@ -178,23 +178,10 @@ def _record(conn: sa.Connection, settings: Settings, report: MonthlyReport, html
         {"a": report.month, "b": report.days[-1].day}).scalar_one()  # fmt: skip
     t = report.totals
     uptime = None if report.coverage.no_data or t.uptime.uptime_pct is None else round(t.uptime.uptime_pct, 2)
-    conn.execute(sa.text("""
-        INSERT INTO reports (network, day, kind, timezone, html_path, csv_path, stations, sessions_started,
-            sessions_completed, energy_kwh, revenue_eur, utilization_pct, availability_pct, open_faults,
-            recovered_faults, generated_at)
-        VALUES (:network, :day, 'monthly', :tz, :html, :csv, :stations, :started, :completed, :kwh, :eur, :util,
-                :uptime, :open, :ended, :now)
-        ON CONFLICT (network, day, kind) DO UPDATE SET timezone = EXCLUDED.timezone,
-            html_path = EXCLUDED.html_path, csv_path = EXCLUDED.csv_path, stations = EXCLUDED.stations,
-            sessions_started = EXCLUDED.sessions_started, sessions_completed = EXCLUDED.sessions_completed,
-            energy_kwh = EXCLUDED.energy_kwh, revenue_eur = EXCLUDED.revenue_eur,
-            utilization_pct = EXCLUDED.utilization_pct, availability_pct = EXCLUDED.availability_pct,
-            open_faults = EXCLUDED.open_faults, recovered_faults = EXCLUDED.recovered_faults,
-            generated_at = EXCLUDED.generated_at
-    """), {
-        "network": settings.network_name, "day": report.month, "tz": settings.timezone, "html": str(html.resolve()),
-        "csv": str(csv.resolve()), "stations": t.stations, "started": t.sessions, "completed": money.completed,
-        "kwh": t.energy_kwh, "eur": money.eur, "util": util, "uptime": uptime,
+    record_report(conn, {
+        "network": settings.network_name, "day": report.month, "kind": "monthly", "tz": settings.timezone,
+        "html": str(html.resolve()), "csv": str(csv.resolve()), "stations": t.stations, "started": t.sessions,
+        "completed": money.completed, "kwh": t.energy_kwh, "eur": money.eur, "util": util, "pct": uptime,
         "open": sum(o.ended_at is None for o in report.outages),
-        "ended": sum(o.ended_at is not None for o in report.outages), "now": now,
+        "closed": sum(o.ended_at is not None for o in report.outages), "now": now,
     })  # fmt: skip
