@@ -28,6 +28,7 @@ class Columns:
     connectors: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     status_log: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    presence: dict[tuple[str, datetime], dict[str, Any]] = field(default_factory=dict)
 
     def table(self, table: Table) -> dict[Any, dict[str, Any]]:
         return getattr(self, table.attr)
@@ -131,6 +132,7 @@ def fold_source(writes: Mapping[EventType, tuple[Write, ...]] = WRITES) -> str:
         lines.append(f"        {'if' if n == 0 else 'elif'} kind == {str(kind)!r}:")
         indent = " " * 12
         made: set[Table] = set()  # tables whose row this event's unconditional write has made
+        bound: Table | None = None  # the table whose row `row` is
         for write in kind_writes:
             table, values = write.table, write.values
             body = indent
@@ -138,10 +140,15 @@ def fold_source(writes: Mapping[EventType, tuple[Write, ...]] = WRITES) -> str:
                 lines.append(f"{indent}if {write.when}:")
                 body += "    "
             if table in made:
+                if bound is not table:  # another table's row came between: this one's again
+                    lines.append(f"{body}row = {table.attr}[{_key(table, values)}]")
                 lines += _merge_lines(table, values, present[table], body)
+                if write.when is None:
+                    bound = table
                 continue
             if write.when is None:
                 made.add(table)
+                bound = table
             created = ", ".join(f"{c!r}: {v.expr}" for c, v in values.items())
             lines += [f"{body}key = {_key(table, values)}", f"{body}row = {table.attr}.get(key)",
                       f"{body}if row is None:", f"{body}    row = {table.attr}[key] = {{{created}}}"]  # fmt: skip
