@@ -177,6 +177,31 @@ def test_the_generator_refuses_a_column_without_a_rule():
         fold_source(writes)
 
 
+def test_a_table_written_again_after_another_tables_row_writes_its_own_row():
+    """An event's writes may interleave tables: a later write into the first table goes to its row, not the
+    other table's (the generated fold looks it up again)."""
+    from datetime import datetime
+
+    from evmonitor.fold.rules import MINUTE, PRESENCE, STATIONS, Value
+
+    station = Value("event['station_id']")
+    writes = {"station_status": (
+        Write(STATIONS, {"id": station, "first_seen_at": TS, "last_seen_at": TS}),
+        Write(PRESENCE, {"station_id": station, "minute": MINUTE, "first_ts": TS, "last_ts": TS}),
+        Write(STATIONS, {"id": station, "last_heartbeat_at": TS}, when="event.get('heartbeat')"),
+    )}  # fmt: skip
+    namespace = {"_ts": datetime.fromisoformat}
+    exec(fold_source(writes), namespace)
+    out = Columns()
+    [event] = wire([make_event("station_status", station_id="ST-1", connector_id=0, status="Available",
+                               error_code="NoError", heartbeat=True)])  # fmt: skip
+    namespace["_fold_into"]([event, event], out)
+    ts = datetime.fromisoformat(event["timestamp"])
+    assert out.stations["ST-1"]["last_heartbeat_at"] == ts
+    assert out.presence[("ST-1", ts.replace(second=0, microsecond=0))] == {
+        "station_id": "ST-1", "minute": ts.replace(second=0, microsecond=0), "first_ts": ts, "last_ts": ts}
+
+
 def test_the_generator_refuses_half_a_group():
     """A write gives a last-writer-wins group whole, with its ordering columns, or not at all."""
     writes = {**WRITES, "session_progress": (Write(SESSIONS, {"id": TS, "power_kw": TS}),)}
