@@ -282,8 +282,12 @@ def track_faults(
             conn.execute(sa.text("DELETE FROM fault_marks WHERE id = ANY(:ids)"), {"ids": [m.id for m in marks]})
         if presence:
             conn.execute(sa.text("DELETE FROM presence_marks WHERE id = ANY(:ids)"), {"ids": [m.id for m in presence]})
+        # more late presence to read; the marks of stations heard after `now` wait for a later `now`
+        presence_more = len(presence) == page and conn.execute(
+            sa.text("SELECT EXISTS (SELECT 1 FROM presence_marks WHERE since < :now)"), {"now": now}
+        ).scalar()
     counts: dict[str, int] = defaultdict(int)
     for alert in changed:
         counts[str(alert.kind)] += 1
     return {"marks": len(marks), "alerts_changed": dict(counts), "availability_changed": availability_changed,
-            "more": len(marks) == page or len(presence) == page}  # fmt: skip
+            "more": len(marks) == page or presence_more}  # fmt: skip
