@@ -6,8 +6,8 @@ each language there, so a rule changed here changes both. A column added to one 
 needs a rule here: tests/integration/test_sql_fold.py compares `TABLES` with the database.
 
 `WRITES` maps each kind of event to the rows it writes. Values are Python expressions over the
-event (`event`, the wire dict) and its parsed timestamp (`ts`), nullable where the contract makes
-the field optional; the generator checks that every written column has a rule and that a
+event (`event`, the wire dict) and its parsed timestamp (`ts`; `STAMP` and `MINUTE`: it as text),
+nullable where the contract makes the field optional; the generator checks that every written column has a rule and that a
 last-writer-wins group is written whole.
 """
 
@@ -29,6 +29,7 @@ __all__ = [
     "MINUTE",
     "PRESENCE",
     "SESSIONS",
+    "STAMP",
     "STATIONS",
     "STATUS_LOG",
     "SessionStatus",
@@ -233,7 +234,10 @@ class Value:
 
 
 TS = Value("ts")
-MINUTE = Value("ts.replace(second=0, microsecond=0)")  # the event's minute (SQL: date_trunc('minute', ts))
+# `ts` as fixed-width UTC text (sorts as time does; no isoformat when the rows go to JSON), and that
+# truncated to the minute (SQL: date_trunc('minute', ts)); each computed once per event
+STAMP = Value("stamp")
+MINUTE = Value("minute")
 
 
 def _fields(model: type[BaseModel]) -> Callable[[str], Value]:
@@ -258,7 +262,7 @@ class Write:
 
 def _seen(ev: Callable[[str], Value], **values: Value) -> tuple[Write, Write]:
     """Every event: the station it comes from has been seen at `ts` (and in `ts`'s minute)."""
-    return (Write(PRESENCE, {"station_id": ev("station_id"), "minute": MINUTE, "first_ts": TS, "last_ts": TS}),
+    return (Write(PRESENCE, {"station_id": ev("station_id"), "minute": MINUTE, "first_ts": STAMP, "last_ts": STAMP}),
             Write(STATIONS, {"id": ev("station_id"), "first_seen_at": TS, "last_seen_at": TS, **values}))
 
 

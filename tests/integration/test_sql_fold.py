@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from evmonitor.contract import decode
-from evmonitor.fold import SESSIONS, TABLES, Merge, SessionStatus, complete_rows, fold_columns, held_reason
+from evmonitor.fold import PRESENCE, SESSIONS, TABLES, Merge, SessionStatus, complete_rows, fold_columns, held_reason
 from evmonitor.storage.postgres import PostgresStore
 from tests.factories import encode, make_event, session_events, session_money
 
@@ -86,6 +86,9 @@ def test_any_split_into_batches_in_any_order_gives_the_rows_python_folds(pipelin
     expected = complete_rows(fold_columns(everything))
     for table in TABLES:
         want = {k if isinstance(k, tuple) else (k,): row for k, row in expected.table(table).items()}
+        if table is PRESENCE:  # the fold keeps these times as fixed-width UTC text (`STAMP`)
+            want = {(s, datetime.fromisoformat(m)): {c: datetime.fromisoformat(v) if c != "station_id" else v
+                                                     for c, v in row.items()} for (s, m), row in want.items()}
         got = db_rows(store, table)
         assert set(got) == set(want), table.name
         for key, row in want.items():
