@@ -125,7 +125,8 @@ def _offline(
     """Redraw each station's offline episodes from its presence history: from its last minute heard
     before `now`, before its open episode, and before the late presence that marked it."""
     kept_from = now - timedelta(days=settings.retention_events_days)
-    open_since = {a.station_id: a.since for a in load_alerts(conn, "kind = 'station_offline' AND status = 'open'")}
+    opened = {a.station_id: a for a in load_alerts(conn, "kind = 'station_offline' AND status = 'open'")}
+    open_since = {station_id: a.since for station_id, a in opened.items()}
     froms = {s.id: max(kept_from, min(now, marks.get(s.id, now), open_since.get(s.id, now))) for s in stations}
     params = {"ids": list(froms), "froms": list(froms.values()), "now": now, "after": settings.offline_after}
     heard: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
@@ -134,6 +135,9 @@ def _offline(
     changed: list[Alert] = []
     for station_id, runs in sorted(heard.items()):
         episodes = offline_episodes(station_id, runs, now=now, offline_after=settings.offline_after)
+        current = opened.get(station_id)
+        if current is not None and current.since < runs[0][0]:  # its last message is past retention
+            episodes.append(replace(current, until=runs[0][0]))  # the first we still know of after it
         changed += upsert_alerts(conn, episodes, now=now, names=names)
         changed += supersede(conn, kind=Kind.OFFLINE, station_id=station_id, since_from=runs[0][0],
                              keep=[e.id for e in episodes])  # fmt: skip

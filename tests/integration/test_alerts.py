@@ -268,3 +268,23 @@ def test_a_silence_heard_of_before_the_watermark_reaches_it_is_judged_once_it_do
                                     "ORDER BY station_id")).all()  # fmt: skip
     assert [tuple(r) for r in rows] == [(s, t0 + 2 * MIN, t0 + 20 * MIN) for s in stations]
     engine.dispose()
+
+
+def test_an_open_offline_episode_whose_start_is_past_the_presence_history_closes_when_the_station_speaks(database):
+    """A station silent longer than the retained presence history (or than a database from before it) still
+    has its open episode closed at the first message heard after it."""
+    settings = Settings(_env_file=None, database_url=database)
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    back = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 30 * MIN
+    long_ago = back - timedelta(days=200)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO alerts (id, kind, status, severity, station_id, since, message, opened_at) "
+                             "VALUES (:id, 'station_offline', 'open', 'critical', 'ST-OLD', :since, 'm', :since)"),
+                     {"id": f"offline:ST-OLD:{iso(long_ago)}", "since": long_ago})  # fmt: skip
+    PostgresStore(engine).write_events([validate(json.dumps(heartbeat("ST-OLD", back)).encode(),
+                                                 received_at=back).to_wire()])  # fmt: skip
+    track_faults(engine, settings, back + MIN)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT since, until, status FROM alerts WHERE station_id = 'ST-OLD'")).all()
+    assert [tuple(r) for r in rows] == [(long_ago, back, "closed")]
+    engine.dispose()
