@@ -11,8 +11,9 @@ same history yields the same ids and an upsert of them changes nothing.
                       often the status toggles), and an episode is closed only once its connector
                       has stayed healthy that long (until = when it cleared, the real end); the
                       faulted spans of a merged episode are kept in details["spans"].
-    station_offline   no message for `offline_after`; since = the last message; closed when the
-                      station speaks again.
+    station_offline   no message for more than `offline_after`; since = the last message; closed
+                      when the station speaks again (until = that message). Read from the presence
+                      history, so a silence in the past is an episode too, not only the current one.
     session_stale     an active session with no event for `stale_after`; closed when it
                       completes (until = end_time) or speaks again.
     maintenance_due   `threshold` faults of one station starting within one `window`; open
@@ -46,7 +47,7 @@ __all__ = [
     "fault_spans",
     "iso",
     "maintenance_episodes",
-    "offline_alerts",
+    "offline_episodes",
     "stale_alert",
     "stale_closed",
     "uptime_alerts",
@@ -261,32 +262,31 @@ def _maintenance(
 # --- offline stations ---------------------------------------------------------------------------
 
 
-def offline_alerts(
-    station_id: str,
-    *,
-    last_seen_at: datetime,
-    open_alert: Alert | None,
-    spoke_again_at: datetime | None,
-    now: datetime,
-    offline_after: timedelta,
+def offline_episodes(
+    station_id: str, heard: Iterable[tuple[datetime, datetime]], *, now: datetime, offline_after: timedelta
 ) -> list[Alert]:
-    """The offline alerts to record for one station: a closed one, a new open one, or none.
+    """The offline episodes of one station's presence history, judged at `now`.
 
-    `spoke_again_at` is the first message after the open alert's `since` that the caller knows
-    of (else the latest message closes it).
+    `heard`: the (first, last) moments the station was heard within each minute of its presence
+    history (`station_presence`; consecutive minutes without a silence may come merged into one
+    pair), in time order. Two consecutive moments more than `offline_after` apart are a closed
+    episode [the last message before the silence, the first after it]; a station silent at `now`
+    for more than `offline_after` has an open one since its last message. Exactly `offline_after`
+    is not offline. The ids depend on the history only, so a rerun yields the same alerts.
     """
     out: list[Alert] = []
-    if open_alert is not None and last_seen_at > open_alert.since:
-        out.append(replace(open_alert, until=spoke_again_at or last_seen_at))
-        open_alert = None
-    if open_alert is None and now - last_seen_at > offline_after:
-        out.append(Alert(
-            id=f"offline:{station_id}:{iso(last_seen_at)}",
-            kind=Kind.OFFLINE,
-            station_id=station_id,
-            since=last_seen_at,
-            details={"silent_for_s": offline_after.total_seconds()},
-        ))  # fmt: skip
+    last: datetime | None = None
+
+    def episode(since: datetime, until: datetime | None) -> Alert:
+        return Alert(id=f"offline:{station_id}:{iso(since)}", kind=Kind.OFFLINE, station_id=station_id, since=since,
+                     until=until, details={"silent_for_s": offline_after.total_seconds()})  # fmt: skip
+
+    for first, latest in heard:
+        if last is not None and first - last > offline_after:
+            out.append(episode(last, first))
+        last = latest if last is None else max(last, latest)
+    if last is not None and now - last > offline_after:
+        out.append(episode(last, None))
     return out
 
 

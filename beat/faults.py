@@ -5,7 +5,11 @@ One run, in one transaction, at a given `now`:
 1. Stations with new status changes (marked by a trigger on `status_events`): their fault
    episodes are redrawn from the last healthy status before the earliest new change, so late or
    reordered status events give the same alerts as punctual ones.
-2. Every station: offline once silent for `offline_after`, closed when it speaks again.
+2. Every station: offline episodes redrawn from its presence history (`station_presence`, every
+   event's minute, heartbeats included): a silence of more than `offline_after` is an episode
+   [last message, first message after it], open while it lasts. Stations with late presence
+   (marked by a trigger, sql/009_presence.sql) are redrawn from the earliest late minute, others
+   from their last minute heard before `now`.
 3. Stations with redrawn faults or an open maintenance flag: maintenance episodes.
 4. Availability of every station for today and yesterday (local), and for every day an alert that
    changed in this run touches (or that the caller asks for).
@@ -31,7 +35,7 @@ from beat.alerts import (
     fault_episodes,
     fault_spans,
     maintenance_episodes,
-    offline_alerts,
+    offline_episodes,
 )
 from beat.availability import availability
 from beat.days import day_bounds, local_day, previous_day
@@ -86,20 +90,66 @@ def _redraw_faults(
     return changed
 
 
-def _offline(conn: sa.Connection, stations: list[Any], settings: Settings, now: datetime, names: dict) -> list[Alert]:
-    open_by_station = {a.station_id: a for a in load_alerts(conn, "kind = 'station_offline' AND status = 'open'")}
-    out: list[Alert] = []
-    for station in stations:
-        current = open_by_station.get(station.id)
-        spoke_again_at = None
-        if current is not None and station.last_seen_at > current.since:
-            spoke_again_at = conn.execute(
-                sa.text("SELECT min(ts) FROM status_events WHERE station_id = :s AND ts > :since"),
-                {"s": station.id, "since": current.since},
-            ).scalar()
-        out += offline_alerts(station.id, last_seen_at=station.last_seen_at, open_alert=current,
-                              spoke_again_at=spoke_again_at, now=now, offline_after=settings.offline_after)  # fmt: skip
-    return upsert_alerts(conn, out, now=now, names=names)
+# Each station's presence history from its last minute heard before `since`, up to `now`, as runs of
+# minutes without a silence of more than `after` (gaps and islands): what `offline_episodes` reads.
+_BOUNDS = """
+WITH bounds AS (
+    SELECT b.station_id,
+           coalesce((SELECT max(q.minute) FROM station_presence q
+                      WHERE q.station_id = b.station_id AND q.minute < b.since), '-infinity') AS start
+    FROM unnest(CAST(:ids AS text[]), CAST(:froms AS timestamptz[])) AS b(station_id, since)
+)"""
+_HEARD = sa.text(_BOUNDS + """, heard AS (
+    SELECT p.station_id, p.minute, p.first_ts, p.last_ts,
+           CASE WHEN p.first_ts - lag(p.last_ts) OVER w > :after THEN 1 ELSE 0 END AS silence_before
+    FROM bounds b JOIN station_presence p ON p.station_id = b.station_id AND p.minute >= b.start
+    WHERE p.first_ts <= :now
+    WINDOW w AS (PARTITION BY p.station_id ORDER BY p.minute)
+), runs AS (
+    SELECT *, sum(silence_before) OVER (PARTITION BY station_id ORDER BY minute) AS run FROM heard
+)
+SELECT station_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM runs
+GROUP BY station_id, run ORDER BY station_id, min(first_ts)
+""")
+# stations heard after `now` (the watermark): judged again from `now` by the next run
+_AHEAD = sa.text(_BOUNDS + """
+SELECT DISTINCT p.station_id FROM bounds b
+JOIN station_presence p ON p.station_id = b.station_id AND p.minute >= b.start AND p.last_ts > :now
+""")
+
+
+def _offline(
+    conn: sa.Connection, stations: list[Any], marks: dict[str, datetime], settings: Settings, now: datetime,
+    names: dict,
+) -> list[Alert]:  # fmt: skip
+    """Redraw each station's offline episodes from its presence history: from its last minute heard
+    before `now`, before its open episode, and before the late presence that marked it."""
+    kept_from = now - timedelta(days=settings.retention_events_days)
+    opened = {a.station_id: a for a in load_alerts(conn, "kind = 'station_offline' AND status = 'open'")}
+    open_since = {station_id: a.since for station_id, a in opened.items()}
+    froms = {s.id: max(kept_from, min(now, marks.get(s.id, now), open_since.get(s.id, now))) for s in stations}
+    params = {"ids": list(froms), "froms": list(froms.values()), "now": now, "after": settings.offline_after}
+    heard: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for r in conn.execute(_HEARD, params):
+        heard[r.station_id].append((r.first_ts, r.last_ts))
+    changed: list[Alert] = []
+    for station_id, runs in sorted(heard.items()):
+        episodes = offline_episodes(station_id, runs, now=now, offline_after=settings.offline_after)
+        current = opened.get(station_id)
+        if current is not None and current.since < runs[0][0]:  # its last message is past retention
+            episodes.append(replace(current, until=runs[0][0]))  # the first we still know of after it
+        changed += upsert_alerts(conn, episodes, now=now, names=names)
+        changed += supersede(conn, kind=Kind.OFFLINE, station_id=station_id, since_from=runs[0][0],
+                             keep=[e.id for e in episodes])  # fmt: skip
+    ahead = conn.execute(_AHEAD, params).scalars().all()
+    if ahead:  # what they said after `now` is judged once `now` reaches it
+        conn.execute(sa.text("INSERT INTO presence_marks (station_id, since) SELECT unnest(CAST(:ids AS text[])), :now"),
+                     {"ids": sorted(ahead), "now": now})  # fmt: skip
+    if changed:  # the outage ledger redraws from the earliest episode that changed (late history)
+        conn.execute(sa.text("INSERT INTO ledger_marks (station_id, since) SELECT s, min(t) "
+                             "FROM unnest(CAST(:s AS text[]), CAST(:t AS timestamptz[])) AS c(s, t) GROUP BY s"),
+                     {"s": [a.station_id for a in changed], "t": [a.since for a in changed]})  # fmt: skip
+    return changed
 
 
 def _maintenance(
@@ -207,6 +257,12 @@ def track_faults(
         since_by_station: dict[str, datetime] = {}
         for mark in marks:
             since_by_station[mark.station_id] = min(mark.since, since_by_station.get(mark.station_id, mark.since))
+        presence = conn.execute(
+            sa.text("SELECT id, station_id, since FROM presence_marks ORDER BY id LIMIT :page"), {"page": page}
+        ).all()
+        presence_since: dict[str, datetime] = {}
+        for mark in presence:
+            presence_since[mark.station_id] = min(mark.since, presence_since.get(mark.station_id, mark.since))
         stations = conn.execute(_STATIONS).all()
         names = {s.id: s.name for s in stations}
 
@@ -216,7 +272,7 @@ def track_faults(
                 since_by_station[alert.station_id] = min(alert.since, since_by_station.get(alert.station_id, alert.since))
         for station_id, since in sorted(since_by_station.items()):
             changed += _redraw_faults(conn, station_id, since, now, names, settings)
-        changed += _offline(conn, stations, settings, now, names)
+        changed += _offline(conn, stations, presence_since, settings, now, names)
         flagged = [a.station_id for a in load_alerts(conn, "kind = 'maintenance_due' AND status = 'open'")]
         changed += _maintenance(conn, [*since_by_station, *flagged], settings, now, names)
 
@@ -228,8 +284,14 @@ def track_faults(
         availability_changed = refresh_availability(conn, stations, pairs, settings, now)
         if marks:
             conn.execute(sa.text("DELETE FROM fault_marks WHERE id = ANY(:ids)"), {"ids": [m.id for m in marks]})
+        if presence:
+            conn.execute(sa.text("DELETE FROM presence_marks WHERE id = ANY(:ids)"), {"ids": [m.id for m in presence]})
+        # more late presence to read; the marks of stations heard after `now` wait for a later `now`
+        presence_more = len(presence) == page and conn.execute(
+            sa.text("SELECT EXISTS (SELECT 1 FROM presence_marks WHERE since < :now)"), {"now": now}
+        ).scalar()
     counts: dict[str, int] = defaultdict(int)
     for alert in changed:
         counts[str(alert.kind)] += 1
     return {"marks": len(marks), "alerts_changed": dict(counts), "availability_changed": availability_changed,
-            "more": len(marks) == page}  # fmt: skip
+            "more": len(marks) == page or presence_more}  # fmt: skip

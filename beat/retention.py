@@ -2,6 +2,7 @@
 
     event indices    `<EVMON_INDEX_PREFIX>-YYYY.MM.DD` whose day is older than EVMON_RETENTION_EVENTS_DAYS
     status history   `status_events` rows older than EVMON_RETENTION_EVENTS_DAYS
+    presence history `station_presence` minutes older than EVMON_RETENTION_EVENTS_DAYS
     closed alerts    older than EVMON_RETENTION_ALERTS_DAYS, in PostgreSQL and in `charging-alerts`
     hourly rollups   `station_hourly` older than EVMON_RETENTION_HOURLY_DAYS
     sessions         only if EVMON_RETENTION_SESSIONS_DAYS > 0 (default 0: sessions are kept)
@@ -63,6 +64,9 @@ def apply_retention(engine: sa.Engine, client: Any, settings: Settings, now: dat
         status_rows = conn.execute(
             sa.text("DELETE FROM status_events WHERE ts < :cutoff"), {"cutoff": events_cutoff}
         ).rowcount
+        presence_rows = conn.execute(
+            sa.text("DELETE FROM station_presence WHERE minute < :cutoff"), {"cutoff": events_cutoff}
+        ).rowcount
         alert_ids = conn.execute(
             sa.text("DELETE FROM alerts WHERE status <> 'open' AND coalesce(until, since) < :cutoff RETURNING id"),
             {"cutoff": now - timedelta(days=settings.retention_alerts_days)},
@@ -82,10 +86,11 @@ def apply_retention(engine: sa.Engine, client: Any, settings: Settings, now: dat
     result = {
         "indices_dropped": indices,
         "status_events_deleted": status_rows,
+        "presence_deleted": presence_rows,
         "alerts_deleted": len(alert_ids),
         "hourly_rollups_deleted": hourly_rows,
         "sessions_deleted": session_rows,
     }
-    if indices or status_rows or alert_ids or hourly_rows or session_rows:
+    if indices or status_rows or presence_rows or alert_ids or hourly_rows or session_rows:
         log.info("retention: %s", result)
     return result

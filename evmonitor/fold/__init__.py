@@ -23,6 +23,7 @@ from evmonitor.fold.generate import Columns, complete_rows, fold_columns, fold_s
 from evmonitor.fold.money import HeldReason, held_reason, session_cost_eur, session_energy_kwh
 from evmonitor.fold.rules import (
     CONNECTORS,
+    PRESENCE,
     SESSIONS,
     STATIONS,
     STATUS_LOG,
@@ -40,6 +41,7 @@ __all__ = [
     "Columns",
     "HeldReason",
     "Merge",
+    "PRESENCE",
     "Rule",
     "SESSIONS",
     "STATIONS",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from evmonitor.contract import EventType
@@ -28,6 +28,7 @@ class Columns:
     connectors: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     status_log: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    presence: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # times as `STAMP` text
 
     def table(self, table: Table) -> dict[Any, dict[str, Any]]:
         return getattr(self, table.attr)
@@ -126,11 +127,13 @@ def fold_source(writes: Mapping[EventType, tuple[Write, ...]] = WRITES) -> str:
     present = {table: _present(creating) for table, creating in _creating(writes).items()}
     lines = ["def _fold_into(events, out):"]
     lines += [f"    {t.attr} = out.{t.attr}" for t in TABLES]
-    lines += ["    for event in events:", "        kind = event['event_type']", "        ts = _ts(event['timestamp'])"]
+    lines += ["    for event in events:", "        kind = event['event_type']", "        ts = _ts(event['timestamp'])",
+              "        stamp = _stamp(event['timestamp'], ts)", "        minute = stamp[:16] + ':00Z'"]
     for n, (kind, kind_writes) in enumerate(writes.items()):
         lines.append(f"        {'if' if n == 0 else 'elif'} kind == {str(kind)!r}:")
         indent = " " * 12
         made: set[Table] = set()  # tables whose row this event's unconditional write has made
+        bound: Table | None = None  # the table whose row `row` is
         for write in kind_writes:
             table, values = write.table, write.values
             body = indent
@@ -138,10 +141,15 @@ def fold_source(writes: Mapping[EventType, tuple[Write, ...]] = WRITES) -> str:
                 lines.append(f"{indent}if {write.when}:")
                 body += "    "
             if table in made:
+                if bound is not table:  # another table's row came between: this one's again
+                    lines.append(f"{body}row = {table.attr}[{_key(table, values)}]")
                 lines += _merge_lines(table, values, present[table], body)
+                if write.when is None:
+                    bound = table
                 continue
             if write.when is None:
                 made.add(table)
+                bound = table
             created = ", ".join(f"{c!r}: {v.expr}" for c, v in values.items())
             lines += [f"{body}key = {_key(table, values)}", f"{body}row = {table.attr}.get(key)",
                       f"{body}if row is None:", f"{body}    row = {table.attr}[key] = {{{created}}}"]  # fmt: skip
@@ -167,8 +175,20 @@ def _ts(value: str | datetime) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
+def _stamp(value: str | datetime, ts: datetime) -> str:
+    """`ts` as fixed-width UTC text, `YYYY-MM-DDTHH:MM:SS.ffffffZ` (`STAMP`): it sorts as time does,
+    so LEAST and GREATEST hold on it, and it goes into the JSON rows as it is (an aware datetime's
+    isoformat costs microseconds). Taken from the wire's UTC text when it has one."""
+    if isinstance(value, str) and value[-1:] == "Z":
+        if len(value) == 27:
+            return value
+        if len(value) == 20:
+            return value[:19] + ".000000Z"
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _compile() -> tuple[Any, dict[Table, Any]]:
-    namespace: dict[str, Any] = {"_ts": _ts}
+    namespace: dict[str, Any] = {"_ts": _ts, "_stamp": _stamp}
     exec(compile(fold_source(), "<evmonitor.fold: generated fold>", "exec"), namespace)
     for table in TABLES:
         exec(compile(merge_source(table), f"<evmonitor.fold: generated merge of {table.name}>", "exec"), namespace)

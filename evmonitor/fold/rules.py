@@ -6,8 +6,8 @@ each language there, so a rule changed here changes both. A column added to one 
 needs a rule here: tests/integration/test_sql_fold.py compares `TABLES` with the database.
 
 `WRITES` maps each kind of event to the rows it writes. Values are Python expressions over the
-event (`event`, the wire dict) and its parsed timestamp (`ts`), nullable where the contract makes
-the field optional; the generator checks that every written column has a rule and that a
+event (`event`, the wire dict) and its parsed timestamp (`ts`; `STAMP` and `MINUTE`: it as text),
+nullable where the contract makes the field optional; the generator checks that every written column has a rule and that a
 last-writer-wins group is written whole.
 """
 
@@ -26,7 +26,10 @@ __all__ = [
     "Merge",
     "Rule",
     "SERVER_SIDE",
+    "MINUTE",
+    "PRESENCE",
     "SESSIONS",
+    "STAMP",
     "STATIONS",
     "STATUS_LOG",
     "SessionStatus",
@@ -208,7 +211,14 @@ SESSIONS = table(
     latest(PROGRESS, "power_kw", "soc_percent"),
 )  # fmt: skip
 
-TABLES: tuple[Table, ...] = (STATIONS, CONNECTORS, STATUS_LOG, SESSIONS)
+# when each station was heard from, per minute of event time (every event, heartbeats included): the
+# history beat/faults.py reads offline episodes from, past silences included (sql/009_presence.sql)
+PRESENCE = table(
+    "station_presence", "presence", ("station_id", "minute"),
+    {"station_id": KEY, "minute": KEY, "first_ts": LEAST, "last_ts": GREATEST},
+)  # fmt: skip
+
+TABLES: tuple[Table, ...] = (STATIONS, CONNECTORS, STATUS_LOG, SESSIONS, PRESENCE)
 
 
 # --- what each event writes -------------------------------------------------------------------
@@ -224,6 +234,10 @@ class Value:
 
 
 TS = Value("ts")
+# `ts` as fixed-width UTC text (sorts as time does; no isoformat when the rows go to JSON), and that
+# truncated to the minute (SQL: date_trunc('minute', ts)); each computed once per event
+STAMP = Value("stamp")
+MINUTE = Value("minute")
 
 
 def _fields(model: type[BaseModel]) -> Callable[[str], Value]:
@@ -246,9 +260,10 @@ class Write:
     when: str | None = None
 
 
-def _seen(ev: Callable[[str], Value], **values: Value) -> Write:
-    """Every event: the station it comes from has been seen at `ts`."""
-    return Write(STATIONS, {"id": ev("station_id"), "first_seen_at": TS, "last_seen_at": TS, **values})
+def _seen(ev: Callable[[str], Value], **values: Value) -> tuple[Write, Write]:
+    """Every event: the station it comes from has been seen at `ts` (and in `ts`'s minute)."""
+    return (Write(PRESENCE, {"station_id": ev("station_id"), "minute": MINUTE, "first_ts": STAMP, "last_ts": STAMP}),
+            Write(STATIONS, {"id": ev("station_id"), "first_seen_at": TS, "last_seen_at": TS, **values}))
 
 
 def _extremes(
@@ -266,7 +281,7 @@ def _session(model: type[BaseModel], **values: str | Value) -> tuple[Write, ...]
     common = {"id": ev("session_id"), "start_time": TS, "last_event_at": TS,
               **_extremes(ev, PLACE_MIN, PLACE_MAX, "station_id", "connector_id")}  # fmt: skip
     given = {c: ev(v) if isinstance(v, str) else v for c, v in values.items()}
-    return _seen(ev), Write(SESSIONS, {**common, **given})
+    return *_seen(ev), Write(SESSIONS, {**common, **given})
 
 
 _status, _boot = _fields(StationStatus), _fields(StationBoot)
@@ -280,7 +295,7 @@ WRITES: dict[EventType, tuple[Write, ...]] = {
         progress_event_id="event_id", power_kw="power_kw", soc_percent="soc_percent", peak_power_kw="power_kw",
     ),
     EventType.STATION_STATUS: (
-        _seen(_status),
+        *_seen(_status),
         Write(STATIONS, {"id": _status("station_id"), "last_heartbeat_at": TS}, when=_HEARTBEAT),
         Write(STATIONS, {"id": _status("station_id"), "status": _status("status"), "error_code": _status("error_code"),
                          "status_at": TS, "status_event_id": _status("event_id")},
@@ -304,7 +319,7 @@ WRITES: dict[EventType, tuple[Write, ...]] = {
         stop_reason="stop_reason",
     ),
     EventType.STATION_BOOT: (
-        _seen(_boot, **{c: _boot(c) for c in ("name", *PROFILE)}, boot_at=TS, boot_event_id=_boot("event_id")),
+        *_seen(_boot, **{c: _boot(c) for c in ("name", *PROFILE)}, boot_at=TS, boot_event_id=_boot("event_id")),
     ),
 }  # fmt: skip
 

@@ -242,3 +242,49 @@ def test_a_flapping_fault_is_notified_once_when_it_opens_and_once_when_it_closes
     finally:
         receiver.close()
         smtp.stop()
+
+
+def test_a_silence_heard_of_before_the_watermark_reaches_it_is_judged_once_it_does(database):
+    """Presence after `now` waits for a later `now` (its marks are kept, and paging through them ends):
+    a silence that lay wholly after one run's `now` is an episode at the next run."""
+    settings = Settings(_env_file=None, database_url=database, heartbeat_interval_s=60, offline_after_heartbeats=3)
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    t0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 120 * MIN
+    stations = [f"ST-AHEAD-{i}" for i in range(4)]
+    events = [heartbeat(s, t0 + m * MIN) for s in stations for m in (0, 1, 2, 20, 21, 22)]  # silent 2 -> 20
+    PostgresStore(engine).write_events([validate(json.dumps(e).encode(), received_at=t0 + 60 * MIN).to_wire() for e in events])
+
+    def judge(now: datetime) -> int:
+        runs = 1
+        while track_faults(engine, settings, now, page=2)["more"]:  # every station is ahead of `now`
+            runs += 1
+            assert runs < 10
+        return runs
+
+    assert judge(t0 + 1 * MIN) > 1 and offline(engine) == {}
+    judge(t0 + 25 * MIN)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT station_id, since, until FROM alerts WHERE kind = 'station_offline' "
+                                    "ORDER BY station_id")).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [(s, t0 + 2 * MIN, t0 + 20 * MIN) for s in stations]
+    engine.dispose()
+
+
+def test_an_open_offline_episode_whose_start_is_past_the_presence_history_closes_when_the_station_speaks(database):
+    """A station silent longer than the retained presence history (or than a database from before it) still
+    has its open episode closed at the first message heard after it."""
+    settings = Settings(_env_file=None, database_url=database)
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    back = datetime.now(timezone.utc).replace(second=0, microsecond=0) - 30 * MIN
+    long_ago = back - timedelta(days=200)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO alerts (id, kind, status, severity, station_id, since, message, opened_at) "
+                             "VALUES (:id, 'station_offline', 'open', 'critical', 'ST-OLD', :since, 'm', :since)"),
+                     {"id": f"offline:ST-OLD:{iso(long_ago)}", "since": long_ago})  # fmt: skip
+    PostgresStore(engine).write_events([validate(json.dumps(heartbeat("ST-OLD", back)).encode(),
+                                                 received_at=back).to_wire()])  # fmt: skip
+    track_faults(engine, settings, back + MIN)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT since, until, status FROM alerts WHERE station_id = 'ST-OLD'")).all()
+    assert [tuple(r) for r in rows] == [(long_ago, back, "closed")]
+    engine.dispose()

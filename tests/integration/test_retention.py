@@ -26,6 +26,8 @@ def test_retention_drops_only_what_is_past_the_settings_and_is_idempotent(pipeli
             dict(id="a-old-open", status="open", since=now - timedelta(days=500), until=None),
             dict(id="a-recent", status="closed", since=recent, until=recent),
         ],
+        "INSERT INTO station_presence (station_id, minute, first_ts, last_ts) VALUES ('ST-1', :ts, :ts, :ts)": [
+            dict(ts=t.replace(second=0, microsecond=0)) for t in (old, recent)],
         "INSERT INTO station_hourly (station_id, hour_start, sessions_started, sessions_completed, energy_kwh, "
         "revenue_eur, occupied_connector_min, connectors, utilization_pct, computed_at) "
         "VALUES ('ST-1', :hour, 0, 0, 0, 0, 0, 1, 0, :hour)": [dict(hour=now - timedelta(days=500)), dict(hour=recent)],
@@ -45,11 +47,12 @@ def test_retention_drops_only_what_is_past_the_settings_and_is_idempotent(pipeli
     finally:
         ctx.close()
     assert first == {"indices_dropped": [f"{prefix}-{old:%Y.%m.%d}"], "status_events_deleted": 1,
-                     "alerts_deleted": 1, "hourly_rollups_deleted": 1, "sessions_deleted": 0}  # fmt: skip
-    assert second == {"indices_dropped": [], "status_events_deleted": 0, "alerts_deleted": 0,
+                     "presence_deleted": 1, "alerts_deleted": 1, "hourly_rollups_deleted": 1, "sessions_deleted": 0}  # fmt: skip
+    assert second == {"indices_dropped": [], "status_events_deleted": 0, "presence_deleted": 0, "alerts_deleted": 0,
                       "hourly_rollups_deleted": 0, "sessions_deleted": 0}  # fmt: skip
     indices = {i["index"] for i in pipeline.http("GET", "/_cat/indices?format=json")}
     assert f"{prefix}-{recent:%Y.%m.%d}" in indices and f"{prefix}-{old:%Y.%m.%d}" not in indices
     assert [r.id for r in pipeline.sql("SELECT id FROM alerts ORDER BY id")] == ["a-old-open", "a-recent"]
     assert pipeline.sql("SELECT count(*) AS n FROM status_events")[0].n == 1
     assert pipeline.sql("SELECT count(*) AS n FROM station_hourly")[0].n == 1
+    assert pipeline.sql("SELECT count(*) AS n FROM station_presence")[0].n == 1

@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from evmonitor.contract import decode
-from evmonitor.fold import SESSIONS, TABLES, Merge, SessionStatus, complete_rows, fold_columns, held_reason
+from evmonitor.fold import PRESENCE, SESSIONS, TABLES, Merge, SessionStatus, complete_rows, fold_columns, held_reason
 from evmonitor.storage.postgres import PostgresStore
 from tests.factories import encode, make_event, session_events, session_money
 
@@ -86,6 +86,9 @@ def test_any_split_into_batches_in_any_order_gives_the_rows_python_folds(pipelin
     expected = complete_rows(fold_columns(everything))
     for table in TABLES:
         want = {k if isinstance(k, tuple) else (k,): row for k, row in expected.table(table).items()}
+        if table is PRESENCE:  # the fold keeps these times as fixed-width UTC text (`STAMP`)
+            want = {(s, datetime.fromisoformat(m)): {c: datetime.fromisoformat(v) if c != "station_id" else v
+                                                     for c, v in row.items()} for (s, m), row in want.items()}
         got = db_rows(store, table)
         assert set(got) == set(want), table.name
         for key, row in want.items():
@@ -151,3 +154,29 @@ def test_every_column_of_the_persisted_tables_has_exactly_one_rule(pipeline):
         assert sorted(c["name"] for c in columns) == sorted(table.columns), table.name
         generated = {c["name"] for c in columns if c.get("computed")}
         assert generated == {c for c, r in table.columns.items() if r.merge is Merge.GENERATED}, table.name
+
+
+def test_late_presence_marks_its_station_and_a_punctual_event_does_not(pipeline):
+    """station_presence's triggers (sql/009): a new minute, a minute heard earlier than known, or later in a
+    minute that is not the station's latest mark the station for the faults job; later in its latest minute does not."""
+    store = PostgresStore.connect(pipeline.settings.sqlalchemy_url)
+    base = NOW.replace(second=0) - timedelta(hours=3)
+
+    def heard(*seconds: int) -> list:
+        store.write_events(wire([make_event("station_status", at=base + timedelta(seconds=s), station_id="PM-1",
+                                            connector_id=0, status="Available", error_code="NoError", heartbeat=True)
+                                 for s in seconds]))  # fmt: skip
+        with store.engine.begin() as conn:
+            return conn.execute(sa.text("DELETE FROM presence_marks RETURNING since")).scalars().all()
+
+    assert heard(30, 3630) == [base]  # two new minutes, one statement: one mark from the earliest
+    assert heard(3650) == []  # later in the latest minute: punctual
+    assert heard(50) == [base]  # later in an old minute: the silence after it is shorter
+    assert heard(3610) == [base + timedelta(hours=1)]  # earlier in a minute: the silence before it is shorter
+    assert heard(3610, 40) == []  # nothing new
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT minute, first_ts, last_ts FROM station_presence ORDER BY minute")).all()
+    hour = timedelta(hours=1)
+    assert [tuple(r) for r in rows] == [(base, base + timedelta(seconds=30), base + timedelta(seconds=50)),
+                                        (base + hour, base + hour + timedelta(seconds=10), base + hour + timedelta(seconds=50))]  # fmt: skip
+    store.engine.dispose()

@@ -28,6 +28,7 @@ import subprocess
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from beat.alerts import iso
 from beat.runner import Context, do_faults, do_outages
 from evmonitor.contract import TOPIC_BY_TYPE
 from evmonitor.stack.embedded import evmonitor_cmd
@@ -111,3 +112,75 @@ def test_uptime_json_for_a_made_up_station_matches_the_figures_computed_by_hand(
             station["uptime_pct"]) == (2, 5040, 260, 45, 95.734)  # fmt: skip
     audit = pipeline.sql("SELECT outage_id, changed_by, after->>'cause' AS cause FROM port_outage_audit")
     assert [tuple(a) for a in audit] == [(excluded, "checker", "utility_interruption")]
+
+
+SILENT = "HOLE-1"
+
+
+def heartbeats(start: datetime, end: datetime, *, skip: tuple[datetime, datetime] | None = None) -> list[dict]:
+    """SILENT's heartbeats every 5 min from `start` to `end`, none strictly inside `skip`."""
+    out, beat = [], start
+    while beat <= end:
+        if skip is None or not skip[0] < beat < skip[1]:
+            out.append(make_event("station_status", at=beat, station_id=SILENT, connector_id=0, status="Available",
+                                  error_code="NoError", heartbeat=True))  # fmt: skip
+        beat += timedelta(minutes=5)
+    return out
+
+
+def test_a_past_heartbeat_silence_is_an_outage_of_every_port_and_filling_it_late_removes_it(pipeline):
+    """Backdated heartbeats with a 60-min hole, judged after it: one closed offline episode, an outage of
+    both ports; the missing heartbeats published late withdraw it on the next run."""
+    pipeline.settings = pipeline.settings.model_copy(update={"timezone": "Europe/Berlin"})
+    pipeline.start_workers()
+    pipeline.start_bridge()
+    day = TODAY - timedelta(days=3)
+    hole = (at(day, 8), at(day, 9))  # heard at 08:00, then next at 09:00: 60 min > offline_after (45 min)
+    end = at(day + timedelta(days=1), 0, 5)  # heard until after the day, so the day's only silence is the hole
+    now = end + timedelta(minutes=5)
+
+    def publish(sent: list[dict]) -> None:
+        pipeline.wait_drained(pipeline.publish(
+            [(TOPIC_BY_TYPE[e["event_type"]], SILENT.encode(), json.dumps(e).encode()) for e in sent]))  # fmt: skip
+
+    def run() -> dict:
+        ctx = Context(pipeline.settings)
+        try:
+            faults = do_faults(ctx, now)
+            do_outages(ctx, now)
+        finally:
+            ctx.close()
+        return faults
+
+    boot = make_event("station_boot", at=at(day, 6), station_id=SILENT, name="Silent", connector_count=2)
+    publish([boot, *(make_event("station_status", at=at(day, 6), station_id=SILENT, connector_id=c, status="Available",
+                                error_code="NoError") for c in (1, 2)),
+             *heartbeats(at(day, 6), end, skip=hole)])  # fmt: skip
+    run()
+    alerts = pipeline.sql("SELECT id, since, until, status FROM alerts WHERE kind = 'station_offline' "
+                          "AND station_id = :s AND status <> 'superseded'", s=SILENT)  # fmt: skip
+    assert [(a.since, a.until, a.status) for a in alerts] == [(hole[0], hole[1], "closed")]
+    assert alerts[0].id == f"offline:{SILENT}:{iso(hole[0])}"
+    assert run()["alerts_changed"] == {}  # a rerun changes nothing
+    env = pipeline.env
+    ledger = json.loads(cli(env, "outages", "list", "--station", SILENT, "--json"))
+    assert sorted((o["connector_id"], datetime.fromisoformat(o["started_at"]), o["minutes"], o["signals"])
+                  for o in ledger) == [(c, hole[0], "60.000", ["station_offline"]) for c in (1, 2)]  # fmt: skip
+
+    def uptime() -> dict[int, tuple]:
+        shown = json.loads(cli(env, "uptime", "--json", "--from", day.isoformat(), "--to", day.isoformat()))
+        return {p["connector_id"]: (p["t_total_min"], p["t_outage_min"], p["t_excluded_min"], p["uptime_pct"])
+                for p in shown["ports"] if p["station_id"] == SILENT}  # fmt: skip
+
+    # first seen 06:00 local: 18 h = 1,080 min to the end of the day; (1080 - 60) / 1080 = 94.444 %
+    assert uptime() == {1: (1080, 60, 0, 94.444), 2: (1080, 60, 0, 94.444)}
+
+    publish(heartbeats(hole[0] + timedelta(minutes=5), hole[1] - timedelta(minutes=5)))  # the hole, filled late
+    run()
+    assert pipeline.sql("SELECT id FROM alerts WHERE kind = 'station_offline' AND station_id = :s "
+                        "AND status <> 'superseded'", s=SILENT) == []  # fmt: skip
+    assert json.loads(cli(env, "outages", "list", "--station", SILENT, "--json")) == []
+    assert uptime() == {1: (1080, 0, 0, 100.0), 2: (1080, 0, 0, 100.0)}
+    # one notification when the past episode was found (closed), one when it was withdrawn: no open/close spam
+    outbox = pipeline.sql("SELECT event FROM alert_outbox WHERE alert_id = :id ORDER BY id", id=alerts[0].id)
+    assert [o.event for o in outbox] == ["closed", "withdrawn"]

@@ -19,7 +19,7 @@ from beat.alerts import (
     fault_episodes,
     iso,
     maintenance_episodes,
-    offline_alerts,
+    offline_episodes,
     stale_alert,
     stale_closed,
 )
@@ -74,18 +74,62 @@ def test_maintenance_opens_at_the_threshold_fault_and_closes_when_the_window_dro
     assert maintenance_episodes("ST-1", starts[:2], threshold=3, window=timedelta(hours=24)) == []
 
 
+def heard(*minutes: float) -> list[tuple[datetime, datetime]]:
+    """Presence rows of a station heard once at each of `minutes` after T0 (one row per minute)."""
+    return [(T0 + m * MIN, T0 + m * MIN) for m in minutes]
+
+
 def test_offline_after_three_intervals_and_closed_when_the_station_speaks_again():
-    """Silent longer than offline_after opens an alert; a later message closes it at that message."""
-    last = T0
+    """Silent longer than offline_after opens an episode; a later message closes it at that message."""
     rule = dict(offline_after=timedelta(minutes=45))
-    assert offline_alerts("ST-1", last_seen_at=last, open_alert=None, spoke_again_at=None, now=T0 + 44 * MIN, **rule) == []
-    [opened] = offline_alerts("ST-1", last_seen_at=last, open_alert=None, spoke_again_at=None, now=T0 + 46 * MIN, **rule)
-    assert (opened.kind, opened.since, opened.status) == (Kind.OFFLINE, last, "open")
-    assert offline_alerts("ST-1", last_seen_at=last, open_alert=opened, spoke_again_at=None, now=T0 + 90 * MIN, **rule) == []
-    back = T0 + 100 * MIN
-    [closed] = offline_alerts("ST-1", last_seen_at=back + 5 * MIN, open_alert=opened, spoke_again_at=back,
-                              now=T0 + 106 * MIN, **rule)  # fmt: skip
-    assert (closed.id, closed.until, closed.status) == (opened.id, back, "closed")
+    assert offline_episodes("ST-1", heard(0), now=T0 + 44 * MIN, **rule) == []
+    [opened] = offline_episodes("ST-1", heard(0), now=T0 + 46 * MIN, **rule)
+    assert (opened.kind, opened.since, opened.status, opened.id) == (Kind.OFFLINE, T0, "open", f"offline:ST-1:{iso(T0)}")
+    [closed] = offline_episodes("ST-1", heard(0, 100, 105), now=T0 + 106 * MIN, **rule)
+    assert (closed.id, closed.until, closed.status) == (opened.id, T0 + 100 * MIN, "closed")
+
+
+def test_a_silence_in_the_past_is_a_closed_episode_from_the_last_message_to_the_next():
+    """Heartbeats every 5 min with a hole (25 -> 90), judged after it: one closed episode over the hole."""
+    rows = heard(*range(0, 30, 5), *range(90, 150, 5))
+    [episode] = offline_episodes("ST-1", rows, now=T0 + 150 * MIN, offline_after=timedelta(minutes=15))
+    assert (episode.since, episode.until, episode.status) == (T0 + 25 * MIN, T0 + 90 * MIN, "closed")
+    # the station silent at `now` as well: the past episode and an open one
+    past, current = offline_episodes("ST-1", rows, now=T0 + 200 * MIN, offline_after=timedelta(minutes=15))
+    assert (past.id, current.since, current.until) == (episode.id, T0 + 145 * MIN, None)
+
+
+def test_a_silence_of_exactly_offline_after_is_not_offline():
+    """Strictly more than offline_after: a gap or a silence at `now` of exactly that long is not an episode."""
+    after = timedelta(minutes=15)
+    assert offline_episodes("ST-1", heard(0, 15, 30), now=T0 + 45 * MIN, offline_after=after) == []
+    micro = timedelta(microseconds=1)
+    rows = [(T0, T0), (T0 + after + micro, T0 + after + micro)]
+    [episode] = offline_episodes("ST-1", rows, now=T0 + after + micro, offline_after=after)
+    assert (episode.since, episode.until) == (T0, T0 + after + micro)
+    assert offline_episodes("ST-1", [], now=T0, offline_after=after) == []
+
+
+def test_within_a_minute_the_first_and_last_moments_bound_the_silence():
+    """A row's first moment ends the silence before it, its last moment starts the one after it."""
+    rows = [(T0, T0 + 50 * timedelta(seconds=1)), (T0 + 20 * MIN + timedelta(seconds=5), T0 + 20 * MIN + timedelta(seconds=55))]
+    [episode] = offline_episodes("ST-1", rows, now=T0 + 21 * MIN, offline_after=timedelta(minutes=15))
+    assert (episode.since, episode.until) == (T0 + timedelta(seconds=50), T0 + 20 * MIN + timedelta(seconds=5))
+
+
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=40, unique=True), st.integers(1, 60), st.integers(0, 600))
+def test_runs_of_minutes_without_a_silence_give_the_episodes_of_their_minutes(minutes, after_min, now_min):
+    """What beat reads is the rows merged into runs without a silence (SQL gaps and islands): the same episodes."""
+    after, rows = timedelta(minutes=after_min), heard(*sorted(minutes))
+    runs: list[tuple[datetime, datetime]] = []
+    for first, last in rows:
+        if runs and first - runs[-1][1] <= after:
+            runs[-1] = (runs[-1][0], last)
+        else:
+            runs.append((first, last))
+    now = T0 + now_min * MIN
+    assert offline_episodes("ST-1", runs, now=now, offline_after=after) == offline_episodes(
+        "ST-1", rows, now=now, offline_after=after)
 
 
 def test_a_stale_alert_closes_at_completion_or_when_the_session_speaks_again():

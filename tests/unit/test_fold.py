@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -175,6 +175,43 @@ def test_the_generator_refuses_a_column_without_a_rule():
     writes = {**WRITES, "session_progress": (Write(SESSIONS, {"id": TS, "voltage_v": TS}),)}
     with pytest.raises(ValueError, match="voltage_v: written, but has no rule"):
         fold_source(writes)
+
+
+def test_a_table_written_again_after_another_tables_row_writes_its_own_row():
+    """An event's writes may interleave tables: a later write into the first table goes to its row, not the
+    other table's (the generated fold looks it up again)."""
+    from evmonitor.fold.rules import MINUTE, PRESENCE, STAMP, STATIONS, Value
+
+    station = Value("event['station_id']")
+    writes = {"station_status": (
+        Write(STATIONS, {"id": station, "first_seen_at": TS, "last_seen_at": TS}),
+        Write(PRESENCE, {"station_id": station, "minute": MINUTE, "first_ts": STAMP, "last_ts": STAMP}),
+        Write(STATIONS, {"id": station, "last_heartbeat_at": TS}, when="event.get('heartbeat')"),
+    )}  # fmt: skip
+    from evmonitor.fold.generate import _stamp, _ts
+
+    namespace = {"_ts": _ts, "_stamp": _stamp}
+    exec(fold_source(writes), namespace)
+    out = Columns()
+    [event] = wire([make_event("station_status", station_id="ST-1", connector_id=0, status="Available",
+                               error_code="NoError", heartbeat=True)])  # fmt: skip
+    namespace["_fold_into"]([event, event], out)
+    ts = datetime.fromisoformat(event["timestamp"])
+    assert out.stations["ST-1"]["last_heartbeat_at"] == ts
+    stamp, minute = f"{ts:%Y-%m-%dT%H:%M:%S.%f}Z", f"{ts:%Y-%m-%dT%H:%M}:00Z"
+    assert out.presence[("ST-1", minute)] == {"station_id": "ST-1", "minute": minute, "first_ts": stamp, "last_ts": stamp}
+
+
+@pytest.mark.parametrize("text", ["2026-11-24T09:33:07Z", "2026-11-24T09:33:07.000120Z", "2026-11-24T10:33:07+01:00"])
+def test_stamps_are_fixed_width_utc_text_that_sorts_as_time_does(text):
+    """The presence history's times as text: one width, UTC, whatever the wire's spelling."""
+    from evmonitor.fold.generate import _stamp, _ts
+
+    stamp = _stamp(text, _ts(text))
+    assert len(stamp) == 27 and stamp.startswith("2026-11-24T09:33:07.") and stamp.endswith("Z")
+    assert datetime.fromisoformat(stamp) == _ts(text)
+    later = _stamp("2026-11-24T09:33:07.5Z", _ts("2026-11-24T09:33:07.500000Z"))
+    assert stamp < later == "2026-11-24T09:33:07.500000Z"
 
 
 def test_the_generator_refuses_half_a_group():

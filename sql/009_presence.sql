@@ -1,0 +1,55 @@
+-- Presence history: when each station was heard from, per minute of event time. Written by the
+-- persist path's fold (evmonitor/fold/rules.py PRESENCE) for every event, heartbeats included
+-- (status_events excludes them), so beat/faults.py can find a station's silences in the past, not
+-- only the one it is in now. Order-insensitive and idempotent like the fold: first_ts is the
+-- LEAST, last_ts the GREATEST of the minute's events. Pruned with the status history (retention).
+CREATE TABLE IF NOT EXISTS station_presence (
+    station_id          text NOT NULL,
+    minute              timestamptz NOT NULL,      -- date_trunc('minute', event time)
+    first_ts            timestamptz NOT NULL,
+    last_ts             timestamptz NOT NULL,
+    PRIMARY KEY (station_id, minute)
+);
+
+-- Late presence: a new minute, a minute heard earlier than known, or a minute heard later than
+-- known that is not the station's latest (it can shorten a silence after it) marks its station, so
+-- the next faults run (beat/faults.py) redraws the offline episodes from that minute; the run
+-- deletes the marks it read. A punctual event (later in the station's latest minute) marks nothing.
+CREATE TABLE IF NOT EXISTS presence_marks (
+    id                  bigserial PRIMARY KEY,
+    station_id          text NOT NULL,
+    since               timestamptz NOT NULL       -- the earliest minute whose presence changed
+);
+
+CREATE OR REPLACE FUNCTION evm_mark_presence_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO presence_marks (station_id, since) SELECT station_id, min(minute) FROM new_rows GROUP BY station_id;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER station_presence_mark_insert
+    AFTER INSERT ON station_presence REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_presence_insert();
+
+CREATE OR REPLACE FUNCTION evm_mark_presence_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO presence_marks (station_id, since)
+    SELECT n.station_id, min(n.minute)
+    FROM new_rows n JOIN old_rows o ON o.station_id = n.station_id AND o.minute = n.minute
+    WHERE n.first_ts < o.first_ts
+       OR (n.last_ts > o.last_ts AND EXISTS (SELECT 1 FROM station_presence q
+                                             WHERE q.station_id = n.station_id AND q.minute > n.minute))
+    GROUP BY n.station_id;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER station_presence_mark_update
+    AFTER UPDATE ON station_presence REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_presence_update();
+
+-- A database from before this table: each station's last message is its presence (silences before
+-- it are not known; the offline alerts already recorded stay). Idempotent: a known moment again.
+INSERT INTO station_presence (station_id, minute, first_ts, last_ts)
+SELECT id, date_trunc('minute', last_seen_at), last_seen_at, last_seen_at FROM charging_stations
+WHERE last_seen_at IS NOT NULL
+ON CONFLICT (station_id, minute) DO NOTHING;
