@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from beat.alert_store import load_alerts
 from beat.alerts import Alert
-from beat.days import HOUR, day_bounds
+from evmonitor.days import HOUR, day_bounds
 from beat.db import try_job_lock
 from beat.report_uptime import as_port_uptime, period_has_data, port_uptime
 from evmonitor.config import Settings

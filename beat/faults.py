@@ -38,7 +38,7 @@ from beat.alerts import (
     offline_episodes,
 )
 from beat.availability import availability
-from beat.days import day_bounds, local_day, previous_day
+from evmonitor.days import day_bounds, local_day, previous_day
 from beat.db import try_job_lock
 from evmonitor.config import Settings
 from evmonitor.storage.postgres import translate_errors

@@ -10,7 +10,7 @@ written atomically (a temporary file renamed over the old one), and the same dat
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from beat.daily_report import record_report, report_base, write_atomically
-from beat.days import day_bounds
 from beat.db import try_job_lock
 from beat.report_uptime import as_port_uptime, failed_sessions_sql, period_has_data, port_uptime
-from beat.uptime import month_days
-from beat.uptime_rules import Uptime
 from evmonitor.config import Settings
+from evmonitor.days import day_bounds
+from evmonitor.ledger import Uptime, month_days
 from evmonitor.reports.coverage import coverage
 from evmonitor.reports.monthly import DayOutage, MonthlyReport, MonthTotals, OutageLine, PortMonth
 from evmonitor.reports.monthly_render import render_monthly_csv, render_monthly_html

@@ -1,8 +1,8 @@
 """The reports' one view of the uptime code and of session quality: every call the daily and
-monthly reports make into `beat.uptime` (and the `failed` column of `charging_sessions`) goes
+monthly reports make into `evmonitor.ledger.uptime` (and the `failed` column of `charging_sessions`) goes
 through here, so a change of those signatures is a change of this file only.
 
-- `port_uptime`: each port's `PortUptime` over whole local days, by `beat.uptime.uptime_rows`
+- `port_uptime`: each port's `PortUptime` over whole local days, by `evmonitor.ledger.uptime_rows`
   (the formula of 23 CFR 680.116(b), T_total from the station's first message if later).
 - `failed_sessions_sql`: how to count failed sessions on this database: the `failed` column
   when it exists, else a constant 0 and `known=False`, which the reports state in words.
@@ -15,9 +15,8 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from beat.uptime import uptime_rows
-from beat.uptime_rules import Uptime
 from evmonitor.config import Settings
+from evmonitor.ledger import Uptime, uptime_rows
 from evmonitor.reports.model import PortUptime
 
 __all__ = ["as_port_uptime", "failed_sessions_sql", "period_has_data", "port_uptime"]

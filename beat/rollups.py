@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from beat.days import days_overlapping
+from evmonitor.days import days_overlapping
 from beat.db import try_job_lock
 from evmonitor.config import Settings
 from evmonitor.storage.postgres import translate_errors

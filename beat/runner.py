@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from beat.alert_store import sync_alerts
 from beat.conflicts import hold_conflicts
 from beat.daily_report import build_daily_report
-from beat.days import previous_day
+from evmonitor.days import previous_day
 from beat.deadletters import index_deadletters
 from beat.faults import track_faults
 from beat.notify import deliver_notifications

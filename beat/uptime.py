@@ -1,7 +1,6 @@
 """Beat's uptime alert: a port below EVMON_UPTIME_TARGET_PCT over the trailing window.
 
-The uptime query itself is `evmonitor.ledger.uptime` (shared with the CLI, the API and reports);
-its names are re-exported here.
+The uptime query itself is `evmonitor.ledger.uptime` (shared with the CLI, the API and reports).
 """
 
 from __future__ import annotations
@@ -12,35 +11,12 @@ import sqlalchemy as sa
 
 from beat.alert_store import load_alerts, upsert_alerts
 from beat.alerts import Kind, uptime_alerts
-from beat.days import local_day
 from evmonitor.config import Settings
-from evmonitor.ledger.uptime import (
-    FORMULA,
-    TRAILING_COLUMNS,
-    UPTIME_COLUMNS,
-    UptimeRow,
-    month_days,
-    parse_period,
-    trailing_months,
-    trailing_table,
-    uptime_report,
-    uptime_rows,
-)
+from evmonitor.days import local_day
+from evmonitor.ledger.uptime import uptime_rows
 from evmonitor.storage.postgres import translate_errors
 
-__all__ = [
-    "FORMULA",
-    "TRAILING_COLUMNS",
-    "UPTIME_COLUMNS",
-    "UptimeRow",
-    "month_days",
-    "parse_period",
-    "track_uptime_alerts",
-    "trailing_months",
-    "trailing_table",
-    "uptime_report",
-    "uptime_rows",
-]
+__all__ = ["track_uptime_alerts"]
 
 
 def track_uptime_alerts(engine: sa.Engine, settings: Settings, now: datetime) -> dict[str, int]:

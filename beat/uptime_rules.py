@@ -17,7 +17,7 @@ Overlapping or touching signals on one port are ONE outage: the union of their i
 outage's id is its port and start, so recomputing the same history gives the same ids, and an
 operator's cause recorded on an outage survives a recompute.
 
-The uptime arithmetic on these outages is `evmonitor.ledger.figures` (re-exported here).
+The uptime arithmetic on these outages is `evmonitor.ledger.figures`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from enum import StrEnum
 
 from beat.alerts import StatusChange
 from evmonitor.contract import ChargePointStatus
-from evmonitor.ledger.figures import Uptime, uptime
 from evmonitor.names import StatusInfo
 
 __all__ = [
@@ -38,10 +37,8 @@ __all__ = [
     "Outage",
     "Signal",
     "StatusChange",
-    "Uptime",
     "outage_id",
     "port_outages",
-    "uptime",
 ]
 
 DOWN_STATUSES = frozenset({ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE})

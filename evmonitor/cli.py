@@ -581,7 +581,7 @@ def report(
     from datetime import datetime, timezone
 
     from beat.runner import Context, do_daily_report, do_monthly_report
-    from beat.uptime import month_days
+    from evmonitor.ledger import month_days
 
     settings = _settings()
     if date and month:

@@ -8,7 +8,7 @@ Beat draws the ledger (`beat.outages`, `beat.sessions`); this package only reads
 the operator's columns, so the API may use it without importing beat.
 """
 
-from evmonitor.ledger.figures import Uptime, uptime
+from evmonitor.ledger.figures import Uptime
 from evmonitor.ledger.outages import OUTAGE_COLUMNS, audit, default_user, list_outages, set_cause
 from evmonitor.ledger.uptime import (
     FORMULA,
@@ -38,7 +38,6 @@ __all__ = [
     "set_cause",
     "trailing_months",
     "trailing_table",
-    "uptime",
     "uptime_report",
     "uptime_rows",
 ]

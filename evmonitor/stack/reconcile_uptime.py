@@ -4,7 +4,7 @@ simulator's truth (`GroundTruth.downtime`), exactly, to the microsecond.
 `run_ledger` runs beat's jobs in order, once, at the moment the truth is judged at (the end of
 the simulated window): the faults job (offline episodes of silent stations), then the outage
 ledger. `observe_uptime` reads the ledger's rows and the figures `evmonitor uptime` shows (the
-shared query, `beat.uptime.uptime_rows`) for the run's stations; `compare_uptime` turns both into
+shared query, `evmonitor.ledger.uptime_rows`) for the run's stations; `compare_uptime` turns both into
 rows of the reconciliation table.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from beat.days import local_day
 from beat.faults import track_faults
 from beat.outages import track_outages
-from beat.uptime import uptime_rows
 from evmonitor.config import Settings
+from evmonitor.days import local_day
+from evmonitor.ledger import uptime_rows
 from evmonitor.simulator.downtime import Downtime, from_us, minutes, to_us
 from evmonitor.stack.reconcile import Row
 

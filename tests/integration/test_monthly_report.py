@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path

@@ -24,7 +24,7 @@ from beat.alerts import (
     stale_closed,
 )
 from beat.availability import availability
-from beat.days import day_bounds, days_overlapping, previous_day
+from evmonitor.days import day_bounds, days_overlapping, previous_day
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

@@ -8,7 +8,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beat.uptime_rules import Outage, Signal, StatusChange, Uptime, port_outages, uptime
+from beat.uptime_rules import Outage, Signal, StatusChange, port_outages
+from evmonitor.ledger.figures import Uptime, uptime
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 STATUSES = ["Available", "Charging", "Faulted", "Unavailable", "Preparing"]
