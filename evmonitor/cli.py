@@ -31,7 +31,7 @@ from evmonitor.cli_support import (
     warn_if_exposed,
 )
 from evmonitor.config import Settings, load_settings
-from evmonitor.errors import ConfigError
+from evmonitor.errors import ConfigError, EvmonitorError
 from evmonitor.names import OutageCause
 
 app = typer.Typer(
@@ -734,6 +734,7 @@ def uptime(
         raise ConfigError("--trailing needs --month YYYY-MM (the last month of the table)")
     first_day, last_day = parse_period(first, last, month)
     settings = _settings()
+    require(settings, "postgres")
     now = datetime.now(timezone.utc)
     if refresh:
         _refresh_ledger(settings, now)
