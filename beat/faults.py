@@ -244,6 +244,17 @@ def refresh_availability(
     return changed
 
 
+def _read_marks(conn: sa.Connection, table: str, page: int) -> tuple[list[Any], dict[str, datetime]]:
+    """The first `page` marks of `table` (fault_marks, presence_marks) and, per station, the
+    earliest time they say late history touched."""
+    marks = conn.execute(sa.text(f"SELECT id, station_id, since FROM {table} ORDER BY id LIMIT :page"),
+                         {"page": page}).all()  # fmt: skip
+    earliest: dict[str, datetime] = {}
+    for mark in marks:
+        earliest[mark.station_id] = min(mark.since, earliest.get(mark.station_id, mark.since))
+    return marks, earliest
+
+
 def track_faults(
     engine: sa.Engine, settings: Settings, now: datetime, *, days: Iterable[date] = (), page: int = 10_000
 ) -> dict[str, Any]:
@@ -251,18 +262,8 @@ def track_faults(
     with translate_errors(), engine.begin() as conn:
         if not try_job_lock(conn, "faults"):
             return {"skipped": "another run holds the lock"}
-        marks = conn.execute(
-            sa.text("SELECT id, station_id, since FROM fault_marks ORDER BY id LIMIT :page"), {"page": page}
-        ).all()
-        since_by_station: dict[str, datetime] = {}
-        for mark in marks:
-            since_by_station[mark.station_id] = min(mark.since, since_by_station.get(mark.station_id, mark.since))
-        presence = conn.execute(
-            sa.text("SELECT id, station_id, since FROM presence_marks ORDER BY id LIMIT :page"), {"page": page}
-        ).all()
-        presence_since: dict[str, datetime] = {}
-        for mark in presence:
-            presence_since[mark.station_id] = min(mark.since, presence_since.get(mark.station_id, mark.since))
+        marks, since_by_station = _read_marks(conn, "fault_marks", page)
+        presence, presence_since = _read_marks(conn, "presence_marks", page)
         stations = conn.execute(_STATIONS).all()
         names = {s.id: s.name for s in stations}
 
