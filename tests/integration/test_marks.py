@@ -3,8 +3,10 @@ concurrent writers, and no trigger is left on the hot tables."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -147,3 +149,63 @@ def test_a_session_the_conflicts_job_holds_leaves_the_rollups_it_was_counted_in(
         assert conn.execute(sa.text(energy)).scalar_one() == 0
         assert recompute_hours(conn, [("ST-F", at(h)) for h in range(24)], now) == (0, 0)
     engine.dispose()
+
+
+def test_two_writers_and_beat_at_once_leave_every_hour_exact(pipeline):
+    """Two persist writers whose small batches share sessions (some from two stations, so held), in any order,
+    while beat refreshes the rollups and holds conflicts: no error, and after a last run every hour is exact."""
+    rnd = random.Random(15)
+    url, settings = pipeline.settings.sqlalchemy_url, pipeline.settings
+    events = []
+    for n in range(150):
+        common = dict(session_id=str(uuid.UUID(int=n + 1, version=4)), connector_id=1 + n % 2)
+        home, start = f"ST-{n % 3}", at(rnd.randint(0, 18), rnd.randint(0, 59))
+        times = sorted(start + timedelta(minutes=rnd.randint(1, 240)) for _ in range(4))
+        events += [make_event("session_started", at=start, station_id=home, meter_start_wh=0, **common),
+                   *(make_event("session_progress", at=t, meter_wh=1_000 * (i + 1), power_kw=20.0,
+                                station_id=home if rnd.random() < 0.9 else f"ST-{(n + 1) % 3}", **common)
+                     for i, t in enumerate(times[:3])),
+                   make_event("session_completed", at=times[3], station_id=home, meter_stop_wh=5_000, **common)]
+    events += [make_event("station_boot", at=at(h), station_id=f"ST-{h % 3}", max_power_kw=rnd.choice([11.0, 50.0]),
+                          connector_count=2) for h in range(0, 24, 5)]  # fmt: skip
+    rnd.shuffle(events)
+    batches = [wire(*events[i : i + 8]) for i in range(0, len(events), 8)]
+    stores = [PostgresStore.connect(url), PostgresStore.connect(url)]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write(store: PostgresStore, mine: list[list[dict]]) -> None:
+        try:
+            for batch in mine:
+                store.write_events(batch)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    def beat(engine: sa.Engine) -> None:
+        try:
+            while not done.is_set():
+                refresh_rollups(engine, settings, datetime.now(timezone.utc))
+                hold_conflicts(engine, settings, datetime.now(timezone.utc))
+        except BaseException as exc:
+            errors.append(exc)
+
+    beat_engine = sa.create_engine(url)
+    writers = [threading.Thread(target=write, args=(stores[i], batches[i::2])) for i in (0, 1)]
+    beater = threading.Thread(target=beat, args=(beat_engine,))
+    for thread in (*writers, beater):
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    done.set()
+    beater.join(60)
+    assert errors == []
+    now = datetime.now(timezone.utc)
+    hold_conflicts(beat_engine, settings, now)
+    refresh_rollups(beat_engine, settings, now)
+    with beat_engine.begin() as conn:
+        every_hour = [(f"ST-{s}", DAY + timedelta(hours=h)) for s in range(3) for h in range(30)]
+        assert recompute_hours(conn, every_hour, now) == (0, 0)
+        assert conn.execute(sa.text("SELECT count(*) FROM station_hourly")).scalar_one() > 0
+        assert conn.execute(sa.text("SELECT count(*) FROM charging_sessions WHERE held_reason IS NOT NULL")).scalar_one() > 0
+    for engine in (beat_engine, *(s.engine for s in stores)):
+        engine.dispose()
