@@ -30,7 +30,12 @@ DROP FUNCTION IF EXISTS evm_mark_presence_update();
 
 -- A database from before this table: each station's last message is its presence (silences before
 -- it are not known; the offline alerts already recorded stay). Idempotent: a known moment again.
-INSERT INTO station_presence (station_id, minute, first_ts, last_ts)
-SELECT id, date_trunc('minute', last_seen_at), last_seen_at, last_seen_at FROM charging_stations
-WHERE last_seen_at IS NOT NULL
-ON CONFLICT (station_id, minute) DO NOTHING;
+-- A minute it adds is new presence, marked as the persist path marks one.
+WITH added AS (
+    INSERT INTO station_presence (station_id, minute, first_ts, last_ts)
+    SELECT id, date_trunc('minute', last_seen_at), last_seen_at, last_seen_at FROM charging_stations
+    WHERE last_seen_at IS NOT NULL
+    ON CONFLICT (station_id, minute) DO NOTHING
+    RETURNING station_id, minute
+)
+INSERT INTO presence_marks (station_id, since) SELECT station_id, minute FROM added;
