@@ -2,14 +2,14 @@
 
 One run, in one transaction, at a given `now`:
 
-1. Stations with new status changes (marked by a trigger on `status_events`): their fault
-   episodes are redrawn from the last healthy status before the earliest new change, so late or
+1. Stations with new status changes (marked by the persist path, evmonitor/storage/marks.py):
+   their fault episodes are redrawn from the last healthy status before the earliest new change, so late or
    reordered status events give the same alerts as punctual ones.
 2. Every station: offline episodes redrawn from its presence history (`station_presence`, every
    event's minute, heartbeats included): a silence of more than `offline_after` is an episode
    [last message, first message after it], open while it lasts. Stations with late presence
-   (marked by a trigger, sql/009_presence.sql) are redrawn from the earliest late minute, others
-   from their last minute heard before `now`.
+   (marked by the persist path, evmonitor/storage/marks.py) are redrawn from the earliest late
+   minute, others from their last minute heard before `now`.
 3. Stations with redrawn faults or an open maintenance flag: maintenance episodes.
 4. Availability of every station for today and yesterday (local), and for every day an alert that
    changed in this run touches (or that the caller asks for).

@@ -92,7 +92,9 @@ class LeaderLock:
         try:
             with self._engine.connect() as conn:
                 held = conn.execute(
-                    sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted"),
+                    # objsubid 1: a bigint key (2: the persist path's two-int row locks, evmonitor.storage.marks)
+                    sa.text("SELECT count(*) FROM pg_locks "
+                            "WHERE locktype = 'advisory' AND objid = :k AND objsubid = 1 AND granted"),
                     {"k": self.key & 0xFFFFFFFF},
                 ).scalar_one()
             return held > 0

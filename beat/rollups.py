@@ -1,9 +1,9 @@
 """Rollups: per station per UTC hour, and per local day for the network, operators, cities and
 stations, recomputed in SQL from `charging_sessions`.
 
-Incremental: triggers (sql/002_maintenance.sql) mark the station-hours a change can alter; a run
-recomputes exactly those hours, and every local day they overlap, as a whole, from the sessions
-table. Idempotent: a recomputation that finds the stored values writes nothing (`computed_at`
+Incremental: the writers mark the station-hours a change can alter, in the transaction of the
+change (evmonitor/storage/marks.py, beat/conflicts.py); a run recomputes exactly those hours, and
+every local day they overlap, as a whole, from the sessions table. Idempotent: a recomputation that finds the stored values writes nothing (`computed_at`
 moves only when a value does), so running twice changes nothing.
 
 Definitions (for an interval [t0, t1): a UTC hour, or a local day), over sessions not held

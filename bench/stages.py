@@ -3,11 +3,12 @@
 * `kafka_produce` / `kafka_consume`: kafka-python sending the workload to the event topics (the
   simulator's own cost), then one consumer of a fresh group reading it all back, configured as
   the bridge's consumer is.
-* `postgres_upsert`: the persist task's four statements per batch, with the rows folded and
-  serialised beforehand, one transaction per batch on one connection: PostgreSQL's own ceiling
-  for our merge SQL. The folding and serialising it skips is reported apart (`persist_prepare`):
-  that is our cost, not the store's. The same writes again with the triggers on the core tables
-  dropped show what other modules' triggers cost the persist path.
+* `postgres_upsert`: the persist task's statements per batch exactly as a worker runs them (its
+  row locks, the upserts and beat's marks: evmonitor/storage/marks.py), with the rows folded and
+  serialised beforehand, one transaction per batch on one connection: PostgreSQL's ceiling for
+  the same writes. The folding and serialising it skips is reported apart (`persist_prepare`):
+  that is our cost, not the store's. The same writes again without beat's marks (and their
+  locks), `postgres_upsert_without_marks`, show what the marks cost the persist path.
 
 Bulk indexing lives in `bench.search_stage`, the Celery round trip in `bench.celery_stage`. A
 stage measured several times reports its median run (`pick_median`), with every run's rate.
@@ -114,14 +115,16 @@ def kafka_stages(settings: Settings, workload: Workload, repeats: int, say: Call
     return [produced, consumed]
 
 
-_CORE_TABLES = ("charging_stations", "connector_status", "status_events", "charging_sessions")
+# what the persist path writes, and the marks it writes for beat
+_WRITTEN = ("charging_stations", "connector_status", "status_events", "charging_sessions", "station_presence",
+            "rollup_marks", "fault_marks", "ledger_marks", "presence_marks")
 
 
 def _timed_writes(store: PostgresStore, params: list[dict[str, str]], pg_pids: Callable[[], list[int]],
                   name: str, events: int, rows: int) -> StageResult:  # fmt: skip
-    """Empty the core tables, then write every batch's rows, one transaction each."""
+    """Empty the tables the persist path writes, then write every batch's rows, one transaction each."""
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {', '.join(_CORE_TABLES)}")
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(_WRITTEN)}")
     store.write_rows({})  # connect before the clock starts
     backends0 = {p: cpu_seconds(p) for p in pg_pids()}
     started = time.monotonic()
@@ -133,21 +136,10 @@ def _timed_writes(store: PostgresStore, params: list[dict[str, str]], pg_pids: C
                        {"rows_per_s": round(rate(rows, seconds)), "server_cpu_us_per_event": round(server / events * 1e6, 1)})  # fmt: skip
 
 
-def _drop_triggers(store: PostgresStore) -> list[str]:
-    """Drop the triggers on the core tables (other modules' bookkeeping), in this database only."""
-    with store.engine.begin() as conn:
-        found = conn.exec_driver_sql(
-            "SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal AND tgrelid::regclass::text "
-            f"IN ({', '.join(repr(t) for t in _CORE_TABLES)}) ORDER BY 2, 1"
-        ).all()
-        for name, table in found:
-            conn.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
-    return [f"{table}.{name}" for name, table in found]
-
-
 def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size: int, pg_pids: Callable[[], list[int]],
                     repeats: int, say: Callable[[str], None]) -> list[StageResult]:  # fmt: skip
     store = PostgresStore.connect(settings.sqlalchemy_url)
+    bare_store = PostgresStore(store.engine, marks=False)
     try:
         batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
         cpu0 = thread_cpu()
@@ -156,18 +148,16 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
         rows = sum(len(json.loads(text)) for p in params for text in p.values())
         n = len(events)
         upsert = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert", n, rows) for _ in range(repeats)])
-        dropped = _drop_triggers(store)
-        bare = _timed_writes(store, params, pg_pids, "postgres_upsert_without_triggers", n, rows) if dropped else None
+        bare = pick_median([_timed_writes(bare_store, params, pg_pids, "postgres_upsert_without_marks", n, rows)
+                            for _ in range(repeats)])  # fmt: skip
     finally:
         store.engine.dispose()
     upsert.extra.update(rows=rows, batch_events=batch_size)
     prepare = StageResult("persist_prepare", round(rate(n, prepare_cpu)), "events", n, round(prepare_cpu, 3),
                           round(prepare_cpu / n * 1e6, 1), {"what": "fold + rows to JSON, in-process"})  # fmt: skip
-    say(f"  postgres upsert: {upsert.per_s:,.0f} events/s = {upsert.extra['rows_per_s']:,.0f} rows/s "
+    say(f"  postgres upsert: {upsert.per_s:,.0f} events/s = {upsert.extra['rows_per_s']:,.0f} rows/s, "
+        f"{upsert.extra['server_cpu_us_per_event']} server CPU-us/event "
         f"(fold + serialise: {prepare.cpu_us_per_item} CPU-us/event)")  # fmt: skip
-    out = [upsert, prepare]
-    if bare is not None:
-        bare.extra["dropped"] = dropped
-        say(f"  postgres upsert without the {len(dropped)} triggers on the core tables: {bare.per_s:,.0f} events/s")
-        out.append(bare)
-    return out
+    say(f"  postgres upsert without beat's marks: {bare.per_s:,.0f} events/s, "
+        f"{bare.extra['server_cpu_us_per_event']} server CPU-us/event")  # fmt: skip
+    return [upsert, prepare, bare]

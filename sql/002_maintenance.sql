@@ -1,12 +1,14 @@
 -- evmonitor maintenance schema: rollups, alerts, availability, reports (see beat/).
 -- Applied at every start after 001_core.sql; every statement is idempotent.
 --
--- Incremental rollups: triggers on the core tables append "marks" (which station-hours, which
--- stations changed) to append-only tables. A job reads marks, recomputes what they name from
--- the core tables and deletes exactly the marks it read, in one transaction. Marks are never
--- updated in place, so concurrent persist workers never wait on each other's marks (no
--- deadlocks), and a change committed after the job's snapshot leaves its mark behind for the
--- next run: nothing is lost, and recomputing a whole hour from charging_sessions converges.
+-- Incremental rollups: the writers of the core tables append "marks" (which station-hours, which
+-- stations changed) to append-only tables, in the transaction of their change, with one set-based
+-- statement per table and batch (the persist path: evmonitor/storage/marks.py; beat/conflicts.py);
+-- no trigger on the hot tables. A job reads marks, recomputes what they name from the core tables
+-- and deletes exactly the marks it read, in one transaction. Marks are never updated in place, so
+-- concurrent persist workers never wait on each other's marks (no deadlocks), and a change
+-- committed after the job's snapshot leaves its mark behind for the next run: nothing is lost, and
+-- recomputing a whole hour from charging_sessions converges.
 
 -- The time a session occupies its connector: from its first event to its completion, or to its
 -- latest event while it has none (an active or stale session). Never an inverted range.
@@ -36,67 +38,15 @@ CREATE TABLE IF NOT EXISTS fault_marks (
     since               timestamptz NOT NULL       -- earliest status change inserted
 );
 
-CREATE OR REPLACE FUNCTION evm_mark_session_hours() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO rollup_marks (station_id, hour_start)
-        SELECT DISTINCT n.station_id, h
-        FROM new_rows n, LATERAL evm_session_hours(n.start_time, coalesce(n.end_time, n.last_event_at)) h;
-    ELSE
-        -- only changes a rollup can see; a replayed event updates the row to itself
-        INSERT INTO rollup_marks (station_id, hour_start)
-        SELECT DISTINCT r.station_id, h
-        FROM (
-            SELECT o.station_id AS old_station, o.start_time AS old_start,
-                   coalesce(o.end_time, o.last_event_at) AS old_until,
-                   n.station_id, n.start_time, coalesce(n.end_time, n.last_event_at) AS until
-            FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE (n.station_id, n.start_time, n.end_time, n.last_event_at, n.energy_delivered_kwh, n.cost_eur,
-                   n.held_reason)
-                  IS DISTINCT FROM
-                  (o.station_id, o.start_time, o.end_time, o.last_event_at, o.energy_delivered_kwh, o.cost_eur,
-                   o.held_reason)
-        ) c,
-        LATERAL (VALUES (c.old_station, c.old_start, c.old_until), (c.station_id, c.start_time, c.until))
-            AS r(station_id, start_time, until),
-        LATERAL evm_session_hours(r.start_time, r.until) h;
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE OR REPLACE TRIGGER charging_sessions_mark_insert
-    AFTER INSERT ON charging_sessions REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_session_hours();
-CREATE OR REPLACE TRIGGER charging_sessions_mark_update
-    AFTER UPDATE ON charging_sessions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_session_hours();
-
--- A new station adds capacity to its first day; a changed profile (connectors, operator, city,
--- first seen) changes the hours and days it is part of. Heartbeats change none of these.
-CREATE OR REPLACE FUNCTION evm_mark_station() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO rollup_marks (station_id, hour_start)
-        VALUES (NEW.id, date_trunc('hour', NEW.first_seen_at, 'UTC'));
-    ELSE
-        -- every 12 h from first to last seen: at least one mark inside every local day
-        INSERT INTO rollup_marks (station_id, hour_start)
-        SELECT NEW.id, h FROM generate_series(date_trunc('hour', least(OLD.first_seen_at, NEW.first_seen_at), 'UTC'),
-                                              NEW.last_seen_at, interval '12 hours') h
-        UNION
-        SELECT NEW.id, hour_start FROM station_hourly WHERE station_id = NEW.id;
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION evm_mark_status_events() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO fault_marks (station_id, since) SELECT station_id, min(ts) FROM new_rows GROUP BY station_id;
-    RETURN NULL;
-END
-$$;
+-- Triggers of earlier versions wrote the marks; the writers do now (see the top of this file).
+DROP TRIGGER IF EXISTS charging_sessions_mark_insert ON charging_sessions;
+DROP TRIGGER IF EXISTS charging_sessions_mark_update ON charging_sessions;
+DROP TRIGGER IF EXISTS charging_stations_mark_insert ON charging_stations;
+DROP TRIGGER IF EXISTS charging_stations_mark_update ON charging_stations;
+DROP TRIGGER IF EXISTS status_events_mark_insert ON status_events;
+DROP FUNCTION IF EXISTS evm_mark_session_hours();
+DROP FUNCTION IF EXISTS evm_mark_station();
+DROP FUNCTION IF EXISTS evm_mark_status_events();
 
 -- --- rollups --------------------------------------------------------------------------------
 
@@ -117,18 +67,6 @@ CREATE TABLE IF NOT EXISTS station_hourly (
     PRIMARY KEY (station_id, hour_start)
 );
 CREATE INDEX IF NOT EXISTS station_hourly_hour ON station_hourly (hour_start);
-
--- The station trigger reads station_hourly, so it is created once that table exists.
-CREATE OR REPLACE TRIGGER charging_stations_mark_insert
-    AFTER INSERT ON charging_stations FOR EACH ROW EXECUTE FUNCTION evm_mark_station();
-CREATE OR REPLACE TRIGGER charging_stations_mark_update
-    AFTER UPDATE ON charging_stations FOR EACH ROW
-    WHEN ((OLD.connector_count, OLD.operator, OLD.city, OLD.first_seen_at)
-          IS DISTINCT FROM (NEW.connector_count, NEW.operator, NEW.city, NEW.first_seen_at))
-    EXECUTE FUNCTION evm_mark_station();
-CREATE OR REPLACE TRIGGER status_events_mark_insert
-    AFTER INSERT ON status_events REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_status_events();
 
 -- One row per local day (the `timezone` setting) and scope: the whole network (key 'all'),
 -- each operator, each city, each station. Every station seen by the end of the day counts,

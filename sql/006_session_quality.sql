@@ -15,46 +15,20 @@ COMMENT ON COLUMN port_outages.signals IS
     'what showed the outage: Faulted, Unavailable, connection_closed, station_offline, failed_session';
 
 -- Late history: a status change or an ended session that arrives for a time older than the lookback
--- (events may be up to EVMON_MAX_EVENT_AGE_S old) marks its station, so the next ledger run
--- (beat/outages.py) redraws from that time instead of missing it; the run deletes what it read.
+-- (events may be up to EVMON_MAX_EVENT_AGE_S old) marks its station (a new status change; an ended
+-- session whose place, connector, times, meters or held reason changed, from its start), so the
+-- next ledger run (beat/outages.py) redraws from that time instead of missing it; the run deletes
+-- what it read.
 CREATE TABLE IF NOT EXISTS ledger_marks (
     id                  bigserial PRIMARY KEY,
     station_id          text NOT NULL,
     since               timestamptz NOT NULL       -- the earliest time the change can move an outage
 );
 
-CREATE OR REPLACE FUNCTION evm_mark_ledger_status() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO ledger_marks (station_id, since) SELECT station_id, min(ts) FROM new_rows GROUP BY station_id;
-    RETURN NULL;
-END
-$$;
-CREATE OR REPLACE TRIGGER status_events_ledger_mark
-    AFTER INSERT ON status_events REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_ledger_status();
-
--- a session's verdict (and so its outage) can change when it ends or its meters or place change
-CREATE OR REPLACE FUNCTION evm_mark_ledger_sessions() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO ledger_marks (station_id, since)
-        SELECT station_id, min(start_time) FROM new_rows WHERE end_time IS NOT NULL GROUP BY station_id;
-    ELSE
-        INSERT INTO ledger_marks (station_id, since)
-        SELECT n.station_id, min(least(n.start_time, o.start_time))
-        FROM new_rows n JOIN old_rows o ON o.id = n.id
-        WHERE n.end_time IS NOT NULL
-          AND (n.station_id, n.connector_id, n.start_time, n.end_time, n.meter_start_wh, n.meter_max_wh, n.held_reason)
-              IS DISTINCT FROM
-              (o.station_id, o.connector_id, o.start_time, o.end_time, o.meter_start_wh, o.meter_max_wh, o.held_reason)
-        GROUP BY n.station_id;
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE OR REPLACE TRIGGER charging_sessions_ledger_mark_insert
-    AFTER INSERT ON charging_sessions REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_ledger_sessions();
-CREATE OR REPLACE TRIGGER charging_sessions_ledger_mark_update
-    AFTER UPDATE ON charging_sessions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_ledger_sessions();
+-- Written by the writers in the transaction of their change (evmonitor/storage/marks.py,
+-- beat/conflicts.py); the triggers of earlier versions go.
+DROP TRIGGER IF EXISTS status_events_ledger_mark ON status_events;
+DROP TRIGGER IF EXISTS charging_sessions_ledger_mark_insert ON charging_sessions;
+DROP TRIGGER IF EXISTS charging_sessions_ledger_mark_update ON charging_sessions;
+DROP FUNCTION IF EXISTS evm_mark_ledger_status();
+DROP FUNCTION IF EXISTS evm_mark_ledger_sessions();

@@ -21,35 +21,21 @@ CREATE TABLE IF NOT EXISTS presence_marks (
     since               timestamptz NOT NULL       -- the earliest minute whose presence changed
 );
 
-CREATE OR REPLACE FUNCTION evm_mark_presence_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO presence_marks (station_id, since) SELECT station_id, min(minute) FROM new_rows GROUP BY station_id;
-    RETURN NULL;
-END
-$$;
-CREATE OR REPLACE TRIGGER station_presence_mark_insert
-    AFTER INSERT ON station_presence REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_presence_insert();
-
-CREATE OR REPLACE FUNCTION evm_mark_presence_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO presence_marks (station_id, since)
-    SELECT n.station_id, min(n.minute)
-    FROM new_rows n JOIN old_rows o ON o.station_id = n.station_id AND o.minute = n.minute
-    WHERE n.first_ts < o.first_ts
-       OR (n.last_ts > o.last_ts AND EXISTS (SELECT 1 FROM station_presence q
-                                             WHERE q.station_id = n.station_id AND q.minute > n.minute))
-    GROUP BY n.station_id;
-    RETURN NULL;
-END
-$$;
-CREATE OR REPLACE TRIGGER station_presence_mark_update
-    AFTER UPDATE ON station_presence REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION evm_mark_presence_update();
+-- Written by the persist path in the transaction of its change (evmonitor/storage/marks.py); the
+-- triggers of earlier versions go.
+DROP TRIGGER IF EXISTS station_presence_mark_insert ON station_presence;
+DROP TRIGGER IF EXISTS station_presence_mark_update ON station_presence;
+DROP FUNCTION IF EXISTS evm_mark_presence_insert();
+DROP FUNCTION IF EXISTS evm_mark_presence_update();
 
 -- A database from before this table: each station's last message is its presence (silences before
 -- it are not known; the offline alerts already recorded stay). Idempotent: a known moment again.
-INSERT INTO station_presence (station_id, minute, first_ts, last_ts)
-SELECT id, date_trunc('minute', last_seen_at), last_seen_at, last_seen_at FROM charging_stations
-WHERE last_seen_at IS NOT NULL
-ON CONFLICT (station_id, minute) DO NOTHING;
+-- A minute it adds is new presence, marked as the persist path marks one.
+WITH added AS (
+    INSERT INTO station_presence (station_id, minute, first_ts, last_ts)
+    SELECT id, date_trunc('minute', last_seen_at), last_seen_at, last_seen_at FROM charging_stations
+    WHERE last_seen_at IS NOT NULL
+    ON CONFLICT (station_id, minute) DO NOTHING
+    RETURNING station_id, minute
+)
+INSERT INTO presence_marks (station_id, since) SELECT station_id, minute FROM added;

@@ -12,6 +12,9 @@ SQLAlchemy cannot batch an `ON CONFLICT DO UPDATE` executemany into multi-row VA
 batch of 500 events used to cost ~600 round trips; now it costs four. A batch folds to one
 row per key, so no statement touches a row twice.
 
+Beat's marks are written with the rows, in the same transaction, by set-based statements
+(`evmonitor.storage.marks`: no trigger on these tables).
+
 Errors are translated once, here: `translate_errors` turns every psycopg2 and SQLAlchemy
 exception into `TransientError` (connection lost, server shutting down, deadlock,
 serialization failure: retry) or `SinkRejected` (data or integrity errors: the event itself is
@@ -34,9 +37,10 @@ from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.engine import Engine
 
 from evmonitor.errors import ConfigError, SinkRejected, TransientError
-from evmonitor.fold import TABLES, Columns, Merge, Rule, SessionStatus, Table, complete_rows, fold_columns
+from evmonitor.fold import SESSIONS, STATIONS, TABLES, Columns, Merge, Rule, SessionStatus, Table, complete_rows, fold_columns
 from evmonitor.names import SinkName
 from evmonitor.poison import Event, Rejected, isolate_poison
+from evmonitor.storage.marks import INCOMING, LOCKS, is_marked, marked
 
 __all__ = ["PostgresStore", "apply_schema", "create_engine", "translate_errors"]
 
@@ -131,23 +135,34 @@ def _merged(column: str, rule: Rule, t: sa.Table, ex: Any, newer: dict[tuple[str
 _JSON = json.JSONEncoder(separators=(",", ":"), default=datetime.isoformat, check_circular=False)
 
 
-def _from_json(t: sa.Table, columns: Sequence[str], key: Sequence[str]) -> Any:
-    """INSERT INTO t (columns) SELECT columns FROM the JSON array bound as :rows, in key order."""
-    rows = func.json_populate_recordset(
-        sa.literal_column(f"NULL::{t.name}"), sa.cast(sa.bindparam("rows", type_=sa.Text), JSON)
-    ).table_valued(*(t.c[c] for c in columns))
+def _from_json(t: sa.Table, columns: Sequence[str], key: Sequence[str], source: str | None = None) -> Any:
+    """INSERT INTO t (columns) SELECT columns FROM the JSON array bound as :rows, in key order (or
+    from the relation named `source`, which holds those rows)."""
+    if source is not None:
+        rows: Any = sa.table(source, *(sa.column(c, t.c[c].type) for c in columns))
+    else:
+        rows = func.json_populate_recordset(
+            sa.literal_column(f"NULL::{t.name}"), sa.cast(sa.bindparam("rows", type_=sa.Text), JSON)
+        ).table_valued(*(t.c[c] for c in columns))
     select = sa.select(*(rows.c[c] for c in columns)).order_by(*(rows.c[k] for k in key))
     return insert(t).from_select(list(columns), select)
 
 
-def _upsert(table: Table, t: sa.Table) -> Any:
-    """`INSERT ... ON CONFLICT` for the rows of `table`, every column merged by its rule."""
-    stmt = _from_json(t, table.written(), table.key)
+def _upsert(table: Table, t: sa.Table, source: str | None = None) -> Any:
+    """`INSERT ... ON CONFLICT` for the rows of `table`, every column merged by its rule (the rows:
+    see `_from_json`)."""
+    stmt = _from_json(t, table.written(), table.key, source)
     ex, key = stmt.excluded, list(table.key)
     kept = (Merge.KEY, Merge.SAME, Merge.GENERATED, Merge.JOINED)  # JOINED: beat's to write
     merged = {c: r for c, r in table.columns.items() if r.merge not in kept}
     if not merged:
         return stmt.on_conflict_do_nothing(index_elements=key)
+    if all(r.merge in (Merge.LEAST, Merge.GREATEST) for r in merged.values()):
+        # extremes only: update only when one moves, so a replay writes no tuple (and returns no row)
+        moves = [(ex[c] < t.c[c]) if r.merge is Merge.LEAST else (ex[c] > t.c[c]) for c, r in merged.items()]
+        moves += [and_(t.c[c].is_(None), ex[c].isnot(None)) for c in merged]
+        set_ = {c: _merged(c, r, t, ex, {}) for c, r in merged.items()}
+        return stmt.on_conflict_do_update(index_elements=key, set_=set_, where=or_(*moves))
     groups = table.groups()
     if len(groups) == 1 and set(merged) == set(*groups.values()):
         # the row is one reading: unless the incoming one is newer, leave the stored tuple alone
@@ -163,7 +178,8 @@ class PostgresStore:
 
     name = SinkName.PERSIST
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, marks: bool = True) -> None:
+        """`marks=False` leaves beat's marks (and their locks) out: only for measuring what they cost."""
         self.engine = engine
         meta = sa.MetaData()
         with translate_errors():
@@ -171,7 +187,13 @@ class PostgresStore:
         self.tables = {table.name: meta.tables[table.name] for table in TABLES}
         self.batches = meta.tables["ingest_batches"]
         # in this order in a transaction, so that concurrent writers lock rows in one order
-        self._statements = [(table.name, _upsert(table, self.tables[table.name])) for table in TABLES]
+        self._statements = []
+        for table in TABLES:
+            source = INCOMING if marks and is_marked(table) else None
+            compiled = _upsert(table, self.tables[table.name], source).compile(dialect=engine.dialect)
+            sql = marked(table, str(compiled)) if marks else str(compiled)
+            self._statements.append((table.name, sql, dict(compiled.params)))
+        self._locks = LOCKS if marks else None
 
     @classmethod
     def connect(cls, url: str, sql_dir: Path | None = None, **engine_kwargs: Any) -> "PostgresStore":
@@ -213,10 +235,13 @@ class PostgresStore:
 
     def write_rows(self, rows: dict[str, str]) -> None:
         """Merge what `column_rows` made, in one transaction (the statements sort rows by key)."""
+        stations, sessions = rows.get(STATIONS.name), rows.get(SESSIONS.name)
         with translate_errors(), self.engine.begin() as conn:
-            for table, statement in self._statements:
+            if self._locks is not None and (stations or sessions):  # before the snapshots that read old rows
+                conn.exec_driver_sql(self._locks, {"stations": stations or "[]", "sessions": sessions or "[]"})
+            for table, statement, params in self._statements:
                 if table in rows:
-                    conn.execute(statement, {"rows": rows[table]})
+                    conn.exec_driver_sql(statement, {**params, "rows": rows[table]})
 
     def mark_done(self, batch_id: str, sink: str, events: int, rejected: int = 0) -> None:
         """Record durably that `sink` holds every event of `batch_id` (or dead-lettered it)."""

@@ -157,8 +157,8 @@ def test_every_column_of_the_persisted_tables_has_exactly_one_rule(pipeline):
 
 
 def test_late_presence_marks_its_station_and_a_punctual_event_does_not(pipeline):
-    """station_presence's triggers (sql/009): a new minute, a minute heard earlier than known, or later in a
-    minute that is not the station's latest mark the station for the faults job; later in its latest minute does not."""
+    """The persist path's presence marks: a new minute, a minute heard earlier than known, or later in a minute
+    that is not the station's latest mark the station for the faults job; later in its latest minute does not."""
     store = PostgresStore.connect(pipeline.settings.sqlalchemy_url)
     base = NOW.replace(second=0) - timedelta(hours=3)
 

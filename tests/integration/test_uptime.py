@@ -26,7 +26,7 @@ from evmonitor.ledger import set_cause
 from beat.runner import Context, do_outages
 from evmonitor.cli import app
 from evmonitor.names import OutageCause
-from evmonitor.storage.postgres import apply_schema
+from evmonitor.storage.postgres import PostgresStore, apply_schema
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=timezone.utc)
 
@@ -48,16 +48,16 @@ HISTORY = [
 
 
 def _insert(engine: sa.Engine, history: list[tuple[int, datetime, str, str]]) -> None:
+    """The station (raw: nothing here reads its marks), then its status changes as the persist path
+    writes them, with the marks beat's ledger reads late history from."""
     with engine.begin() as conn:
         conn.execute(sa.text(
             "INSERT INTO charging_stations (id, name, connector_count, first_seen_at, last_seen_at) "
             "VALUES ('UP-1', 'Uptime One', 2, :first, :last) ON CONFLICT (id) DO NOTHING"),
             {"first": datetime(2026, 10, 20, tzinfo=timezone.utc), "last": NOW})  # fmt: skip
-        for connector, ts, status, error in history:
-            conn.execute(sa.text(
-                "INSERT INTO status_events (event_id, station_id, connector_id, status, error_code, ts) "
-                "VALUES (:id, 'UP-1', :c, :s, :e, :ts)"),
-                {"id": str(uuid.uuid4()), "c": connector, "s": status, "e": error, "ts": ts})  # fmt: skip
+    rows = [{"event_id": str(uuid.uuid4()), "station_id": "UP-1", "connector_id": connector, "status": status,
+             "error_code": error, "info": None, "ts": ts.isoformat()} for connector, ts, status, error in history]  # fmt: skip
+    PostgresStore(engine).write_rows({"status_events": json.dumps(rows)})
 
 
 def _ledger(pipeline) -> list[tuple]:
