@@ -1,4 +1,4 @@
-"""The fast path of validation: bytes of a plainly valid event -> its wire dict, in about 2 µs.
+"""The fast path of validation: bytes of a plainly valid event -> its wire dict, in a few µs.
 
 `FastPath(limits)(raw, received_ms)` returns `(wire, timestamp)` -- exactly the dict that
 `validate(raw, received_at=..., limits=limits).to_wire()` gives and the event's UTC timestamp --
@@ -7,7 +7,8 @@ input a producer may still send validly: a non-canonical UUID, another timestamp
 escape that may hide NUL or a surrogate, an unknown field, a nested value, a big message) gives
 None, and the caller asks `evmonitor.contract.validate`, which alone decides rejections and their
 reasons. So for every input: FastPath(x) is None, or it equals what the pydantic path gives.
-tests/unit/test_fastpath.py feeds both the same bytes.
+tests/unit/test_fastpath.py feeds both the same bytes. On the bench machine it takes 4-5 CPU-µs
+per simulator event where the models take 8-9 (bench stage `bridge_validate`).
 
 Why the shortcuts are safe where orjson and the standard decoder differ:
 * one `{` and no `[` in the bytes: every value is a scalar, so no nesting depth either decoder
@@ -46,7 +47,6 @@ Accepted = tuple[dict[str, Any], datetime]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _UTC = timezone.utc
-_US = timedelta(microseconds=1)
 # Below 2**42 ms (year 2109) a record timestamp `ts` gives the same instant as the bridge's
 # `datetime.fromtimestamp(ts / 1000)`: the float's error stays under half a microsecond.
 _MAX_RECEIVED_MS = 2**42
