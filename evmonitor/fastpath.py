@@ -135,9 +135,9 @@ class FastPath:
         if (
             len(raw) > self.max_bytes
             or raw[:1] != b"{"
-            or raw.count(b"{") != 1
+            or raw.find(b"{", 1) != -1
             or b"[" in raw
-            or (b"\\u" in raw and (b"\\u0000" in raw or b"\\ud" in raw or b"\\uD" in raw))
+            or (b"\\" in raw and (b"\\u0000" in raw or b"\\ud" in raw or b"\\uD" in raw))
             or type(received_ms) is not int
             or not 0 < received_ms < _MAX_RECEIVED_MS
         ):
@@ -188,8 +188,8 @@ class FastPath:
         earliest, latest = self._window
         if not earliest <= moment <= latest:
             return None
-        if value[19] == "." and value[-1] == "Z" and moment.microsecond:  # the usual form: no formatting
-            return moment, f"{value[:19]}.{moment.microsecond:06d}Z"
+        if value[19] == "." and value[-1] == "Z" and moment.microsecond:  # the usual form: only padding
+            return moment, value[:-1].ljust(26, "0") + "Z"
         return moment, moment.isoformat()[:-6] + "Z"
 
     # --- one builder per event type: fills `out` in the model's field order, False if unsure ---
