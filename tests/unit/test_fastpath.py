@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from evmonitor.bridge.bridge import _received_at, check_record
+from evmonitor.bridge.metrics import BridgeCollector
 from evmonitor.contract import STORABLE_METER_WH, Limits, Rejection
 from evmonitor.fastpath import FastPath
 from evmonitor.simulator import plan_drain
@@ -224,3 +225,5 @@ def test_the_bridge_asks_the_models_when_the_fast_path_is_unsure():
     assert h.bridge.stats.rejected == {"invalid_json": 1}
     (batch,) = h.bridge.inflight.values()
     assert [e["event_id"] for e in batch.events] == [event["event_id"]]
+    (family,) = [m for m in BridgeCollector(h.bridge).collect() if m.name == "evmonitor_bridge_slow_path_records"]
+    assert [s.value for s in family.samples if s.name.endswith("_total")] == [2]
