@@ -88,7 +88,8 @@ def _stages(opts: Options, work: dict[str, Workload], base: Path, say: Callable[
         settings = sandbox.settings
         results = kafka_stages(settings, work["persist"], repeats, say)
         persist_events, validated = wire_events(work["persist"])
-        say(f"  bridge validate + normalise: {validated.cpu_us_per_item} CPU-us/event")
+        say(f"  bridge validate + normalise: {validated.cpu_us_per_item} CPU-us/event (pydantic models alone: "
+            f"{validated.extra['models_cpu_us_per_event']}; {validated.extra['slow_path']} events left to them)")
         results += [validated]
         results += postgres_upsert(settings, persist_events, settings.batch_max_events, postgres_backends(sandbox),
                                    repeats, say)  # fmt: skip

@@ -65,6 +65,10 @@ class BridgeCollector(Collector):
         consumed.add_metric(["valid"], stats.valid)
         consumed.add_metric(["rejected"], sum(rejected.values()))
         yield consumed
+        slow = CounterMetricFamily("evmonitor_bridge_slow_path_records",
+                                   "Records the fast path left to the pydantic models (every rejection among them)")  # fmt: skip
+        slow.add_metric([], stats.slow_path)
+        yield slow
         dead = CounterMetricFamily("evmonitor_bridge_deadletters", "Records dead-lettered, by reason", labels=["reason"])
         for reason, n in sorted(rejected.items()):
             dead.add_metric([reason], n)

@@ -35,7 +35,10 @@ class EventClock(Generic[TP]):
 
     def seen(self, tp: TP, offset: int, event_time: datetime) -> None:
         """A valid record went into a batch (offsets arrive in order within a partition)."""
-        self._pending.setdefault(tp, deque()).append((offset, event_time))
+        pending = self._pending.get(tp)
+        if pending is None:  # not setdefault(tp, deque()): that builds a deque per record
+            pending = self._pending[tp] = deque()
+        pending.append((offset, event_time))
 
     def committed(self, offsets: Mapping[TP, int]) -> None:
         """Offsets (next to read) were committed: their records are processed."""
