@@ -43,12 +43,19 @@ def _drain_ratio_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _held(h: dict[str, Any]) -> str:
+    if "us_per_event" in h:
+        return f"{h['stage']} {h['us_per_event']:.0f} µs"
+    if "wall_us_per_event" in h:
+        return f"{h['stage']} {h['seconds']:.1f} s = {h['wall_us_per_event']:.0f} µs/event ({_fmt(h.get('share'), '.0%')} of the drain)"
+    return f"{h['stage']} {h.get('growth_mb')} MB"
+
+
 def _drain_target_rows(results: dict[str, Any]) -> list[list[str]]:
     verdict = {True: "met", False: "MISSED", None: "-"}
     rows = []
     for t in drain_targets.targets(results):
-        held = ", ".join(f"{h['stage']} {h['us_per_event']:.0f} µs" if "us_per_event" in h
-                         else f"{h['stage']} {h.get('growth_mb')} MB" for h in t["held_back_by"])  # fmt: skip
+        held = ", ".join(_held(h) for h in t["held_back_by"])
         rows.append([t["name"], t["goal"], t["measured"], verdict[t["met"]], "; ".join(x for x in (held, t["why"]) if x)])
     return rows
 

@@ -96,8 +96,10 @@ def test_targets_give_goal_measured_verdict_and_what_holds_a_miss_back(results):
     assert len(found) == 5
     drain = found["backlog drain, persist sink"]
     assert drain["met"] is False and drain["value"] == 10_000
-    assert [h["stage"] for h in drain["held_back_by"]][:3] == ["postgres", "bridge", "worker-persist"]
-    assert drain["held_back_by"][1]["us_per_event"] == 40.0
+    startup, *cpu = drain["held_back_by"]
+    assert startup["seconds"] == 2.0 and startup["wall_us_per_event"] == 20.0 and startup["share"] == 0.2
+    assert [h["stage"] for h in cpu][:3] == ["postgres", "bridge", "worker-persist"]
+    assert cpu[1]["us_per_event"] == 40.0
     assert "harness" not in {h["stage"] for h in drain["held_back_by"]}
     share = found["backlog drain vs PostgreSQL's ceiling for the same writes"]
     assert share["met"] is True and share["held_back_by"] == []
