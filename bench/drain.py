@@ -154,6 +154,40 @@ def _bridge_pids(sandbox: Sandbox, name: str) -> Callable[[], list[int]]:
     return lambda: [sandbox.processes[name].pid] if name in sandbox.processes else []
 
 
+class _Clock:
+    """Starts the bridges and times the drain until nothing is left to commit, noting when each
+    bridge first had partitions (and its CPU then) and when the group first committed."""
+
+    def __init__(self, sandbox: Sandbox, bridges: list[str], watch: CommittedOffsets, events: int) -> None:
+        self.sandbox, self.bridges, self.watch, self.events = sandbox, bridges, watch, events
+        self.assigned_at: dict[str, float] = {}
+        self.startup_cpu: dict[str, float] = {}
+        self.first_commit_at: float | None = None
+        self.seconds = 0.0
+
+    def run(self, timeout_s: float) -> bool:
+        """True once every partition's committed offset is at its high-water mark."""
+        started = time.monotonic()
+        for name in self.bridges:
+            self.sandbox.start(name, "bridge")
+        try:
+            while time.monotonic() - started < timeout_s:
+                now = time.monotonic() - started
+                for name in self.bridges:
+                    if name not in self.assigned_at and ASSIGNED in self.sandbox.log(name):
+                        self.assigned_at[name] = now
+                        self.startup_cpu[name] = cpu_seconds(self.sandbox.processes[name].pid)
+                behind = self.watch.behind()
+                if self.first_commit_at is None and behind < self.events:
+                    self.first_commit_at = now
+                if behind == 0:
+                    return True
+                time.sleep(0.1)  # polling other processes' progress
+            return False
+        finally:
+            self.seconds = time.monotonic() - started
+
+
 def run_drain(
     scenario: DrainScenario,
     workload: Workload,
@@ -189,27 +223,9 @@ def run_drain(
         meter.pids.update({name: _bridge_pids(sandbox, name) for name in bridges})
         meter.start()
         own0 = _own_cpu_s()
-        started = time.monotonic()
-        for name in bridges:
-            sandbox.start(name, "bridge")
-        assigned_at: dict[str, float] = {}  # per bridge: when its log first said it had partitions
-        startup_cpu: dict[str, float] = {}  # per bridge: its CPU seconds then
-        first_commit_at = None
-        drained = False
-        while time.monotonic() - started < timeout_s:
-            now = time.monotonic() - started
-            for name in bridges:
-                if name not in assigned_at and ASSIGNED in sandbox.log(name):
-                    assigned_at[name] = now
-                    startup_cpu[name] = cpu_seconds(sandbox.processes[name].pid)
-            behind = watch.behind()
-            if first_commit_at is None and behind < events:
-                first_commit_at = now
-            if behind == 0:
-                drained = True
-                break
-            time.sleep(0.1)  # polling other processes' progress
-        seconds = time.monotonic() - started
+        clock = _Clock(sandbox, bridges, watch, events)
+        drained = clock.run(timeout_s)
+        seconds = clock.seconds
         cpu = meter.stop()
         cpu["harness"] = _own_cpu_s() - own0
         watch.close()
@@ -224,7 +240,7 @@ def run_drain(
             after(sandbox)
     busy, total = cpu.pop("_machine_busy"), max(1e-9, cpu.pop("_machine_total"))
     cpu.pop("_wall")
-    first_fetch = min(assigned_at.values(), default=None)
+    first_fetch, first_commit_at = min(clock.assigned_at.values(), default=None), clock.first_commit_at
     result = DrainResult(
         scenario=scenario.name, sinks=list(scenario.sinks), workers=scenario.workers, bridges=scenario.bridges,
         partitions=len(marks), events=events, seconds=round(seconds, 3), events_per_s=round(rate(events, seconds), 1),
@@ -234,13 +250,14 @@ def run_drain(
         events_per_s_after_first_fetch=round(rate(events, seconds - first_fetch), 1) if first_fetch is not None else None,
         cpu_s={k: round(v, 3) for k, v in cpu.items()},
         cpu_us_per_event={k: round(per_thousand(v, events) * 1000, 1) for k, v in cpu.items()},
-        bridge_startup_cpu_s={name: round(cpu_s, 3) for name, cpu_s in startup_cpu.items()},
+        bridge_startup_cpu_s={name: round(cpu_s, 3) for name, cpu_s in clock.startup_cpu.items()},
         machine_busy_fraction=round(busy / total, 3),
         background_fraction=round(max(0.0, busy - sum(cpu.values())) / total, 3),
         peak_rss_mb=peaks,
     )  # fmt: skip
-    say(f"  {scenario.name}: {events:,} events in {seconds:.1f}s = {result.events_per_s:,.0f}/s "
-        f"(first fetch at {result.startup_s['first_fetch']}s, first commit at {result.startup_s['first_commit']}s; after the first fetch {result.events_per_s_after_first_fetch or 0:,.0f}/s), exact {'yes' if exact else 'NO ' + detail}")  # fmt: skip
+    say(f"  {scenario.name}: {events:,} events in {seconds:.1f}s = {result.events_per_s:,.0f}/s (first fetch at "
+        f"{result.startup_s['first_fetch']}s, first commit at {result.startup_s['first_commit']}s; from the first "
+        f"fetch {result.events_per_s_after_first_fetch or 0:,.0f}/s), exact {'yes' if exact else 'NO ' + detail}")  # fmt: skip
     return result
 
 

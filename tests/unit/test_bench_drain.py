@@ -57,6 +57,7 @@ def test_ratios_divide_the_drain_by_the_same_runs_ceilings(results):
     assert r["drain_persist_over_postgres_ceiling"]["after_startup"] == pytest.approx(1.0)  # 12,500 from the first fetch
     assert r["drain_2_workers_over_1"]["after_startup"] == pytest.approx(1.8)
     assert r["ours_cpu_us_per_event_over_target"]["numerator"] == 70.0  # bridge 45 - start-up 5 + worker 30
+    assert r["ours_cpu_us_per_event_over_target"]["with_startup"] == 75.0
 
 
 def test_without_stages_the_ceilings_come_from_the_drain_section(results):
