@@ -43,7 +43,8 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
 It prints tables and writes bench/results/<timestamp>.json and .md; the JSON's `ratios` and
 `targets` are issue 15's (drain / PostgreSQL's ceiling and / a plain Kafka consumer measured in
 the same run, scaling, CPU-µs per event, the five targets with what holds each back). Default
-run: about 12 minutes; --quick: about 6 (--skip paths,bad,baseline,batch,scaling: about 8 / 4).
+run: about 14 minutes; --quick: about 6 (7 on a busy machine); issue 15's figures alone
+(--skip paths,bad,baseline,batch,scaling): about 9 / 4.
 Timing figures need a quiet machine: the `bg` column says how much CPU other processes took
 during each scenario.
 """
