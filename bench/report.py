@@ -196,7 +196,7 @@ def _sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
          _drain_target_rows(results)),
         ("Backlog drain (the day in the topics before the clock; CPU-µs per event, the bridge without its start-up)",
          _DRAIN_HEADERS, _drain_run_rows(results)),
-        ("Ratios, paths (produce while draining)", ["ratio", "value", "from"],
+        ("Ratios, end to end while producing (paths)", ["ratio", "value", "from"],
          _ratio_rows(results) if results.get("runs") else []),
         ("Targets, earlier issues", ["target", "goal", "measured", "", "what holds it back"],
          _target_rows(results) if results.get("runs") else []),
