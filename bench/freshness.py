@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,8 @@ class Freshness:
     unseen: dict[str, int] = field(default_factory=dict)
     machine_busy_fraction: float = 0.0
     background_fraction: float = 0.0  # of the machine, used by processes that are not this run's
+    sinks: list[str] = field(default_factory=list)
+    cpu_us_per_event: dict[str, float] = field(default_factory=dict)  # per event sent, each process
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -103,6 +106,11 @@ class _Poller(threading.Thread):
             self.stopped.wait(self.poll_s)
 
 
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def _postgres_lookup(settings: Settings) -> Callable[[list[str]], set[str]]:
     engine = sa.create_engine(settings.sqlalchemy_url, pool_size=1)
     query = sa.text("SELECT event_id::text FROM status_events WHERE event_id = ANY(CAST(:ids AS uuid[]))")
@@ -140,14 +148,19 @@ def measure_freshness(
     search_poll_s: float = 0.1,
     search_every: int = 20,
     settle_s: float = 15.0,
+    search: bool = True,
 ) -> Freshness:
-    """Offer `rate_per_s` for `seconds`; `meter` covers the run's processes (for the background share)."""
+    """Offer `rate_per_s` for `seconds`; `meter` covers the run's processes (for the background
+    share and their CPU per event). Without `search` (the persist sink alone) only PostgreSQL is polled."""
     messages = workload.plan.messages[: int(rate_per_s * seconds)]
     meter.start()
+    own0 = _own_cpu_s()
     pg = _Poller("postgres", _postgres_lookup(settings), poll_s)
-    search = _Poller("search", _search_lookup(settings), search_poll_s)
-    pg.start()
-    search.start()
+    pollers = {"postgres": pg}
+    if search:
+        pollers["search"] = _Poller("search", _search_lookup(settings), search_poll_s)
+    for poller in pollers.values():
+        poller.start()
     producer = RecordingProducer(make_producer(settings.kafka_bootstrap))
     group = max(1, round(rate_per_s * 0.01))  # send in 10 ms steps
     started = time.monotonic()
@@ -164,27 +177,30 @@ def measure_freshness(
             producer.send(message.topic, key=message.key, value=message.value)
             if event["event_type"] == "station_status" and not event.get("heartbeat"):
                 pg.expect(event["event_id"], sent_at)
-            if i % search_every == 0:
-                search.expect(event["event_id"], sent_at)
+            if search and i % search_every == 0:
+                pollers["search"].expect(event["event_id"], sent_at)
             sent += 1
         producer.flush()
     finally:
         producer.close()
     elapsed = time.monotonic() - started
     deadline = time.monotonic() + settle_s
-    for poller in (pg, search):
+    for poller in pollers.values():
         while poller.pending and time.monotonic() < deadline:
             time.sleep(poll_s)  # the pollers are still finding the last events
         poller.stopped.set()
         poller.join()
     cpu = meter.stop()
+    cpu["simulator"] = _own_cpu_s() - own0  # the paced producer and the pollers
     busy, total = cpu.pop("_machine_busy"), max(1e-9, cpu.pop("_machine_total"))
     cpu.pop("_wall")
     cutoff = wall0 + warmup_s
     result = Freshness(offered_per_s=rate_per_s, achieved_per_s=round(sent / elapsed, 1), seconds=round(elapsed, 1),
                        poll_s=poll_s, search_poll_s=search_poll_s, machine_busy_fraction=round(busy / total, 3),
-                       background_fraction=round(max(0.0, busy - sum(cpu.values())) / total, 3))  # fmt: skip
-    for name, poller in (("postgres", pg), ("search", search)):
+                       background_fraction=round(max(0.0, busy - sum(cpu.values())) / total, 3),
+                       sinks=["persist", "index"] if search else ["persist"],
+                       cpu_us_per_event={k: round(v / max(1, sent) * 1e6, 1) for k, v in cpu.items()})  # fmt: skip
+    for name, poller in pollers.items():
         delays = [d for at, d in sorted(poller.delays) if at >= cutoff]
         summary = _summary(delays)
         if name == "postgres":

@@ -1,13 +1,14 @@
 """The results as people read them: a table on the terminal and a markdown summary.
 
-Ratios first (end to end / slowest stage, batched / per event, 2 workers / 1), then the
-targets with what holds back those missed, then the absolute figures.
+Issue 15's first (the backlog drain's ratios, its five targets with what holds back those
+missed, the drain runs), then the paths' ratios and targets, then the absolute figures.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench import drain_targets
 from bench.headline import OURS, headline, ours_us_per_event, targets
 
 __all__ = ["markdown", "text_tables"]
@@ -19,6 +20,70 @@ def _fmt(value: Any, spec: str = ",.0f", suffix: str = "") -> str:
     if value is None:
         return "-"
     return f"{value:{spec}}{suffix}"
+
+
+_DRAIN_RATIOS = (
+    ("drain_persist_over_postgres_ceiling", "drain, persist / PostgreSQL's ceiling for the same writes", ".0%"),
+    ("drain_persist_over_kafka_consume", "drain, persist / a plain Kafka consumer", ".0%"),
+    ("drain_2_workers_over_1", "drain, 2 persist workers / 1", ".2f"),
+    ("drain_2_bridges_over_1", "drain, 2 bridges / 1 (6 partitions per topic)", ".2f"),
+    ("drain_both_sinks_over_persist", "drain, both sinks / persist sink", ".2f"),
+    ("ours_cpu_us_per_event_over_target", "our CPU-µs per event (bridge + persist worker) / 60", ".2f"),
+)
+
+
+def _drain_ratio_rows(results: dict[str, Any]) -> list[list[str]]:
+    found = drain_targets.ratios(results)
+    rows = []
+    for key, label, spec in _DRAIN_RATIOS:
+        r = found[key]
+        source = f" ({r['ceiling_from']})" if "ceiling_from" in r else ""
+        rows.append([label, _fmt(r["value"], spec), _fmt(r.get("after_startup"), spec), f"{_fmt(r['numerator'], ',.1f' if key.startswith('ours') else ',.0f')} "
+                     f"{r['unit']} vs {_fmt(r['denominator'], ',.0f')} {r['denominator_unit']}{source}"])  # fmt: skip
+    return rows
+
+
+def _held(h: dict[str, Any]) -> str:
+    if "us_per_event" in h:
+        return f"{h['stage']} {h['us_per_event']:.0f} µs"
+    if "wall_us_per_event" in h:
+        return f"{h['stage']} {h['seconds']:.1f} s = {h['wall_us_per_event']:.0f} µs/event ({_fmt(h.get('share'), '.0%')} of the drain)"
+    return f"{h['stage']} {h.get('growth_mb')} MB"
+
+
+def _drain_target_rows(results: dict[str, Any]) -> list[list[str]]:
+    verdict = {True: "met", False: "MISSED", None: "-"}
+    rows = []
+    for t in drain_targets.targets(results):
+        held = ", ".join(_held(h) for h in t["held_back_by"])
+        rows.append([t["name"], t["goal"], t["measured"], verdict[t["met"]], "; ".join(x for x in (held, t["why"]) if x)])
+    return rows
+
+
+def _drain_run_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, r in ((results.get("drain") or {}).get("runs") or {}).items():
+        cpu = drain_targets.steady_us_per_event(r)
+        start = r.get("startup_s") or {}
+        rows.append([
+            name, "+".join(r["sinks"]), str(r["workers"]), str(r["bridges"]), str(r["partitions"]), f"{r['events']:,}",
+            f"{r['seconds']:.1f}", f"{r['events_per_s']:,.0f}", _fmt(r.get("events_per_s_after_first_fetch")),
+            f"{_fmt(start.get('first_fetch'), '.1f')} / {_fmt(start.get('first_commit'), '.1f')} "
+            f"({_fmt(r.get('startup_share'), '.0%')})", _fmt(sum((r.get("bridge_startup_cpu_s") or {}).values()), ".2f"),
+            "yes" if r["exact"] else "NO " + r.get("detail", ""),
+            _fmt(sum(v for k, v in cpu.items() if k.startswith("bridge")), ".0f"),
+            _fmt(sum(v for k, v in cpu.items() if k.startswith("worker-persist")), ".0f"),
+            _fmt(sum(v for k, v in cpu.items() if k.startswith("worker-index")) or None, ".0f"),
+            _fmt(drain_targets.ours_us_per_event(r), ".0f"),
+            *(_fmt(cpu.get(k), ".0f") for k in ("postgres", "kafka", "redis", "elasticsearch")),
+            f"{r.get('machine_busy_fraction', 0):.0%}", f"{r.get('background_fraction', 0):.0%}",
+        ])  # fmt: skip
+    return rows
+
+
+_DRAIN_HEADERS = ["scenario", "sinks", "workers", "bridges", "partitions", "events", "s", "events/s", "after 1st fetch",
+                  "first fetch / commit s (share)", "bridge start-up CPU s", "exact", "bridges", "w-persist",
+                  "w-index", "bridge+persist", "postgres", "kafka", "redis", "search", "busy", "bg"]  # fmt: skip
 
 
 def _ratio_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -80,13 +145,21 @@ _RUN_HEADERS = ["scenario", "sinks", "batch", "workers", "events", "s", "events/
 
 
 def _freshness_rows(results: dict[str, Any]) -> list[list[str]]:
-    f = results.get("freshness")
-    if not f:
-        return []
+    rows = []
+    for key, sinks in (("freshness_persist", "persist"), ("freshness", "both sinks")):
+        f = results.get(key)
+        if f:
+            rows += _one_freshness(f, f"at {f['offered_per_s']:,.0f}/s, {sinks}")
+    return rows
+
+
+def _one_freshness(f: dict[str, Any], where: str) -> list[list[str]]:
     rows = []
     for name, label in (("postgres", "produce -> row in PostgreSQL"), ("search", "produce -> searchable")):
-        ms = f[f"{name}_ms"]
-        rows.append([label, _fmt(ms.get("p50"), ".0f"), _fmt(ms.get("p90"), ".0f"), _fmt(ms.get("p99"), ".0f"),
+        ms = f.get(f"{name}_ms")
+        if not ms:
+            continue
+        rows.append([f"{label}, {where}", _fmt(ms.get("p50"), ".0f"), _fmt(ms.get("p90"), ".0f"), _fmt(ms.get("p99"), ".0f"),
                      _fmt(ms.get("max"), ".0f"), f"{_fmt(ms.get('first_third_p50'), '.0f')} -> "
                      f"{_fmt(ms.get('last_third_p50'), '.0f')}", str(f["samples"][name]), str(f["unseen"][name])])  # fmt: skip
     return rows
@@ -117,8 +190,16 @@ def _text(headers: list[str], rows: list[list[str]]) -> str:
 
 def _sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     return [
-        ("Ratios", ["ratio", "value", "from"], _ratio_rows(results)),
-        ("Targets", ["target", "goal", "measured", "", "what holds it back"], _target_rows(results)),
+        ("Issue 15: backlog drain, ratios (same run)", ["ratio", "value", "from the first fetch", "from"],
+         _drain_ratio_rows(results) if results.get("drain") else []),
+        ("Issue 15: targets", ["target", "goal", "measured", "", "what holds it back (CPU-µs per event)"],
+         _drain_target_rows(results)),
+        ("Backlog drain (the day in the topics before the clock; CPU-µs per event, the bridge without its start-up)",
+         _DRAIN_HEADERS, _drain_run_rows(results)),
+        ("Ratios, end to end while producing (paths)", ["ratio", "value", "from"],
+         _ratio_rows(results) if results.get("runs") else []),
+        ("Targets, earlier issues", ["target", "goal", "measured", "", "what holds it back"],
+         _target_rows(results) if results.get("runs") else []),
         ("Stage ceilings, each alone", ["stage", "rate", "our CPU-µs/item", "notes"], _stage_rows(results)),
         ("End to end (CPU columns: CPU-µs per event = CPU-ms per 1,000 events)", _RUN_HEADERS, _run_rows(results)),
         ("Freshness (ms)", ["delay", "p50", "p90", "p99", "max", "p50 first -> last third", "samples", "unseen"],
@@ -155,6 +236,20 @@ def markdown(results: dict[str, Any]) -> str:
     for title, headers, rows in _sections(results):
         if rows:
             lines += ["", f"## {title}", "", _md(headers, rows)]
+    drain = results.get("drain")
+    if drain:
+        _, source = drain_targets.ceiling(results, "postgres_upsert")
+        lines += ["", "Backlog drain: workers started and ready, the whole workload produced into fresh topics, then "
+                      "the clock starts with the bridge(s); it stops when every partition's committed offset reaches "
+                      "its high-water mark; PostgreSQL (and osmem) reconciled exactly afterwards. Workloads: "
+                      + ", ".join(f"{n}: {w}" for n, w in drain.get("workloads", {}).items())
+                      + f". The ceilings the ratios divide by were measured in this run ({source} section)."]  # fmt: skip
+    fp = results.get("freshness_persist")
+    if fp:
+        lines += ["", f"Freshness, persist sink alone: offered {fp['offered_per_s']:,.0f} events/s (sent "
+                      f"{fp['achieved_per_s']:,.0f}/s) for {fp['seconds']} s; PostgreSQL polled every "
+                      f"{fp['poll_s'] * 1000:.0f} ms; machine {fp.get('machine_busy_fraction', 0):.0%} busy, "
+                      f"{fp.get('background_fraction', 0):.0%} of it not ours."]  # fmt: skip
     fresh = results.get("freshness")
     if fresh:
         lines += ["", f"Freshness: offered {fresh['offered_per_s']:,.0f} events/s (sent {fresh['achieved_per_s']:,.0f}/s) "

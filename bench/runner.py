@@ -4,12 +4,18 @@ Sections, in order (each can be skipped with `--skip`):
 
 * `stages`    raw ceilings, each stage alone (one sandbox): Kafka produce and consume,
               PostgreSQL upsert, bulk indexing, a Celery round trip
+* `drain`     backlog drain (issue 15): the day is in the topics before the clock starts; persist
+              sink, both sinks, 2 persist workers, 2 bridges (bench.drain)
 * `paths`     end to end, persist path and index path alone, then both sinks together
 * `baseline`  one Celery task per event (batch_max_events=1), persist and index paths
 * `batch`     the persist path at batch sizes 50 and 5,000 (1 and 500 come from above)
 * `scaling`   2 worker processes per queue instead of 1
-* `freshness` delay from produce to PostgreSQL and to searchable at a steady load
-* `soak`      only with `--soak MINUTES`: memory over a longer run
+* `freshness` delay from produce to PostgreSQL at 5,000 events/s (persist sink alone), and to
+              PostgreSQL and searchable at 1,000 events/s (both sinks)
+* `soak`      only with `--soak MINUTES`: memory over a longer run (persist sink by default)
+
+The JSON also holds issue 15's `ratios` and `targets` (bench.drain_targets), computed from the
+raw figures of the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.celery_stage import celery_round_trip
+from bench.drain import DRAIN_SCENARIOS, run_drain, same_run_ceilings
+from bench.drain_targets import ratios, targets
 from bench.freshness import measure_freshness
 from bench.machine import describe_machine
 from bench.pipeline import BENCH_SETTINGS, Scenario, meter_for, postgres_backends, run_scenario, start_pipeline
@@ -35,15 +43,17 @@ from evmonitor.stack.sandbox import Sandbox
 
 __all__ = ["Options", "SECTIONS", "run"]
 
-SECTIONS = ("stages", "paths", "bad", "baseline", "batch", "scaling", "freshness", "soak")
+SECTIONS = ("stages", "drain", "paths", "bad", "baseline", "batch", "scaling", "freshness", "soak")
 
 
 @dataclass
 class Options:
     quick: bool = False
     soak_minutes: float = 0.0
-    soak_rate: float = 200.0
+    soak_rate: float | None = None  # default: SOAK_RATES[soak_sinks]
+    soak_sinks: str = "persist"  # "persist" or "both"
     fresh_rate: float = 1000.0
+    fresh_persist_rate: float = 5000.0
     skip: tuple[str, ...] = ()
     profile: bool = False
     admin_url: str = ""
@@ -60,6 +70,15 @@ class Options:
     @property
     def fresh_seconds(self) -> float:
         return 8.0 if self.quick else 30.0
+
+    @property
+    def soak_per_s(self) -> float:
+        return self.soak_rate or SOAK_RATES[self.soak_sinks]
+
+
+# a soak's default offered load: the persist path sustains well above 2,000 events/s on 2 cores;
+# osmem keeps every document in memory, so a soak through it stays modest
+SOAK_RATES = {"persist": 2000.0, "both": 200.0}
 
 
 def _scenarios(opts: Options) -> list[tuple[str, Scenario, str]]:
@@ -105,6 +124,38 @@ def _stages(opts: Options, work: dict[str, Workload], base: Path, say: Callable[
     return out
 
 
+def _drain(opts: Options, work: dict[str, Workload], base: Path, have_stages: bool,
+           say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+    """The drain scenarios; without the `stages` section, the same-run ceilings are measured on
+    the persist drain's sandbox, so the ratios never divide by another run's figure."""
+    say("backlog drain (the day is in the topics before the clock starts)")
+    out: dict[str, Any] = {"runs": {}, "ceilings": {}}
+    for scenario in DRAIN_SCENARIOS:
+        workload = work["index" if SinkName.INDEX in scenario.sinks else "persist"]  # osmem holds every document
+        after = None
+        if not have_stages and scenario.name == "drain_persist":
+            def after(sandbox: Sandbox, workload: Workload = workload) -> None:
+                out["ceilings"] = same_run_ceilings(sandbox, workload, 1 if opts.quick else 3, say)
+        result = run_drain(scenario, workload, workdir=base / scenario.name, admin_url=opts.admin_url, after=after, say=say)
+        out["runs"][scenario.name] = result.to_json()
+    out["workloads"] = {s.name: "index" if SinkName.INDEX in s.sinks else "persist" for s in DRAIN_SCENARIOS}
+    return out
+
+
+def _freshness(opts: Options, base: Path, results: dict[str, Any], say: Callable[[str], None]) -> None:
+    runs = (("freshness_persist", opts.fresh_persist_rate, (SinkName.PERSIST,)),
+            ("freshness", opts.fresh_rate, (SinkName.PERSIST, SinkName.INDEX)))  # fmt: skip
+    for i, (key, rate_per_s, sinks) in enumerate(runs):
+        say(f"freshness at {rate_per_s:,.0f} events/s for {opts.fresh_seconds:.0f}s ({' + '.join(sinks)})")
+        fresh_work = plan_workload(key, events=int(rate_per_s * opts.fresh_seconds) + 100, seed=opts.seed + 7 + i)
+        with Sandbox(base / key, admin_url=opts.admin_url, **dict(BENCH_SETTINGS, sinks=list(sinks))) as sandbox:
+            start_pipeline(sandbox, Scenario(key, sinks))
+            fresh = measure_freshness(sandbox.settings, fresh_work, meter_for(sandbox), rate_per_s=rate_per_s,
+                                      seconds=opts.fresh_seconds, search=SinkName.INDEX in sinks)  # fmt: skip
+        results[key] = fresh.to_json()
+        say(f"  to PostgreSQL: {fresh.postgres_ms}" + (f"; to searchable: {fresh.search_ms} (ms)" if fresh.search_ms else " (ms)"))
+
+
 def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     started = time.monotonic()
     base = Path(opts.workdir or tempfile.mkdtemp(prefix="evmonitor-bench-"))
@@ -118,6 +169,8 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     results["workloads"] = {name: w.describe() for name, w in work.items()}
     if "stages" not in opts.skip:
         results["stages"] = _stages(opts, work, base, say)
+    if "drain" not in opts.skip:
+        results["drain"] = _drain(opts, work, base, "stages" in results, say)
     results["runs"] = {}
     scenarios = _scenarios(opts)
     if scenarios:
@@ -130,23 +183,21 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
             name: [(round(t, 1), round(b / 2**20, 1)) for t, b in samples] for name, samples in result.rss_samples.items()
         }
     if "freshness" not in opts.skip:
-        say(f"freshness at {opts.fresh_rate:,.0f} events/s for {opts.fresh_seconds:.0f}s (both sinks)")
-        fresh_work = plan_workload("freshness", events=int(opts.fresh_rate * opts.fresh_seconds) + 100, seed=opts.seed + 7)
-        with Sandbox(base / "freshness", admin_url=opts.admin_url, **BENCH_SETTINGS) as sandbox:
-            start_pipeline(sandbox, Scenario("freshness", (SinkName.PERSIST, SinkName.INDEX)))
-            fresh = measure_freshness(sandbox.settings, fresh_work, meter_for(sandbox), rate_per_s=opts.fresh_rate,
-                                      seconds=opts.fresh_seconds)  # fmt: skip
-        results["freshness"] = fresh.to_json()
-        say(f"  to PostgreSQL: {fresh.postgres_ms}; to searchable: {fresh.search_ms} (ms)")
+        _freshness(opts, base, results, say)
     if opts.soak_minutes > 0 and "soak" not in opts.skip:
-        soak_work = plan_workload("soak", events=int(opts.soak_minutes * 60 * opts.soak_rate), seed=opts.seed + 11)
-        soak = run_soak(soak_work, rate_per_s=opts.soak_rate, workdir=base / "soak", admin_url=opts.admin_url, say=say)
+        rate_per_s = opts.soak_per_s
+        sinks = (SinkName.PERSIST,) if opts.soak_sinks == "persist" else (SinkName.PERSIST, SinkName.INDEX)
+        soak_work = plan_workload("soak", events=int(opts.soak_minutes * 60 * rate_per_s), seed=opts.seed + 11)
+        soak = run_soak(soak_work, rate_per_s=rate_per_s, workdir=base / "soak", admin_url=opts.admin_url, sinks=sinks,
+                        say=say)  # fmt: skip
         results["soak"] = soak.to_json()
     if opts.profile:
         from bench.profile_run import profile_persist
 
         results["profile"] = profile_persist(work["persist"], base / "profile", opts.admin_url, say)
     results["meta"]["duration_s"] = round(time.monotonic() - started, 1)
+    results["ratios"] = ratios(results)  # issue 15's, from the raw figures above (see bench.drain_targets)
+    results["targets"] = targets(results)
     return results
 
 

@@ -1,10 +1,10 @@
 """Memory over a longer run: does the resident memory of the bridge and the workers stay flat?
 
-Both sinks, the production batch settings, a steady load the stand-in servers can hold (osmem
-keeps ~8 KB per document in memory, so the default rate is modest). The resident memory of each
-of our processes (their trees: a worker and its pool) is sampled every few seconds; the verdict
-compares the second quarter of the run with the last (`bench.stats.flatness`). The run ends
-reconciled like any other.
+The persist sink alone (issue 15's path, at a rate it sustains) or both sinks (a modest rate:
+osmem keeps ~8 KB per document in memory), the production batch settings, a steady load. The
+resident memory of each of our processes (their trees: a worker and its pool) is sampled every
+few seconds; the verdict compares the second quarter of the run with the last
+(`bench.stats.flatness`). The run ends reconciled like any other.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Soak:
     minutes: float
     rate_per_s: float
     events: int
+    sinks: list[str]
     exact: bool
     detail: str = ""
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -62,15 +63,17 @@ def run_soak(
     rate_per_s: float,
     workdir: Path,
     admin_url: str,
+    sinks: tuple[str, ...] = (SinkName.PERSIST, SinkName.INDEX),
     interval_s: float = 2.0,
     say: Callable[[str], None] = print,
 ) -> Soak:
     minutes = workload.events / rate_per_s / 60
-    say(f"  soak: {workload.events} events at {rate_per_s:.0f}/s, {minutes:.1f} minutes, both sinks")
-    with Sandbox(workdir, admin_url=admin_url, **BENCH_SETTINGS) as sandbox:
-        start_pipeline(sandbox, Scenario("soak", (SinkName.PERSIST, SinkName.INDEX)))
-        pids = {name: sandbox.processes[name].pid for name in OURS}
-        pids.update({name: sandbox.services[name].pid for name in ("kafka", "elasticsearch", "redis")})
+    say(f"  soak: {workload.events} events at {rate_per_s:.0f}/s, {minutes:.1f} minutes, {' + '.join(sinks)}")
+    with Sandbox(workdir, admin_url=admin_url, **dict(BENCH_SETTINGS, sinks=list(sinks))) as sandbox:
+        start_pipeline(sandbox, Scenario("soak", tuple(sinks)))
+        pids = {name: sandbox.processes[name].pid for name in OURS if name in sandbox.processes}
+        stores = ("kafka", "redis") + (("elasticsearch",) if SinkName.INDEX in sinks else ())
+        pids.update({name: sandbox.services[name].pid for name in stores})
         producer = RecordingProducer(make_producer(sandbox.settings.kafka_bootstrap))
         with RssSampler(pids, interval_s=interval_s) as rss:
             try:
@@ -78,10 +81,11 @@ def run_soak(
             finally:
                 producer.close()
             drained = wait_drained(sandbox.settings, producer.sent.targets(), timeout_s=600)
-        exact, detail = check_exact(sandbox.settings, workload, producer.sent, (SinkName.PERSIST, SinkName.INDEX))
+        exact, detail = check_exact(sandbox.settings, workload, producer.sent, tuple(sinks))
         if not drained:
             exact, detail = False, f"not drained; logs: {sandbox.logs}"
-    result = Soak(minutes=round(minutes, 2), rate_per_s=rate_per_s, events=sent, exact=exact, detail=detail)
+    result = Soak(minutes=round(minutes, 2), rate_per_s=rate_per_s, events=sent, sinks=[str(s) for s in sinks],
+                  exact=exact, detail=detail)  # fmt: skip
     for name, samples in rss.samples.items():
         verdict = flatness(samples)
         peak = max((b for _, b in samples), default=0)
