@@ -72,6 +72,14 @@ def make_consumer(settings: Settings, *topics: str, **overrides: Any) -> KafkaCo
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # A fresh member waits ~3 s in JoinGroup, and that wait is tansu's: its coordinator (tansu
+        # 0.6, tansu-broker/src/coordinator/group/administrator.rs, `join`) answers a JoinGroup
+        # only once half the group's session timeout has passed, checking every 1 s, so that
+        # other members can join the same generation (Kafka's group.initial.rebalance.delay.ms,
+        # 3 s by default, plays the same role). kafka-python's side (FindCoordinator, the
+        # MEMBER_ID_REQUIRED round trip, SyncGroup) takes ~10 ms. Measured (issue 15): first
+        # records 3.01-3.05 s after subscribe at 6000, 2.0 s at 4000, 1.0 s at 2000. A 2 s
+        # session would leave one missed heartbeat before a busy bridge is evicted, so 6 s stays.
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
         # The bridge polls with max_records=batch_max_events; this is the same for other callers.

@@ -180,4 +180,8 @@ def test_every_package_says_what_it_is_for_and_what_it_exports(package):
     names = {elt.value for elt in exported.elts}  # type: ignore[attr-defined]
     defined = {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names}
     defined |= {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    # names imported on first use (a PEP 562 `__getattr__`), listed in a `_LAZY = {name: module}` dict
+    defined |= {key.value for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                and any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in node.targets)
+                for key in node.value.keys if isinstance(key, ast.Constant)}  # fmt: skip
     assert names <= defined, f"{path}: __all__ names {sorted(names - defined)} that it does not define"

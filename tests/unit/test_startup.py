@@ -1,0 +1,31 @@
+"""What a process loads at start-up: the bridge starts in a backlog drain's clock (issue 15)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY_FOR_THE_BRIDGE = ("elasticsearch", "elastic_transport", "fastapi", "matplotlib", "evmonitor.storage.search")
+
+
+def loaded_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_the_bridge_does_not_load_drivers_it_never_uses():
+    """Importing the CLI and the bridge's wiring loads no Elasticsearch client, API or chart library."""
+    loaded = loaded_after("import evmonitor.cli, evmonitor.bridge.wiring")
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY_FOR_THE_BRIDGE or m in HEAVY_FOR_THE_BRIDGE}
+
+
+def test_storage_names_still_import_from_the_package():
+    """`from evmonitor.storage import X` gives the same objects as the modules that define them."""
+    from evmonitor import storage
+    from evmonitor.storage import kafka, postgres, search, sink
+
+    for name in storage.__all__:
+        module = {"sink": sink, "kafka": kafka, "postgres": postgres, "search": search}[storage._LAZY[name]]
+        assert getattr(storage, name) is getattr(module, name)
