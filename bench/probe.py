@@ -2,7 +2,7 @@
 
 Started by the Celery stage (`bench.stages`) as
 `python -m celery -A bench.probe worker -Q bench ...` with the sandbox's EVMON_* environment,
-so it has the same app configuration (acks_late, prefetch, task events) as the real workers.
+so it has the same app configuration (acks_late, prefetch, task events) and pool as the real workers.
 The task adds its batch's length to a Redis counter, which is how the harness sees it finish
 without a result backend.
 """
