@@ -101,6 +101,25 @@ def test_workers_take_both_task_forms_the_json_payload_and_an_older_bridges_list
     assert search.count() == sum(map(len, batches.values()))
 
 
+def test_sigterm_lets_a_solo_persist_worker_finish_its_running_batch_then_exit(pipeline):
+    """SIGTERM while a big batch is being written: the batch completes (marker with every event), exit is clean."""
+    from evmonitor.app import create_app
+    from evmonitor.transport import encode_events
+
+    pipeline.start_worker("persist")  # the ingest pool `up` runs: solo
+    pipeline.wait_workers(("persist",))
+    events = [decode(encode(e), received_at=NOW).to_wire() for e in many_sessions(1500)]
+    batch_id = str(uuid.uuid4())
+    create_app(pipeline.settings).send_task("evmonitor.persist_batch", args=[batch_id, encode_events(events)],
+                                            queue="persist")  # fmt: skip
+    wait_for(lambda: "persist_batch[" in pipeline.log("worker-persist") and " received" in pipeline.log("worker-persist"),
+             timeout_s=30, what="the worker to take the batch", hint=pipeline.logs_hint())  # fmt: skip
+    assert pipeline.stop("worker-persist", timeout_s=60), "the worker did not exit on SIGTERM"
+    rows = pipeline.sql("SELECT events FROM ingest_batches WHERE batch_id = :b AND sink = 'persist'", b=batch_id)
+    assert [r.events for r in rows] == [len(events)]
+    assert "Warm shutdown" in pipeline.log("worker-persist")
+
+
 def test_a_database_outage_is_waited_out_not_dead_lettered(proxied_pipeline):
     """With PostgreSQL cut off, tasks retry until it is back; nothing valid is dead-lettered."""
     p = proxied_pipeline
