@@ -37,21 +37,25 @@ Events = list[dict[str, Any]]
 
 
 def encode_events(events: Sequence[dict[str, Any]]) -> str:
-    """A batch's normalised events as one compact JSON array (the payload of a batch task)."""
+    """A batch's normalised events as one compact JSON array (the payload of a batch task).
+
+    What orjson refuses (an int beyond 64 bits, a lone surrogate) the stdlib writes, after a
+    leading space (still JSON) that tells `decode_events` to read it with the stdlib too: orjson
+    would read such an int back as a float.
+    """
     try:
         return orjson.dumps(events).decode()
-    except orjson.JSONEncodeError:  # what orjson refuses (an int beyond 64 bits) the stdlib writes
-        return json.dumps(list(events), separators=(",", ":"))
+    except orjson.JSONEncodeError:
+        return " " + json.dumps(list(events), separators=(",", ":"))
 
 
 def decode_events(payload: str | Events) -> Events:
     """The events of a batch task: its JSON payload parsed, or the list of dicts older bridges sent."""
     if not isinstance(payload, str):
         return payload
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError:  # the stdlib's own output orjson refuses (a lone surrogate, a huge int)
+    if payload[:1] == " ":  # written by the stdlib (see encode_events)
         return json.loads(payload)
+    return orjson.loads(payload)
 
 
 def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
