@@ -22,6 +22,8 @@ from bench.stats import percentile, rate
 from evmonitor.config import REPO_ROOT
 from evmonitor.stack.procs import spawn, stop, wait_for
 from evmonitor.stack.sandbox import Sandbox
+from evmonitor.names import INGEST_POOL
+from evmonitor.transport import encode_events
 
 __all__ = ["celery_round_trip"]
 
@@ -49,7 +51,7 @@ def celery_round_trip(
     """Each throughput figure is the median of `repeats` runs."""
     from evmonitor.app import create_app
 
-    cmd = [sys.executable, "-m", "celery", "-A", "bench.probe", "worker", "-Q", QUEUE, "-c", "1", "-E",
+    cmd = [sys.executable, "-m", "celery", "-A", "bench.probe", "worker", "-Q", QUEUE, "--pool", INGEST_POOL, "-E",
            "--without-mingle", "--without-gossip", "-n", "bench-probe@%h", "--loglevel", "WARNING"]  # fmt: skip
     proc = spawn("celery-probe", cmd, log_dir=sandbox.logs, env=sandbox.env, cwd=REPO_ROOT)
     app = create_app(sandbox.settings)
@@ -65,7 +67,8 @@ def celery_round_trip(
             base = int(client.get(COUNTER_TASKS) or 0)
             started = time.monotonic()
             for _ in range(n_tasks):
-                app.send_task(TASK, args=[str(uuid.uuid4()), batch], queue=QUEUE)
+                # as the bridge publishes: the batch's events as one JSON string, encoded once per batch
+                app.send_task(TASK, args=[str(uuid.uuid4()), encode_events(batch)], queue=QUEUE)
             if not _wait_count(client, COUNTER_TASKS, base + n_tasks, timeout_s=300):
                 raise RuntimeError(f"the probe worker did not finish {n_tasks} tasks; logs: {sandbox.logs}")
             return time.monotonic() - started

@@ -2,7 +2,7 @@
 
 Started by the Celery stage (`bench.stages`) as
 `python -m celery -A bench.probe worker -Q bench ...` with the sandbox's EVMON_* environment,
-so it has the same app configuration (acks_late, prefetch, task events) as the real workers.
+so it has the same app configuration (acks_late, prefetch, task events) and pool as the real workers.
 The task adds its batch's length to a Redis counter, which is how the harness sees it finish
 without a result backend.
 """
@@ -15,6 +15,7 @@ import redis
 
 from evmonitor.app import create_app
 from evmonitor.config import Settings
+from evmonitor.transport import decode_events
 
 __all__ = ["COUNTER_EVENTS", "COUNTER_TASKS", "QUEUE", "TASK", "app"]
 
@@ -29,8 +30,9 @@ _redis: redis.Redis | None = None
 
 
 @app.task(name=TASK, acks_late=True)
-def noop_batch(batch_id: str, events: list[dict[str, Any]]) -> None:
+def noop_batch(batch_id: str, payload: str | list[dict[str, Any]]) -> None:
     """Count the batch and return: the cost of one Celery round trip of a batch task."""
+    events = decode_events(payload)  # as the ingest tasks do
     global _redis
     if _redis is None:
         _redis = redis.Redis.from_url(settings.broker_url)

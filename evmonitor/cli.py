@@ -32,7 +32,7 @@ from evmonitor.cli_support import (
 )
 from evmonitor.config import Settings, load_settings
 from evmonitor.errors import ConfigError, EvmonitorError
-from evmonitor.names import OutageCause
+from evmonitor.names import OutageCause, WorkerPool
 
 app = typer.Typer(
     cls=OrderedGroup,
@@ -207,15 +207,26 @@ def _check_autoscale(value: Optional[str]) -> Optional[str]:
 @app.command(rich_help_panel=ROLES)
 def worker(
     queues: str = typer.Option("persist,index", "--queues", "-Q", help="Comma-separated: persist, index, maintenance."),
-    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=256, help="Pool processes."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=256,
+                                    help="Pool processes; with --pool threads: threads; with --pool solo: worker processes."),
+    pool: WorkerPool = typer.Option(WorkerPool.PREFORK, "--pool", case_sensitive=False,
+                                    help="prefork: a parent moving tasks to child processes; solo: tasks run in the "
+                                         "worker process itself (no second decode, no pipe; what `up` runs for persist "
+                                         "and index: scale out with more worker processes); threads: a thread pool."),
     name: Optional[str] = typer.Option(None, "--hostname", "-n", help="Worker node name, e.g. persist@%h."),
     autoscale: Optional[str] = typer.Option(None, callback=_check_autoscale,
-                                            help="MAX,MIN pool processes, instead of --concurrency."),  # fmt: skip
+                                            help="MAX,MIN pool processes, instead of --concurrency (prefork only)."),  # fmt: skip
     log_level: str = typer.Option("INFO", help="Python log level."),
     metrics_port: int = typer.Option(0, "--metrics-port", min=0, max=65535,
                                      help="Serve task duration histograms on EVMON_METRICS_ADDRESS:PORT/metrics (0: off)."),
 ) -> None:
-    """Run a Celery worker (prefork pool) for the given queues. SIGTERM: finish running tasks, exit."""
+    """Run a Celery worker for the given queues. SIGTERM: finish running tasks, exit.
+
+    With `--pool solo`, `-c N` runs N solo worker processes (node names NAME-1@HOST ... NAME-N@HOST)
+    under this one, which hands them its signals.
+    """
+    if autoscale and pool is not WorkerPool.PREFORK:
+        raise typer.BadParameter(f"--autoscale grows a prefork pool, not a {pool.value} one", param_hint="--autoscale")
     settings = _settings()
     if metrics_port:
         _task_metrics(settings, metrics_port)
@@ -223,7 +234,15 @@ def worker(
 
     celery = create_app(settings)
     argv = ["worker", "-Q", queues, "--loglevel", log_level, "-E", "--without-mingle", "--without-gossip"]
-    argv += ["--autoscale", autoscale] if autoscale else ["-c", str(concurrency)]
+    argv += ["--pool", pool.value]
+    if pool is WorkerPool.SOLO and concurrency > 1:
+        from evmonitor.stack.forked import run_forked
+
+        node, _, host = (name or "celery@%h").partition("@")
+        one = [*argv, "-c", "1", "-n"]
+        raise typer.Exit(run_forked(concurrency, lambda i: celery.worker_main([*one, f"{node}-{i}@{host or '%h'}"])))
+    if pool is not WorkerPool.SOLO:
+        argv += ["--autoscale", autoscale] if autoscale else ["-c", str(concurrency)]
     if name:
         argv += ["-n", name]
     celery.worker_main(argv)

@@ -23,6 +23,8 @@ __all__ = [
     "StatusInfo",
     "TaskName",
     "Topic",
+    "WorkerPool",
+    "INGEST_POOL",
 ]
 
 
@@ -113,3 +115,16 @@ class OutageCause(StrEnum):
 
 
 DEFAULT_EXCLUDED_CAUSES: tuple[OutageCause, ...] = tuple(OutageCause)[:6]
+
+
+class WorkerPool(StrEnum):
+    """Celery execution pools `evmonitor worker --pool` offers."""
+
+    PREFORK = "prefork"  # a parent consumes, decodes and pipes each task to a child process
+    SOLO = "solo"  # the worker process runs its tasks itself: one decode, no pipe
+    THREADS = "threads"  # a thread pool in the worker process
+
+
+# the pool of the persist and index workers `evmonitor up` and the sandbox start (chosen by
+# measurement, see docs/operations.md); more throughput = more worker processes
+INGEST_POOL = WorkerPool.SOLO

@@ -6,6 +6,9 @@ store refuses for good is bisected: only the poison events are dead-lettered, th
 Each task ends by recording the batch's completion for its sink in PostgreSQL; the bridge
 commits Kafka offsets only past batches complete in both sinks.
 
+A task's events come as one JSON string (`evmonitor.transport.encode_events`), parsed once
+here; the list of dicts that older bridges sent is taken as it is (`decode_events`).
+
 Tasks are `shared_task`s: `evmonitor.app` composes them into the app; they reach settings and
 connections through `self.app` (see `evmonitor.runtime`).
 """
@@ -23,6 +26,7 @@ from evmonitor.deadletter import Source, deadletter_record
 from evmonitor.errors import Reason, TransientError
 from evmonitor.names import SinkName, Stage, TaskName
 from evmonitor.runtime import Connections, connections
+from evmonitor.transport import decode_events
 
 __all__ = ["IngestTask", "index_batch", "persist_batch"]
 
@@ -63,8 +67,9 @@ class IngestTask(Task):
 
 
 @shared_task(base=IngestTask, bind=True, name=TaskName.PERSIST_BATCH)
-def persist_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]]) -> int:
+def persist_batch(self: IngestTask, batch_id: str, payload: str | list[dict[str, Any]]) -> int:
     """Merge a batch of normalised events into PostgreSQL and mark it done for `persist`."""
+    events = decode_events(payload)
     conns = self.connections
     store = conns.postgres
     rejected = store.write(events)
@@ -75,8 +80,9 @@ def persist_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]])
 
 
 @shared_task(base=IngestTask, bind=True, name=TaskName.INDEX_BATCH)
-def index_batch(self: IngestTask, batch_id: str, events: list[dict[str, Any]]) -> int:
+def index_batch(self: IngestTask, batch_id: str, payload: str | list[dict[str, Any]]) -> int:
     """Bulk-index a batch of normalised events and mark it done for `index`."""
+    events = decode_events(payload)
     conns = self.connections
     rejected = conns.search.write(events)
     if rejected:

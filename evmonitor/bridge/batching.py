@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from evmonitor.transport import encode_events
+
 __all__ = ["Batch", "Batcher"]
 
 
@@ -18,9 +20,19 @@ class Batch:
     published_at: float | None = None
     publish_count: int = 0
     done_sinks: set[str] = field(default_factory=set)
+    _payload: str | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.events)
+
+    def payload(self) -> str:
+        """The events as one JSON string, encoded on first use: every sink and re-publish sends it.
+
+        Call it only once the batch is closed (taken from the `Batcher`): it is not re-encoded.
+        """
+        if self._payload is None:
+            self._payload = encode_events(self.events)
+        return self._payload
 
 
 class Batcher:

@@ -83,14 +83,18 @@ class KafkaSource:
 
 
 class CeleryPublisher:
-    """Publishes one task per batch per sink; a publish that Redis did not take raises."""
+    """Publishes one task per batch per sink; a publish that Redis did not take raises.
+
+    The task's arguments are the batch id and its events as one JSON string (`Batch.payload`,
+    encoded once for every sink): see `evmonitor.transport`.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     def __call__(self, sink: SinkName, batch: Batch) -> None:
         try:
-            self.app.send_task(TASK_BY_SINK[sink], args=[batch.batch_id, batch.events], queue=QUEUE_BY_SINK[sink])
+            self.app.send_task(TASK_BY_SINK[sink], args=[batch.batch_id, batch.payload()], queue=QUEUE_BY_SINK[sink])
         except (KombuError, RedisError, OSError) as exc:
             raise TransientError(f"broker: {exc!r}") from exc
 

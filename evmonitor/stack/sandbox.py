@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
-from evmonitor.names import Queue
+from evmonitor.names import INGEST_POOL, Queue, WorkerPool
 from evmonitor.stack.embedded import (
     child_env,
     evmonitor_cmd,
@@ -195,9 +195,17 @@ class Sandbox:
         self.processes[name] = proc
         return proc
 
-    def start_worker(self, queue: str, name: str | None = None, concurrency: int = 1) -> Proc:
+    def start_worker(self, queue: str, name: str | None = None, concurrency: int = 1, pool: str | None = None) -> Proc:
+        """Start a worker for `queue`: one process (in the sandbox's `processes`) whatever `concurrency`.
+
+        `pool` defaults to what `evmonitor up` runs: `INGEST_POOL` (solo) for persist and index,
+        prefork for maintenance. With solo, `concurrency=n` is n solo worker processes under the
+        one started (node names NAME-1@HOST ... NAME-n@HOST), which is how ingest scales best (each
+        decodes its own tasks, no pipe); with prefork it is n pool children.
+        """
         name = name or f"worker-{queue}"
-        return self.start(name, "worker", "-Q", queue, "-c", str(concurrency), "-n", f"{name}@%h")
+        pool = pool or (INGEST_POOL if queue in (Queue.PERSIST, Queue.INDEX) else WorkerPool.PREFORK)
+        return self.start(name, "worker", "-Q", queue, "--pool", pool, "-c", str(concurrency), "-n", f"{name}@%h")
 
     def start_workers(self, queues: tuple[str, ...] = (Queue.PERSIST, Queue.INDEX)) -> None:
         for queue in queues:

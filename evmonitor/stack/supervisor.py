@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
-from evmonitor.names import Queue
+from evmonitor.names import INGEST_POOL, Queue, WorkerPool
 from evmonitor.stack.embedded import (
     child_env,
     endpoints,
@@ -51,7 +51,9 @@ __all__ = ["APP_COMPONENTS", "Stack", "StopOrder"]
 
 # name -> evmonitor arguments; started in this order
 APP_COMPONENTS: dict[str, list[str]] = {
-    **{f"worker-{queue}": ["worker", "-Q", queue, "-c", "1", "-n", f"{queue}@%h"] for queue in Queue},
+    # persist and index on INGEST_POOL (solo: one decode per task, no pipe; scale out with more processes)
+    **{f"worker-{queue}": ["worker", "-Q", queue, "--pool", INGEST_POOL if queue in (Queue.PERSIST, Queue.INDEX)
+                           else WorkerPool.PREFORK, "-c", "1", "-n", f"{queue}@%h"] for queue in Queue},  # fmt: skip
     "beat": ["beat"],
     "bridge": ["bridge"],
     "flower": ["flower"],

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import and_, case, func, or_, tuple_
@@ -135,6 +136,15 @@ def _merged(column: str, rule: Rule, t: sa.Table, ex: Any, newer: dict[tuple[str
 _JSON = json.JSONEncoder(separators=(",", ":"), default=datetime.isoformat, check_circular=False)
 
 
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    """`_JSON`'s JSON, written by orjson (same ISO 8601 times, ~5x less CPU); what orjson refuses
+    (an int beyond 64 bits) goes through `_JSON`, so PostgreSQL is the one to refuse it."""
+    try:
+        return orjson.dumps(rows).decode()
+    except orjson.JSONEncodeError:
+        return _JSON.encode(rows)
+
+
 def _from_json(t: sa.Table, columns: Sequence[str], key: Sequence[str], source: str | None = None) -> Any:
     """INSERT INTO t (columns) SELECT columns FROM the JSON array bound as :rows, in key order (or
     from the relation named `source`, which holds those rows)."""
@@ -230,7 +240,7 @@ class PostgresStore:
         for table in TABLES:
             rows = columns.table(table)
             if rows:
-                out[table.name] = _JSON.encode(list(rows.values()))
+                out[table.name] = _rows_json(list(rows.values()))
         return out
 
     def write_rows(self, rows: dict[str, str]) -> None:

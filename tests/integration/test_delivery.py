@@ -72,6 +72,54 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_batch_lands(pipelin
     assert "22003" in letter["detail"]
 
 
+def test_workers_take_both_task_forms_the_json_payload_and_an_older_bridges_list_of_dicts(pipeline):
+    """Rolling upgrade: a batch sent as one JSON string and one sent as a list of dicts both land in both sinks."""
+    from evmonitor.app import create_app
+    from evmonitor.transport import encode_events
+
+    pipeline.start_workers()
+    app = create_app(pipeline.settings)
+    batches = {}
+    for form, minutes in (("payload", 50), ("list", 30)):
+        events = [decode(encode(e), received_at=NOW).to_wire()
+                  for e in session_events(start=NOW - timedelta(minutes=minutes), station_id=f"ST-{form}")]  # fmt: skip
+        batch_id = str(uuid.uuid4())
+        batches[batch_id] = events
+        for task, queue in (("evmonitor.persist_batch", "persist"), ("evmonitor.index_batch", "index")):
+            app.send_task(task, args=[batch_id, encode_events(events) if form == "payload" else events], queue=queue)
+
+    def markers() -> set[tuple[str, str, int]]:
+        rows = pipeline.sql("SELECT batch_id::text AS b, sink, events FROM ingest_batches")
+        return {(r.b, r.sink, r.events) for r in rows}
+
+    expected = {(b, sink, len(events)) for b, events in batches.items() for sink in ("persist", "index")}
+    wait_for(lambda: markers() == expected, timeout_s=60, what="both batches in both sinks", hint=pipeline.logs_hint())
+    rows = pipeline.sql("SELECT station_id, status FROM charging_sessions ORDER BY station_id")
+    assert [(r.station_id, r.status) for r in rows] == [("ST-list", "completed"), ("ST-payload", "completed")]
+    search = pipeline.search()
+    search.refresh()
+    assert search.count() == sum(map(len, batches.values()))
+
+
+def test_sigterm_lets_a_solo_persist_worker_finish_its_running_batch_then_exit(pipeline):
+    """SIGTERM while a big batch is being written: the batch completes (marker with every event), exit is clean."""
+    from evmonitor.app import create_app
+    from evmonitor.transport import encode_events
+
+    pipeline.start_worker("persist")  # the ingest pool `up` runs: solo
+    pipeline.wait_workers(("persist",))
+    events = [decode(encode(e), received_at=NOW).to_wire() for e in many_sessions(1500)]
+    batch_id = str(uuid.uuid4())
+    create_app(pipeline.settings).send_task("evmonitor.persist_batch", args=[batch_id, encode_events(events)],
+                                            queue="persist")  # fmt: skip
+    wait_for(lambda: "persist_batch[" in pipeline.log("worker-persist") and " received" in pipeline.log("worker-persist"),
+             timeout_s=30, what="the worker to take the batch", hint=pipeline.logs_hint())  # fmt: skip
+    assert pipeline.stop("worker-persist", timeout_s=60), "the worker did not exit on SIGTERM"
+    rows = pipeline.sql("SELECT events FROM ingest_batches WHERE batch_id = :b AND sink = 'persist'", b=batch_id)
+    assert [r.events for r in rows] == [len(events)]
+    assert "Warm shutdown" in pipeline.log("worker-persist")
+
+
 def test_a_database_outage_is_waited_out_not_dead_lettered(proxied_pipeline):
     """With PostgreSQL cut off, tasks retry until it is back; nothing valid is dead-lettered."""
     p = proxied_pipeline

@@ -67,3 +67,38 @@ def test_two_persist_workers_split_the_work_and_every_event_is_persisted_exactly
     assert (row.n, row.kwh, row.eur) == (sessions, energy, cost)
     status_changes = sum(1 for e in events if e["event_type"] == "station_status" and not e.get("heartbeat"))
     assert pipeline.sql("SELECT count(*) AS n FROM status_events")[0].n == status_changes
+
+
+def test_a_solo_worker_with_concurrency_2_is_two_processes_that_share_the_queue_and_stop_gracefully(pipeline):
+    """`worker --pool solo -c 2`: nodes NAME-1 and NAME-2 both run batches, totals exact; SIGTERM stops both cleanly."""
+    from evmonitor.app import create_app
+
+    pipeline.settings = pipeline.settings.model_copy(update={"batch_max_events": 25})
+    pipeline.start_worker("persist", name="persist-s", concurrency=2, pool="solo")
+    pipeline.start_worker("index")
+    app = create_app(pipeline.settings)
+    nodes = {"persist-s-1", "persist-s-2"}
+
+    def listening() -> bool:
+        replies = app.control.inspect(timeout=0.5).active_queues() or {}
+        return {w.split("@")[0] for w, qs in replies.items() if any(q["name"] == "persist" for q in qs)} == nodes
+
+    wait_for(listening, timeout_s=60, what="two solo persist workers", hint=pipeline.logs_hint())
+    pipeline.start_bridge()
+    now = datetime.now(timezone.utc)
+    plan = plan_drain(stations=8, sessions=60, seed=5, start=now - timedelta(hours=8), end=now)
+    events = [json.loads(m.value) for m in plan.messages]
+    pipeline.wait_drained(pipeline.publish([(m.topic, m.key, m.value) for m in plan.messages]))
+
+    succeeded = {m["task"]: int(m["events"]) for m in SUCCEEDED.finditer(pipeline.log("persist-s"))}
+    assert sum(succeeded.values()) == len(events)
+    stats = app.control.inspect(timeout=2).stats() or {}
+    executed = {w.split("@")[0]: s["total"].get("evmonitor.persist_batch", 0) for w, s in stats.items()}
+    assert all(executed[n] > 0 for n in nodes) and sum(executed[n] for n in nodes) == len(succeeded), executed
+    sessions, energy, cost = expected_sessions(events)
+    [row] = pipeline.sql("SELECT count(*) AS n, sum(energy_delivered_kwh) AS kwh, sum(cost_eur) AS eur "
+                         "FROM charging_sessions")  # fmt: skip
+    assert (row.n, row.kwh, row.eur) == (sessions, energy, cost)
+
+    assert pipeline.stop("persist-s", timeout_s=30), "the solo workers did not exit on SIGTERM"
+    assert pipeline.log("persist-s").count("Warm shutdown") == 2

@@ -153,6 +153,8 @@ BAD_VALUES = [
     ["worker", "--autoscale", "2,5"],
     ["worker", "--autoscale", "lots"],
     ["worker", "--metrics-port", "70000"],
+    ["worker", "--pool", "gevent"],
+    ["worker", "--pool", "solo", "--autoscale", "4,2"],
     ["sessions", "--limit", "0"],
     ["alerts", "--limit", "-3"],
     ["chargers", "add", "CP1", "--name", "n", "--operator", "o", "--city", "c", "--lat", "91", "--lon", "0",
