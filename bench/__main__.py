@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="offered load of the persist-sink freshness run (default 5000, issue 15's target)")  # fmt: skip
     parser.add_argument("--fresh-rate", type=float, default=1000.0, metavar="EVENTS_PER_S",
                         help="offered load of the both-sinks freshness run (default 1000, below the index ceiling)")  # fmt: skip
+    parser.add_argument("--drain-events", type=int, default=0, metavar="N",
+                        help="events in the backlog of the drain section (default 600,000, a minute of a 10,000 "
+                             "events/s network; --quick: 30,000); the harness holds ~2.5 KB per planned event")  # fmt: skip
     parser.add_argument("--skip", default="", metavar="SECTIONS",
                         help=f"comma-separated sections to leave out: {', '.join(SECTIONS)}")  # fmt: skip
     parser.add_argument("--profile", action="store_true",
@@ -89,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     opts = Options(quick=args.quick, soak_minutes=args.soak, soak_rate=args.soak_rate, soak_sinks=args.soak_sinks,
                    fresh_rate=args.fresh_rate, fresh_persist_rate=args.fresh_persist_rate, skip=skip,
-                   profile=args.profile, admin_url=args.admin_url, seed=args.seed, workdir=args.workdir)  # fmt: skip
+                   profile=args.profile, admin_url=args.admin_url, seed=args.seed, workdir=args.workdir,
+                   drain_events=args.drain_events)  # fmt: skip
     results = run(opts, say=lambda line: print(line, flush=True))
     summary = markdown(results)
     json_path, md_path = save(results, args.out, summary)

@@ -59,13 +59,25 @@ class Options:
     admin_url: str = ""
     seed: int = 1
     workdir: Path | None = None
+    drain_events: int = 0  # 0: the default of the mode (see `sizes`)
 
     @property
     def sizes(self) -> dict[str, int]:
-        """Events per workload. `index` stays under ~30k documents: osmem keeps ~8 KB each."""
+        """Events per workload. `index` stays under ~30k documents: osmem keeps ~8 KB each.
+
+        `drain` is the backlog of the drain section: by default a minute of a 10,000 events/s
+        network (600,000 events), so that the pipeline's start-up (about 4 s, 3 of them the
+        broker's consumer-group join) weighs in it as it does after a real outage.
+        """
         if self.quick:
-            return {"persist": 30_000, "index": 6_000, "per_event": 500}
-        return {"persist": 120_000, "index": 20_000, "per_event": 2_000}
+            sizes = {"persist": 30_000, "index": 6_000, "per_event": 500, "drain": 30_000}
+        else:
+            sizes = {"persist": 120_000, "index": 20_000, "per_event": 2_000, "drain": 600_000}
+        if self.drain_events:
+            sizes["drain"] = self.drain_events
+        if "drain" in self.skip:
+            del sizes["drain"]
+        return sizes
 
     @property
     def fresh_seconds(self) -> float:
@@ -131,14 +143,14 @@ def _drain(opts: Options, work: dict[str, Workload], base: Path, have_stages: bo
     say("backlog drain (the day is in the topics before the clock starts)")
     out: dict[str, Any] = {"runs": {}, "ceilings": {}}
     for scenario in DRAIN_SCENARIOS:
-        workload = work["index" if SinkName.INDEX in scenario.sinks else "persist"]  # osmem holds every document
+        workload = work["index" if SinkName.INDEX in scenario.sinks else "drain"]  # osmem holds every document
         after = None
         if not have_stages and scenario.name == "drain_persist":
             def after(sandbox: Sandbox, workload: Workload = workload) -> None:
                 out["ceilings"] = same_run_ceilings(sandbox, workload, 1 if opts.quick else 3, say)
         result = run_drain(scenario, workload, workdir=base / scenario.name, admin_url=opts.admin_url, after=after, say=say)
         out["runs"][scenario.name] = result.to_json()
-    out["workloads"] = {s.name: "index" if SinkName.INDEX in s.sinks else "persist" for s in DRAIN_SCENARIOS}
+    out["workloads"] = {s.name: "index" if SinkName.INDEX in s.sinks else "drain" for s in DRAIN_SCENARIOS}
     return out
 
 
