@@ -45,15 +45,18 @@ _ACTIVITY = """
              FILTER (WHERE s.id IS NOT NULL), 0) AS occupied_s
 """
 # A held session (DESIGN.md invariant 5) counts in no rollup until it is resolved.
-# The bound on the occupancy's end, implied by the overlap, is what the index
-# charging_sessions_until (sql/002) finds a station's sessions by.
-_OVERLAPS = ("s.held_reason IS NULL AND greatest(s.start_time, coalesce(s.end_time, s.last_event_at)) >= {t0} "
+# The bounds the overlap implies (exact: the overlap's own test stays) are what the indexes find a
+# station's sessions by: an ended session's end (charging_sessions_ended, sql/002), an open
+# one's start (charging_sessions_open_station, sql/001), one index scan each, OR-ed.
+_OVERLAPS = ("s.held_reason IS NULL "
+             "AND (s.end_time IS NOT NULL AND greatest(s.start_time, s.end_time) >= {t0} "
+             "OR s.end_time IS NULL AND s.start_time < {t1}) "
              "AND evm_occupancy(s.start_time, s.end_time, s.last_event_at) && tstzrange({t0}, {t1}, '[)')")  # fmt: skip
 
 _HOURS = sa.text(f"""
 WITH todo AS (
     SELECT * FROM unnest(CAST(:stations AS text[]), CAST(:hours AS timestamptz[])) AS t(station_id, hour_start)
-), calc AS (  -- one aggregate per (distinct) station-hour: a nested loop on charging_sessions_until
+), calc AS (  -- one aggregate per (distinct) station-hour: a nested loop on the indexes
     SELECT t.station_id, t.hour_start, a.*
     FROM todo t
     CROSS JOIN LATERAL (
