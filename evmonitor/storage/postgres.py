@@ -106,7 +106,7 @@ _JSON = json.JSONEncoder(separators=(",", ":"), default=datetime.isoformat, chec
 _DONE = ("INSERT INTO ingest_batches (batch_id, sink, events, rejected) VALUES "
          "(%(batch_id)s, %(sink)s, %(events)s, 0) ON CONFLICT (batch_id, sink) DO NOTHING")  # fmt: skip
 
-# (batch id, sink): a batch whose completion marker `write` records (see `PostgresStore.write`)
+# (batch id, sink): a batch whose completion marker is written with its rows (`write_and_mark_done`)
 Done = tuple[str, str]
 
 
@@ -160,18 +160,17 @@ class PostgresStore:
             apply_schema(engine, sql_dir)
         return cls(engine)
 
-    def write(self, events: Sequence[Event], *, done: Done | None = None) -> list[Rejected]:
+    def write(self, events: Sequence[Event]) -> list[Rejected]:
         """`Sink.write`: merge `events`; a batch the database refuses is bisected down to the
-        events it refuses (a transaction can only refuse a batch whole).
+        events it refuses (a transaction can only refuse a batch whole)."""
+        return isolate_poison(events, self._merge)
 
-        `done` (batch id, sink): also record the batch complete (`mark_done`) when no event is
-        refused, in the very transaction of a batch that lands whole (one commit, not two). When
-        some event is refused the marker is the caller's to write, once it dead-lettered them.
-        """
-        if done is None:
-            return isolate_poison(events, self._merge)
+    def write_and_mark_done(self, events: Sequence[Event], batch_id: str, sink: str) -> list[Rejected]:
+        """`write`, and when no event is refused, `mark_done(batch_id, sink, len(events))`: in the
+        very transaction of a batch that lands whole (one commit per batch, not two). When some
+        event is refused the marker is the caller's to write, once it dead-lettered them."""
         try:
-            self.write_events(events, done=done)
+            self.write_events(events, done=(batch_id, sink))
             return []
         except SinkRejected as exc:
             if len(events) <= 1:
@@ -179,7 +178,7 @@ class PostgresStore:
         middle = len(events) // 2  # as isolate_poison goes on after a whole batch was refused
         rejected = isolate_poison(events[:middle], self._merge) + isolate_poison(events[middle:], self._merge)
         if not rejected:  # the halves landed apart
-            self.mark_done(done[0], done[1], len(events))
+            self.mark_done(batch_id, sink, len(events))
         return rejected
 
     def _merge(self, events: Sequence[Event]) -> list[Rejected]:

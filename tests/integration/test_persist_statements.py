@@ -29,10 +29,10 @@ def marker(store: PostgresStore, batch_id: str) -> tuple[int, int] | None:
 
 
 def test_a_batch_that_lands_whole_writes_its_completion_marker_with_its_rows(pipeline):
-    """`write(done=...)` records the batch complete when nothing is refused, counting its events."""
+    """`write_and_mark_done` records the batch complete when nothing is refused, counting its events."""
     store = PostgresStore.connect(pipeline.settings.sqlalchemy_url)
     events, batch_id = good_events(), str(uuid.uuid4())
-    assert store.write(events, done=(batch_id, "persist")) == []
+    assert store.write_and_mark_done(events, batch_id, "persist") == []
     assert marker(store, batch_id) == (len(events), 0)
     assert store.completed([batch_id]) == {batch_id: {"persist"}}
     store.engine.dispose()
@@ -44,7 +44,7 @@ def test_a_batch_with_a_poison_event_leaves_its_marker_to_the_caller(pipeline):
     good = good_events()
     poison = dict(good[1], event_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), meter_wh=2**63 + 5)  # > bigint
     batch_id = str(uuid.uuid4())
-    rejected = store.write([*good, poison], done=(batch_id, "persist"))
+    rejected = store.write_and_mark_done([*good, poison], batch_id, "persist")
     assert [r.event["event_id"] for r in rejected] == [poison["event_id"]]
     assert marker(store, batch_id) is None
     assert pipeline.sql("SELECT id::text AS id FROM charging_sessions")[0].id == good[0]["session_id"]
