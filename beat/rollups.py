@@ -45,20 +45,26 @@ _ACTIVITY = """
              FILTER (WHERE s.id IS NOT NULL), 0) AS occupied_s
 """
 # A held session (DESIGN.md invariant 5) counts in no rollup until it is resolved.
+# The bounds the overlap implies (exact: the overlap's own test stays) are what the indexes find a
+# station's sessions by: an ended session's end (charging_sessions_ended, sql/002), an open
+# one's start (charging_sessions_open_station, sql/001), one index scan each, OR-ed.
 _OVERLAPS = ("s.held_reason IS NULL "
+             "AND (s.end_time IS NOT NULL AND greatest(s.start_time, s.end_time) >= {t0} "
+             "OR s.end_time IS NULL AND s.start_time < {t1}) "
              "AND evm_occupancy(s.start_time, s.end_time, s.last_event_at) && tstzrange({t0}, {t1}, '[)')")  # fmt: skip
 
 _HOURS = sa.text(f"""
 WITH todo AS (
     SELECT * FROM unnest(CAST(:stations AS text[]), CAST(:hours AS timestamptz[])) AS t(station_id, hour_start)
-), calc AS (
-    SELECT t.station_id, t.hour_start,
-           {_ACTIVITY.format(t0="t.hour_start", t1="(t.hour_start + interval '1 hour')")}
+), calc AS (  -- one aggregate per (distinct) station-hour: a nested loop on the indexes
+    SELECT t.station_id, t.hour_start, a.*
     FROM todo t
-    LEFT JOIN charging_sessions s
-           ON s.station_id = t.station_id
+    CROSS JOIN LATERAL (
+        SELECT {_ACTIVITY.format(t0="t.hour_start", t1="(t.hour_start + interval '1 hour')")}
+        FROM charging_sessions s
+        WHERE s.station_id = t.station_id
           AND {_OVERLAPS.format(t0="t.hour_start", t1="t.hour_start + interval '1 hour'")}
-    GROUP BY t.station_id, t.hour_start
+    ) a
 ), rows AS (
     SELECT c.*, coalesce(st.connector_count, 1) AS connectors,
            (c.sessions_started + c.sessions_completed > 0 OR c.occupied_s > 0) AS active
@@ -147,11 +153,19 @@ SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM put) AS wri
 """)
 
 
+def _no_jit(conn: sa.Connection) -> None:
+    """No JIT in this transaction: the planner's guess of a station's sessions past a bound it
+    learns per row (a third of them) makes these queries look costly enough to compile, and
+    compiling takes hundreds of ms where running takes a few."""
+    conn.exec_driver_sql("SET LOCAL jit = off")
+
+
 def recompute_hours(conn: sa.Connection, pairs: Iterable[tuple[str, datetime]], now: datetime) -> tuple[int, int]:
     """Recompute the given (station_id, UTC hour) rows; return (rows deleted, rows written)."""
     pairs = sorted(set(pairs))
     if not pairs:
         return 0, 0
+    _no_jit(conn)
     row = conn.execute(
         _HOURS, {"stations": [p[0] for p in pairs], "hours": [p[1] for p in pairs], "now": now}
     ).one()
@@ -163,6 +177,7 @@ def recompute_days(conn: sa.Connection, days: Iterable[date], timezone: str, now
     days = sorted(set(days))
     if not days:
         return 0, 0
+    _no_jit(conn)
     row = conn.execute(_DAYS, {"days": days, "tz": timezone, "now": now}).one()
     return int(row.deleted), int(row.written)
 

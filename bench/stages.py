@@ -4,7 +4,8 @@
   simulator's own cost), then one consumer of a fresh group reading it all back, configured as
   the bridge's consumer is.
 * `postgres_upsert`: the persist task's statements per batch exactly as a worker runs them (its
-  row locks, the upserts and beat's marks: evmonitor/storage/marks.py), with the rows folded and
+  row locks, the upserts and beat's marks: evmonitor/storage/marks.py, and the batch's completion
+  marker; prepared once per connection, as a worker's), with the rows folded and
   serialised beforehand, one transaction per batch on one connection: PostgreSQL's ceiling for
   the same writes. The folding and serialising it skips is reported apart (`persist_prepare`):
   that is our cost, not the store's. The same writes again without beat's marks (and their
@@ -139,16 +140,17 @@ _WRITTEN = ("charging_stations", "connector_status", "status_events", "charging_
             "rollup_marks", "fault_marks", "ledger_marks", "presence_marks")
 
 
-def _timed_writes(store: PostgresStore, params: list[dict[str, str]], pg_pids: Callable[[], list[int]],
-                  name: str, events: int, rows: int) -> StageResult:  # fmt: skip
-    """Empty the tables the persist path writes, then write every batch's rows, one transaction each."""
+def _timed_writes(store: PostgresStore, params: list[tuple[dict[str, str], dict[str, list[str]]]],
+                  pg_pids: Callable[[], list[int]], name: str, events: int, rows: int, batch_events: int) -> StageResult:  # fmt: skip
+    """Empty the tables the persist path writes, then write every batch's rows (and its completion
+    marker, as the persist task does), one transaction each."""
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {', '.join(_WRITTEN)}")
-    store.write_rows({})  # connect before the clock starts
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(_WRITTEN)}, ingest_batches")
+    store.write_rows({})  # connect (and prepare the statements) before the clock starts
     backends0 = {p: cpu_seconds(p) for p in pg_pids()}
     started = time.monotonic()
-    for p in params:
-        store.write_rows(p)
+    for i, (p, keys) in enumerate(params):
+        store.write_rows(p, keys, (str(uuid.UUID(int=i)), "persist", batch_events))
     seconds = time.monotonic() - started
     server = sum(cpu_seconds(p) - backends0.get(p, 0.0) for p in pg_pids())
     return StageResult(name, round(rate(events, seconds)), "events", events, round(seconds, 3), None,
@@ -162,12 +164,12 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
     try:
         batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
         cpu0 = thread_cpu()
-        params = [store.column_rows(fold_columns(batch)) for batch in batches]
+        params = [(store.column_rows(columns), store.lock_keys(columns)) for columns in map(fold_columns, batches)]
         prepare_cpu = thread_cpu() - cpu0
-        rows = sum(len(json.loads(text)) for p in params for text in p.values())
+        rows = sum(len(json.loads(text)) for p, _ in params for text in p.values())
         n = len(events)
-        upsert = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert", n, rows) for _ in range(repeats)])
-        bare = pick_median([_timed_writes(bare_store, params, pg_pids, "postgres_upsert_without_marks", n, rows)
+        upsert = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert", n, rows, batch_size) for _ in range(repeats)])
+        bare = pick_median([_timed_writes(bare_store, params, pg_pids, "postgres_upsert_without_marks", n, rows, batch_size)
                             for _ in range(repeats)])  # fmt: skip
     finally:
         store.engine.dispose()

@@ -27,11 +27,12 @@ persist workers whose batches share sessions or stations, that snapshot could mi
 another worker commits just after it while the upsert then updates that newer version (ON
 CONFLICT always acts on the latest): the marks would compare against a stale row, and a beat run
 between the two commits could already have consumed the other worker's marks, leaving an hour
-wrong. So each transaction first takes, in one statement (`LOCKS`), a transaction-scoped advisory
-lock per distinct station and per distinct session of its batch, in sorted order (so two writers
-cannot deadlock on them): `pg_advisory_xact_lock(class, hashtext(key))`, the two-int form, whose
-lock space (pg_locks.objsubid = 2) is apart from the bigint keys of the schema lock and of beat's
-job and leader locks. The statements that follow take new snapshots (READ COMMITTED), which see
+wrong. So each transaction first takes, in one statement (`KEY_LOCKS`, or `LOCKS` reading the
+keys from the rows), a transaction-scoped advisory lock per distinct station and per distinct
+session of its batch, in sorted order (so two writers cannot deadlock on them):
+`pg_advisory_xact_lock(class, hashtext(key))`, the two-int form, whose lock space
+(pg_locks.objsubid = 2) is apart from the bigint keys of the schema lock and of beat's job and
+leader locks. The statements that follow take new snapshots (READ COMMITTED), which see
 every committed version of those rows, and nobody else writes them until we commit: the old rows
 are exact. Presence rows are keyed by station, and every event writes its station's row, so the
 station locks cover them; a later minute that exists is looked up in the snapshot and in the
@@ -58,7 +59,7 @@ from __future__ import annotations
 
 from evmonitor.fold import PRESENCE, SESSIONS, STATIONS, STATUS_LOG, Table
 
-__all__ = ["INCOMING", "LOCKS", "STATION_LOCKS", "SESSION_LOCKS", "is_marked", "marked"]
+__all__ = ["INCOMING", "KEY_LOCKS", "LOCKS", "STATION_LOCKS", "SESSION_LOCKS", "is_marked", "marked"]
 
 # the first key of the two-int advisory locks: "ev" + a class number
 STATION_LOCKS = 0x65760001
@@ -71,6 +72,17 @@ SELECT count(pg_advisory_xact_lock(c, h)) FROM (
         FROM json_to_recordset(CAST(%(stations)s AS json)) AS k(id text)
         UNION ALL
         SELECT {SESSION_LOCKS}, hashtext(k.id::text) FROM json_to_recordset(CAST(%(sessions)s AS json)) AS k(id uuid)
+    ) keys ORDER BY c, h
+) sorted
+"""
+
+# the same locks from the batch's keys, as arrays (the writer knows them: no JSON to parse again)
+KEY_LOCKS = f"""
+SELECT count(pg_advisory_xact_lock(c, h)) FROM (
+    SELECT DISTINCT c, h FROM (
+        SELECT {STATION_LOCKS} AS c, hashtext(k) AS h FROM unnest(CAST(%(station_ids)s AS text[])) AS k
+        UNION ALL
+        SELECT {SESSION_LOCKS}, hashtext(CAST(k AS uuid)::text) FROM unnest(CAST(%(session_ids)s AS text[])) AS k
     ) keys ORDER BY c, h
 ) sorted
 """

@@ -1,16 +1,17 @@
 """PostgreSQL through SQLAlchemy: schema, folded upserts, batch completion markers.
 
 The upserts are generated from the rules of `evmonitor.fold.rules`, the same table the Python
-fold is generated from: `_merged` renders each `Merge` in SQL, once. So replaying or reordering
-events cannot change a row, and a batch merged here gives the row `evmonitor.fold` computes for
-everything. Rows of one statement are sorted by key so that concurrent writers lock rows in the
-same order and cannot deadlock each other.
+fold is generated from (`evmonitor.storage.upsert`). So replaying or reordering events cannot
+change a row, and a batch merged here gives the row `evmonitor.fold` computes for everything.
+Rows of one statement are sorted by key so that concurrent writers lock rows in the same order
+and cannot deadlock each other.
 
 Each table's rows travel as one JSON array in one statement
 (`INSERT ... SELECT ... FROM json_populate_recordset(...) ORDER BY key ON CONFLICT ...`):
 SQLAlchemy cannot batch an `ON CONFLICT DO UPDATE` executemany into multi-row VALUES, so a
 batch of 500 events used to cost ~600 round trips; now it costs four. A batch folds to one
-row per key, so no statement touches a row twice.
+row per key, so no statement touches a row twice. The statements are prepared once per
+connection (`evmonitor.storage.prepared`): a batch does not parse and plan them again.
 
 Beat's marks are written with the rows, in the same transaction, by set-based statements
 (`evmonitor.storage.marks`: no trigger on these tables).
@@ -33,15 +34,16 @@ from typing import Any
 import orjson
 import psycopg2
 import sqlalchemy as sa
-from sqlalchemy import and_, case, func, or_, tuple_
-from sqlalchemy.dialects.postgresql import JSON, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
 from evmonitor.errors import ConfigError, SinkRejected, TransientError
-from evmonitor.fold import SESSIONS, STATIONS, TABLES, Columns, Merge, Rule, SessionStatus, Table, complete_rows, fold_columns
+from evmonitor.fold import SESSIONS, STATIONS, TABLES, Columns, complete_rows, fold_columns
 from evmonitor.names import SinkName
 from evmonitor.poison import Event, Rejected, isolate_poison
-from evmonitor.storage.marks import INCOMING, LOCKS, is_marked, marked
+from evmonitor.storage.upsert import upsert
+from evmonitor.storage.marks import INCOMING, KEY_LOCKS, LOCKS, is_marked, marked
+from evmonitor.storage.prepared import Prepared, ensure_prepared
 
 __all__ = ["PostgresStore", "apply_schema", "create_engine", "translate_errors"]
 
@@ -98,42 +100,14 @@ def apply_schema(engine: Engine, sql_dir: Path) -> list[str]:
     return [p.name for p in files]
 
 
-def _newer(t: sa.Table, ex: Any, by: tuple[str, ...], first: bool = False) -> Any:
-    """SQL for: the excluded row's `by` columns sort after (`first`: before) the stored row's (a
-    NULL stored loses). Text compares by code point, as Python does."""
-
-    def c(col: Any) -> Any:
-        return col.collate("C") if isinstance(col.type, sa.String) else col
-
-    incoming, stored = tuple_(*(c(ex[col]) for col in by)), tuple_(*(c(t.c[col]) for col in by))
-    newer = incoming < stored if first else incoming > stored
-    return and_(ex[by[0]].isnot(None), or_(t.c[by[0]].is_(None), newer))
-
-
-def _merged(column: str, rule: Rule, t: sa.Table, ex: Any, newer: dict[tuple[str, ...], Any]) -> Any:
-    """SQL for the value `rule` gives `column` when the excluded row meets the stored one."""
-    stored, incoming = t.c[column], ex[column]
-    match rule.merge:
-        case Merge.LEAST:
-            return func.least(stored, incoming)
-        case Merge.LEAST_TEXT:
-            return func.least(stored.collate("C"), incoming.collate("C"))
-        case Merge.GREATEST:
-            return func.greatest(stored, incoming)
-        case Merge.LATEST | Merge.FIRST:
-            return case((newer[rule.by], incoming), else_=stored)
-        case Merge.WRITTEN_AT:
-            return func.now()
-        case Merge.SESSION_STATUS:
-            end, last_event = rule.by
-            ended = or_(t.c[end].isnot(None), ex[end].isnot(None))
-            spoke_again = and_(stored == SessionStatus.STALE.value, ex[last_event] > t.c[last_event])
-            return case((ended, SessionStatus.COMPLETED.value), (spoke_again, SessionStatus.ACTIVE.value), else_=stored)
-    raise ValueError(f"{t.name}.{column}: no SQL for {rule.merge}")
-
-
 # Row dicts to JSON, timestamps as ISO 8601, by one encoder (flat rows of our making: no cycles).
 _JSON = json.JSONEncoder(separators=(",", ":"), default=datetime.isoformat, check_circular=False)
+
+_DONE = ("INSERT INTO ingest_batches (batch_id, sink, events, rejected) VALUES "
+         "(%(batch_id)s, %(sink)s, %(events)s, 0) ON CONFLICT (batch_id, sink) DO NOTHING")  # fmt: skip
+
+# (batch id, sink): a batch whose completion marker is written with its rows (`write_and_mark_done`)
+Done = tuple[str, str]
 
 
 def _rows_json(rows: list[dict[str, Any]]) -> str:
@@ -145,51 +119,14 @@ def _rows_json(rows: list[dict[str, Any]]) -> str:
         return _JSON.encode(rows)
 
 
-def _from_json(t: sa.Table, columns: Sequence[str], key: Sequence[str], source: str | None = None) -> Any:
-    """INSERT INTO t (columns) SELECT columns FROM the JSON array bound as :rows, in key order (or
-    from the relation named `source`, which holds those rows)."""
-    if source is not None:
-        rows: Any = sa.table(source, *(sa.column(c, t.c[c].type) for c in columns))
-    else:
-        rows = func.json_populate_recordset(
-            sa.literal_column(f"NULL::{t.name}"), sa.cast(sa.bindparam("rows", type_=sa.Text), JSON)
-        ).table_valued(*(t.c[c] for c in columns))
-    select = sa.select(*(rows.c[c] for c in columns)).order_by(*(rows.c[k] for k in key))
-    return insert(t).from_select(list(columns), select)
-
-
-def _upsert(table: Table, t: sa.Table, source: str | None = None) -> Any:
-    """`INSERT ... ON CONFLICT` for the rows of `table`, every column merged by its rule (the rows:
-    see `_from_json`)."""
-    stmt = _from_json(t, table.written(), table.key, source)
-    ex, key = stmt.excluded, list(table.key)
-    kept = (Merge.KEY, Merge.SAME, Merge.GENERATED, Merge.JOINED)  # JOINED: beat's to write
-    merged = {c: r for c, r in table.columns.items() if r.merge not in kept}
-    if not merged:
-        return stmt.on_conflict_do_nothing(index_elements=key)
-    if all(r.merge in (Merge.LEAST, Merge.GREATEST) for r in merged.values()):
-        # extremes only: update only when one moves, so a replay writes no tuple (and returns no row)
-        moves = [(ex[c] < t.c[c]) if r.merge is Merge.LEAST else (ex[c] > t.c[c]) for c, r in merged.items()]
-        moves += [and_(t.c[c].is_(None), ex[c].isnot(None)) for c in merged]
-        set_ = {c: _merged(c, r, t, ex, {}) for c, r in merged.items()}
-        return stmt.on_conflict_do_update(index_elements=key, set_=set_, where=or_(*moves))
-    groups = table.groups()
-    if len(groups) == 1 and set(merged) == set(*groups.values()):
-        # the row is one reading: unless the incoming one is newer, leave the stored tuple alone
-        (by,) = groups
-        return stmt.on_conflict_do_update(index_elements=key, set_={c: ex[c] for c in merged}, where=_newer(t, ex, by))
-    newer = {by: _newer(t, ex, by, table.columns[by[0]].merge is Merge.FIRST) for by in groups}
-    set_ = {c: _merged(c, r, t, ex, newer) for c, r in merged.items()}
-    return stmt.on_conflict_do_update(index_elements=key, set_=set_)
-
-
 class PostgresStore:
     """The persist sink (`Sink`): `write` folds a batch and merges it in one transaction."""
 
     name = SinkName.PERSIST
 
-    def __init__(self, engine: Engine, *, marks: bool = True) -> None:
-        """`marks=False` leaves beat's marks (and their locks) out: only for measuring what they cost."""
+    def __init__(self, engine: Engine, *, marks: bool = True, prepare: bool = True) -> None:
+        """`marks=False` leaves beat's marks (and their locks) out, `prepare=False` sends the
+        statements as text each time (`evmonitor.storage.prepared`): only for measuring what they cost."""
         self.engine = engine
         meta = sa.MetaData()
         with translate_errors():
@@ -200,10 +137,21 @@ class PostgresStore:
         self._statements = []
         for table in TABLES:
             source = INCOMING if marks and is_marked(table) else None
-            compiled = _upsert(table, self.tables[table.name], source).compile(dialect=engine.dialect)
+            compiled = upsert(table, self.tables[table.name], source).compile(dialect=engine.dialect)
             sql = marked(table, str(compiled)) if marks else str(compiled)
             self._statements.append((table.name, sql, dict(compiled.params)))
         self._locks = LOCKS if marks else None
+        self._key_locks = KEY_LOCKS if marks else None
+        self._done = _DONE
+        self._prepared: list[Prepared] = []
+        if prepare:  # the same statements, as EXECUTEs of statements prepared once per connection
+            made = [Prepared(name, sql) for name, sql, _ in self._statements]
+            self._statements = [(name, p.execute, params) for (name, _, params), p in zip(self._statements, made)]
+            if marks:
+                made += [key_locks := Prepared("locks", KEY_LOCKS)]
+                self._key_locks = key_locks.execute
+            made += [done := Prepared("done", _DONE)]
+            self._done, self._prepared = done.execute, made
 
     @classmethod
     def connect(cls, url: str, sql_dir: Path | None = None, **engine_kwargs: Any) -> "PostgresStore":
@@ -217,16 +165,40 @@ class PostgresStore:
         events it refuses (a transaction can only refuse a batch whole)."""
         return isolate_poison(events, self._merge)
 
+    def write_and_mark_done(self, events: Sequence[Event], batch_id: str, sink: str) -> list[Rejected]:
+        """`write`, and when no event is refused, `mark_done(batch_id, sink, len(events))`: in the
+        very transaction of a batch that lands whole (one commit per batch, not two). When some
+        event is refused the marker is the caller's to write, once it dead-lettered them."""
+        try:
+            self.write_events(events, done=(batch_id, sink))
+            return []
+        except SinkRejected as exc:
+            if len(events) <= 1:
+                return [Rejected(e, exc.detail) for e in events]
+        middle = len(events) // 2  # as isolate_poison goes on after a whole batch was refused
+        rejected = isolate_poison(events[:middle], self._merge) + isolate_poison(events[middle:], self._merge)
+        if not rejected:  # the halves landed apart
+            self.mark_done(batch_id, sink, len(events))
+        return rejected
+
     def _merge(self, events: Sequence[Event]) -> list[Rejected]:
         self.write_events(events)
         return []
 
-    def write_events(self, events: Sequence[Event]) -> None:
-        """Fold `events` (normalised wire dicts) and merge them in one transaction.
+    def write_events(self, events: Sequence[Event], done: Done | None = None) -> None:
+        """Fold `events` (normalised wire dicts) and merge them in one transaction (with the
+        completion marker of `done`, counting `events`).
 
         Raises `TransientError` (retry later) or `SinkRejected` (some event is unacceptable).
         """
-        self.write_rows(self.column_rows(fold_columns(events)))
+        columns = fold_columns(events)
+        keys = self.lock_keys(columns)
+        self.write_rows(self.column_rows(columns), keys, None if done is None else (*done, len(events)))
+
+    @staticmethod
+    def lock_keys(columns: Columns) -> dict[str, list[str]]:
+        """The keys beat's marks lock (`evmonitor.storage.marks`): the batch's stations and sessions."""
+        return {"station_ids": list(columns.table(STATIONS)), "session_ids": list(columns.table(SESSIONS))}
 
     @staticmethod
     def column_rows(columns: Columns) -> dict[str, str]:
@@ -243,15 +215,28 @@ class PostgresStore:
                 out[table.name] = _rows_json(list(rows.values()))
         return out
 
-    def write_rows(self, rows: dict[str, str]) -> None:
-        """Merge what `column_rows` made, in one transaction (the statements sort rows by key)."""
+    def write_rows(self, rows: dict[str, str], keys: dict[str, list[str]] | None = None,
+                   done: tuple[str, str, int] | None = None) -> None:  # fmt: skip
+        """Merge what `column_rows` made, in one transaction (the statements sort rows by key).
+
+        `keys`: what `lock_keys` gives for the same rows (else the lock statement reads them from
+        the rows). `done`: (batch id, sink, events), a completion marker to write with the rows.
+        """
         stations, sessions = rows.get(STATIONS.name), rows.get(SESSIONS.name)
-        with translate_errors(), self.engine.begin() as conn:
-            if self._locks is not None and (stations or sessions):  # before the snapshots that read old rows
-                conn.exec_driver_sql(self._locks, {"stations": stations or "[]", "sessions": sessions or "[]"})
-            for table, statement, params in self._statements:
-                if table in rows:
-                    conn.exec_driver_sql(statement, {**params, "rows": rows[table]})
+        with translate_errors(), self.engine.connect() as conn:
+            if self._prepared:
+                ensure_prepared(conn, self._prepared)
+            with conn.begin():
+                if self._locks is not None and (stations or sessions):  # before the snapshots that read old rows
+                    if keys is not None:
+                        conn.exec_driver_sql(self._key_locks, keys)
+                    else:
+                        conn.exec_driver_sql(self._locks, {"stations": stations or "[]", "sessions": sessions or "[]"})
+                for table, statement, params in self._statements:
+                    if table in rows:
+                        conn.exec_driver_sql(statement, {**params, "rows": rows[table]})
+                if done is not None:
+                    conn.exec_driver_sql(self._done, {"batch_id": done[0], "sink": done[1], "events": done[2]})
 
     def mark_done(self, batch_id: str, sink: str, events: int, rejected: int = 0) -> None:
         """Record durably that `sink` holds every event of `batch_id` (or dead-lettered it)."""
