@@ -72,10 +72,12 @@ def persist_batch(self: IngestTask, batch_id: str, payload: str | list[dict[str,
     events = decode_events(payload)
     conns = self.connections
     store = conns.postgres
-    rejected = store.write(events)
+    # a batch that lands whole is marked done in its own transaction (one commit per batch); one
+    # with refused events is marked once they are dead-lettered
+    rejected = store.write_and_mark_done(events, batch_id, SinkName.PERSIST)
     if rejected:
         _dead_letter(conns, rejected, Stage.PERSIST)
-    store.mark_done(batch_id, SinkName.PERSIST, len(events), len(rejected))
+        store.mark_done(batch_id, SinkName.PERSIST, len(events), len(rejected))
     return len(events) - len(rejected)
 
 
