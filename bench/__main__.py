@@ -43,7 +43,7 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
 It prints tables and writes bench/results/<timestamp>.json and .md; the JSON's `ratios` and
 `targets` are issue 15's (drain / PostgreSQL's ceiling and / a plain Kafka consumer measured in
 the same run, scaling, CPU-µs per event, the five targets with what holds each back). Default
-run: about 14 minutes; --quick: about 6 (7 on a busy machine); issue 15's figures alone
+run: about 11 minutes (measured: 10.8 with --profile on a quiet machine); --quick: about 6 (7 on a busy machine); issue 15's figures alone
 (--skip paths,bad,baseline,batch,scaling): about 9 / 4.
 Timing figures need a quiet machine: the `bg` column says how much CPU other processes took
 during each scenario.
