@@ -28,6 +28,15 @@ def expected_sessions(events: list[dict]) -> tuple[int, Decimal, Decimal]:
     return len(started), sum(energy.values(), Decimal(0)), sum(cost.values(), Decimal(0))
 
 
+def drain_a_day(pipeline, seed: int) -> list[dict]:
+    """Start the bridge, publish 8 hours of 8 stations and wait until drained; the events sent."""
+    pipeline.start_bridge()
+    now = datetime.now(timezone.utc)
+    plan = plan_drain(stations=8, sessions=60, seed=seed, start=now - timedelta(hours=8), end=now)
+    pipeline.wait_drained(pipeline.publish([(m.topic, m.key, m.value) for m in plan.messages]))
+    return [json.loads(m.value) for m in plan.messages]
+
+
 def test_two_persist_workers_split_the_work_and_every_event_is_persisted_exactly_once(pipeline):
     """Both workers of queue persist run batches; their counts add up to every valid event; totals are exact."""
     from evmonitor.app import create_app
@@ -44,11 +53,7 @@ def test_two_persist_workers_split_the_work_and_every_event_is_persisted_exactly
         return persist == {"persist-a", "persist-b"} and any(q["name"] == "index" for qs in replies.values() for q in qs)
 
     wait_for(both_listening, timeout_s=60, what="two persist workers and an index worker", hint=pipeline.logs_hint())
-    pipeline.start_bridge()
-    now = datetime.now(timezone.utc)
-    plan = plan_drain(stations=8, sessions=60, seed=4, start=now - timedelta(hours=8), end=now)
-    events = [json.loads(m.value) for m in plan.messages]
-    pipeline.wait_drained(pipeline.publish([(m.topic, m.key, m.value) for m in plan.messages]))
+    events = drain_a_day(pipeline, seed=4)
 
     per_worker: dict[str, dict[str, int]] = {}
     for name in ("persist-a", "persist-b"):
@@ -84,11 +89,7 @@ def test_a_solo_worker_with_concurrency_2_is_two_processes_that_share_the_queue_
         return {w.split("@")[0] for w, qs in replies.items() if any(q["name"] == "persist" for q in qs)} == nodes
 
     wait_for(listening, timeout_s=60, what="two solo persist workers", hint=pipeline.logs_hint())
-    pipeline.start_bridge()
-    now = datetime.now(timezone.utc)
-    plan = plan_drain(stations=8, sessions=60, seed=5, start=now - timedelta(hours=8), end=now)
-    events = [json.loads(m.value) for m in plan.messages]
-    pipeline.wait_drained(pipeline.publish([(m.topic, m.key, m.value) for m in plan.messages]))
+    events = drain_a_day(pipeline, seed=5)
 
     succeeded = {m["task"]: int(m["events"]) for m in SUCCEEDED.finditer(pipeline.log("persist-s"))}
     assert sum(succeeded.values()) == len(events)
