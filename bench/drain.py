@@ -16,7 +16,6 @@ group first committed, so a short drain shows how much of it was start-up.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from bench.pipeline import BENCH_SETTINGS, meter_for
-from bench.procstat import cpu_seconds, peak_rss_bytes
+from bench.procstat import cpu_seconds, own_cpu_seconds, peak_rss_bytes
 from bench.stats import per_thousand, rate
 from bench.workload import Workload, check_exact, produce
 from evmonitor.config import Settings
@@ -145,11 +144,6 @@ def wait_worker_count(sandbox: Sandbox, queue: str, count: int, timeout_s: float
     wait_for(ready, timeout_s=timeout_s, what=f"{count} Celery workers for {queue}", hint=f"Logs: {sandbox.logs}")
 
 
-def _own_cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def _bridge_pids(sandbox: Sandbox, name: str) -> Callable[[], list[int]]:
     return lambda: [sandbox.processes[name].pid] if name in sandbox.processes else []
 
@@ -222,12 +216,12 @@ def run_drain(
         meter = meter_for(sandbox)
         meter.pids.update({name: _bridge_pids(sandbox, name) for name in bridges})
         meter.start()
-        own0 = _own_cpu_s()
+        own0 = own_cpu_seconds()
         clock = _Clock(sandbox, bridges, watch, events)
         drained = clock.run(timeout_s)
         seconds = clock.seconds
         cpu = meter.stop()
-        cpu["harness"] = _own_cpu_s() - own0
+        cpu["harness"] = own_cpu_seconds() - own0
         watch.close()
         ours = {name: proc.pid for name, proc in sandbox.processes.items()}
         peaks = {name: round(peak_rss_bytes(pid) / 2**20, 1) for name, pid in ours.items()}

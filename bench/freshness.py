@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from bench.procstat import CpuMeter
+from bench.procstat import CpuMeter, own_cpu_seconds
 from bench.stats import percentile
 from bench.workload import Workload
 from evmonitor.config import Settings
@@ -106,11 +105,6 @@ class _Poller(threading.Thread):
             self.stopped.wait(self.poll_s)
 
 
-def _own_cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def _postgres_lookup(settings: Settings) -> Callable[[list[str]], set[str]]:
     engine = sa.create_engine(settings.sqlalchemy_url, pool_size=1)
     query = sa.text("SELECT event_id::text FROM status_events WHERE event_id = ANY(CAST(:ids AS uuid[]))")
@@ -154,7 +148,7 @@ def measure_freshness(
     share and their CPU per event). Without `search` (the persist sink alone) only PostgreSQL is polled."""
     messages = workload.plan.messages[: int(rate_per_s * seconds)]
     meter.start()
-    own0 = _own_cpu_s()
+    own0 = own_cpu_seconds()
     pg = _Poller("postgres", _postgres_lookup(settings), poll_s)
     pollers = {"postgres": pg}
     if search:
@@ -191,7 +185,7 @@ def measure_freshness(
         poller.stopped.set()
         poller.join()
     cpu = meter.stop()
-    cpu["simulator"] = _own_cpu_s() - own0  # the paced producer and the pollers
+    cpu["simulator"] = own_cpu_seconds() - own0  # the paced producer and the pollers
     busy, total = cpu.pop("_machine_busy"), max(1e-9, cpu.pop("_machine_total"))
     cpu.pop("_wall")
     cutoff = wall0 + warmup_s

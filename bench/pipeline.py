@@ -9,7 +9,6 @@ clock runs, the CPU of each of our processes, of each store and of the machine i
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.procstat import CpuMeter, RssSampler
+from bench.procstat import CpuMeter, RssSampler, own_cpu_seconds
 from bench.stats import per_thousand, rate
 from bench.workload import Workload, check_exact, produce
 from evmonitor.stack.reconcile import wait_drained
@@ -84,11 +83,6 @@ def postgres_backends(sandbox: Sandbox) -> Callable[[], list[int]]:
     return pids
 
 
-def _own_cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def start_pipeline(sandbox: Sandbox, scenario: Scenario) -> None:
     for sink in scenario.sinks:
         sandbox.start_worker(sink, concurrency=scenario.concurrency)
@@ -133,13 +127,13 @@ def run_scenario(
         idle_per_s = {name: idle_cpu[name] / idle_cpu["_wall"] for name in ours}
         with RssSampler(ours) as rss:
             meter.start()
-            own_before = _own_cpu_s()
+            own_before = own_cpu_seconds()
             started = time.monotonic()
             sent, produce_s = produce(sandbox.settings, workload)
             drained = wait_drained(sandbox.settings, sent.targets(), timeout_s=timeout_s)
             seconds = time.monotonic() - started
             cpu = meter.stop()
-            cpu["simulator"] = _own_cpu_s() - own_before
+            cpu["simulator"] = own_cpu_seconds() - own_before
         exact, detail = check_exact(sandbox.settings, workload, sent, scenario.sinks) if drained else (False, "")
         if not drained:
             detail = f"not drained after {timeout_s:.0f}s; logs: {sandbox.logs}"

@@ -20,10 +20,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CpuMeter", "RssSampler", "cpu_seconds", "descendants", "machine_busy", "rss_bytes", "peak_rss_bytes"]
+__all__ = ["CpuMeter", "RssSampler", "cpu_seconds", "descendants", "machine_busy", "own_cpu_seconds", "rss_bytes",
+           "peak_rss_bytes"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def own_cpu_seconds() -> float:
+    """CPU (user + system) this process has used so far: the bench harness's own cost."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _stat_fields(pid: int) -> list[str] | None:
