@@ -27,8 +27,7 @@ persist workers whose batches share sessions or stations, that snapshot could mi
 another worker commits just after it while the upsert then updates that newer version (ON
 CONFLICT always acts on the latest): the marks would compare against a stale row, and a beat run
 between the two commits could already have consumed the other worker's marks, leaving an hour
-wrong. So each transaction first takes, in one statement (`KEY_LOCKS`, or `LOCKS` reading the
-keys from the rows), a transaction-scoped advisory lock per distinct station and per distinct
+wrong. So each transaction first takes, in one statement (`KEY_LOCKS`), a transaction-scoped advisory lock per distinct station and per distinct
 session of its batch, in sorted order (so two writers cannot deadlock on them):
 `pg_advisory_xact_lock(class, hashtext(key))`, the two-int form, whose lock space
 (pg_locks.objsubid = 2) is apart from the bigint keys of the schema lock and of beat's job and
@@ -59,24 +58,14 @@ from __future__ import annotations
 
 from evmonitor.fold import PRESENCE, SESSIONS, STATIONS, STATUS_LOG, Table
 
-__all__ = ["INCOMING", "KEY_LOCKS", "LOCKS", "STATION_LOCKS", "SESSION_LOCKS", "is_marked", "marked"]
+__all__ = ["INCOMING", "KEY_LOCKS", "STATION_LOCKS", "SESSION_LOCKS", "is_marked", "marked"]
 
 # the first key of the two-int advisory locks: "ev" + a class number
 STATION_LOCKS = 0x65760001
 SESSION_LOCKS = 0x65760002
 
-LOCKS = f"""
-SELECT count(pg_advisory_xact_lock(c, h)) FROM (
-    SELECT DISTINCT c, h FROM (
-        SELECT {STATION_LOCKS} AS c, hashtext(k.id) AS h
-        FROM json_to_recordset(CAST(%(stations)s AS json)) AS k(id text)
-        UNION ALL
-        SELECT {SESSION_LOCKS}, hashtext(k.id::text) FROM json_to_recordset(CAST(%(sessions)s AS json)) AS k(id uuid)
-    ) keys ORDER BY c, h
-) sorted
-"""
-
-# the same locks from the batch's keys, as arrays (the writer knows them: no JSON to parse again)
+# one lock per distinct station and session of the batch, in sorted order; the keys come as arrays
+# (the writer knows them from its fold: no JSON to parse again)
 KEY_LOCKS = f"""
 SELECT count(pg_advisory_xact_lock(c, h)) FROM (
     SELECT DISTINCT c, h FROM (

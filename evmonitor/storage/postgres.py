@@ -34,7 +34,6 @@ from typing import Any
 import orjson
 import psycopg2
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
 from evmonitor.errors import ConfigError, SinkRejected, TransientError
@@ -42,7 +41,7 @@ from evmonitor.fold import SESSIONS, STATIONS, TABLES, Columns, complete_rows, f
 from evmonitor.names import SinkName
 from evmonitor.poison import Event, Rejected, isolate_poison
 from evmonitor.storage.upsert import upsert
-from evmonitor.storage.marks import INCOMING, KEY_LOCKS, LOCKS, is_marked, marked
+from evmonitor.storage.marks import INCOMING, KEY_LOCKS, is_marked, marked
 from evmonitor.storage.prepared import Prepared, ensure_prepared
 
 __all__ = ["PostgresStore", "apply_schema", "create_engine", "translate_errors"]
@@ -104,7 +103,7 @@ def apply_schema(engine: Engine, sql_dir: Path) -> list[str]:
 _JSON = json.JSONEncoder(separators=(",", ":"), default=datetime.isoformat, check_circular=False)
 
 _DONE = ("INSERT INTO ingest_batches (batch_id, sink, events, rejected) VALUES "
-         "(%(batch_id)s, %(sink)s, %(events)s, 0) ON CONFLICT (batch_id, sink) DO NOTHING")  # fmt: skip
+         "(%(batch_id)s, %(sink)s, %(events)s, %(rejected)s) ON CONFLICT (batch_id, sink) DO NOTHING")  # fmt: skip
 
 # (batch id, sink): a batch whose completion marker is written with its rows (`write_and_mark_done`)
 Done = tuple[str, str]
@@ -140,7 +139,6 @@ class PostgresStore:
             compiled = upsert(table, self.tables[table.name], source).compile(dialect=engine.dialect)
             sql = marked(table, str(compiled)) if marks else str(compiled)
             self._statements.append((table.name, sql, dict(compiled.params)))
-        self._locks = LOCKS if marks else None
         self._key_locks = KEY_LOCKS if marks else None
         self._done = _DONE
         self._prepared: list[Prepared] = []
@@ -168,16 +166,17 @@ class PostgresStore:
     def write_and_mark_done(self, events: Sequence[Event], batch_id: str, sink: str) -> list[Rejected]:
         """`write`, and when no event is refused, `mark_done(batch_id, sink, len(events))`: in the
         very transaction of a batch that lands whole (one commit per batch, not two). When some
-        event is refused the marker is the caller's to write, once it dead-lettered them."""
+        event is refused the marker is the caller's to write, once it dead-lettered them.
+
+        A batch refused whole goes through `write`, which bisects it: poison batches are rare, and the
+        one more refused transaction (`write` tries the batch whole first) keeps one bisection."""
         try:
             self.write_events(events, done=(batch_id, sink))
             return []
-        except SinkRejected as exc:
-            if len(events) <= 1:
-                return [Rejected(e, exc.detail) for e in events]
-        middle = len(events) // 2  # as isolate_poison goes on after a whole batch was refused
-        rejected = isolate_poison(events[:middle], self._merge) + isolate_poison(events[middle:], self._merge)
-        if not rejected:  # the halves landed apart
+        except SinkRejected:
+            pass
+        rejected = self.write(events)
+        if not rejected:  # it landed after all, or its parts landed apart
             self.mark_done(batch_id, sink, len(events))
         return rejected
 
@@ -201,6 +200,12 @@ class PostgresStore:
         return {"station_ids": list(columns.table(STATIONS)), "session_ids": list(columns.table(SESSIONS))}
 
     @staticmethod
+    def row_keys(rows: dict[str, str]) -> dict[str, list[str]]:
+        """`lock_keys` read back from what `column_rows` made, for a caller that kept only the rows."""
+        return {name: [row["id"] for row in json.loads(rows.get(table.name) or "[]")]
+                for name, table in (("station_ids", STATIONS), ("session_ids", SESSIONS))}  # fmt: skip
+
+    @staticmethod
     def column_rows(columns: Columns) -> dict[str, str]:
         """The parameters of the statements: per table, its rows as one JSON array.
 
@@ -219,30 +224,26 @@ class PostgresStore:
                    done: tuple[str, str, int] | None = None) -> None:  # fmt: skip
         """Merge what `column_rows` made, in one transaction (the statements sort rows by key).
 
-        `keys`: what `lock_keys` gives for the same rows (else the lock statement reads them from
-        the rows). `done`: (batch id, sink, events), a completion marker to write with the rows.
+        `keys`: what `lock_keys` gives for the same rows (else `row_keys` reads them from the rows).
+        `done`: (batch id, sink, events), a completion marker to write with the rows.
         """
-        stations, sessions = rows.get(STATIONS.name), rows.get(SESSIONS.name)
+        locking = self._key_locks is not None and bool(rows.get(STATIONS.name) or rows.get(SESSIONS.name))
         with translate_errors(), self.engine.connect() as conn:
             if self._prepared:
                 ensure_prepared(conn, self._prepared)
             with conn.begin():
-                if self._locks is not None and (stations or sessions):  # before the snapshots that read old rows
-                    if keys is not None:
-                        conn.exec_driver_sql(self._key_locks, keys)
-                    else:
-                        conn.exec_driver_sql(self._locks, {"stations": stations or "[]", "sessions": sessions or "[]"})
+                if locking:  # before the snapshots that read old rows
+                    conn.exec_driver_sql(self._key_locks, self.row_keys(rows) if keys is None else keys)
                 for table, statement, params in self._statements:
                     if table in rows:
                         conn.exec_driver_sql(statement, {**params, "rows": rows[table]})
                 if done is not None:
-                    conn.exec_driver_sql(self._done, {"batch_id": done[0], "sink": done[1], "events": done[2]})
+                    conn.exec_driver_sql(self._done, {"batch_id": done[0], "sink": done[1], "events": done[2], "rejected": 0})
 
     def mark_done(self, batch_id: str, sink: str, events: int, rejected: int = 0) -> None:
         """Record durably that `sink` holds every event of `batch_id` (or dead-lettered it)."""
-        stmt = insert(self.batches).on_conflict_do_nothing(index_elements=["batch_id", "sink"])
         with translate_errors(), self.engine.begin() as conn:
-            conn.execute(stmt, {"batch_id": batch_id, "sink": sink, "events": events, "rejected": rejected})
+            conn.exec_driver_sql(_DONE, {"batch_id": batch_id, "sink": sink, "events": events, "rejected": rejected})
 
     def completed(self, batch_ids: Iterable[str]) -> dict[str, set[str]]:
         """For each given batch id that any sink completed: the set of sinks that did."""

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from evmonitor.contract import decode
 from evmonitor.fold import fold_columns
-from evmonitor.storage.marks import KEY_LOCKS, LOCKS
+from evmonitor.storage.marks import KEY_LOCKS
 from evmonitor.storage.postgres import PostgresStore
 from tests.factories import encode, session_events
 
@@ -52,15 +52,14 @@ def test_a_batch_with_a_poison_event_leaves_its_marker_to_the_caller(pipeline):
 
 
 def test_the_locks_taken_from_keys_are_the_locks_taken_from_the_rows(pipeline):
-    """`KEY_LOCKS` and `LOCKS` lock the same keys, so writers of either kind exclude each other."""
+    """The locks from the fold's keys, from the keys read back from the rows and from other UUID spellings are the same."""
     store = PostgresStore.connect(pipeline.settings.sqlalchemy_url)
     events = good_events("ST-A") + good_events("st-b ü")
     columns = fold_columns(events)
     keys, rows = store.lock_keys(columns), store.column_rows(columns)
     upper = {**keys, "session_ids": [k.upper() for k in keys["session_ids"]]}  # a uuid in other spelling
     taken = []
-    for statement, params in ((LOCKS, {"stations": rows["charging_stations"], "sessions": rows["charging_sessions"]}),
-                              (KEY_LOCKS, keys), (KEY_LOCKS, upper)):  # fmt: skip
+    for statement, params in ((KEY_LOCKS, store.row_keys(rows)), (KEY_LOCKS, keys), (KEY_LOCKS, upper)):
         with store.engine.begin() as conn:
             conn.exec_driver_sql(statement, params)
             taken.append(set(conn.execute(sa.text(
