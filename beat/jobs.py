@@ -9,6 +9,7 @@ event-time watermark instead (`beat.watermark`), and wait while it is unknown. E
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -59,6 +60,13 @@ def _judged(ctx: runner.Context, now: str | None) -> datetime | None:
     return judgment_time(ctx.engine, datetime.now(timezone.utc))
 
 
+def _at_watermark(task: Task, now: str | None, job: Callable[[runner.Context, datetime], dict[str, Any]]) -> dict[str, Any]:
+    """Run `job` judged at `_judged`'s time, or say it is waiting for the watermark."""
+    ctx = _context(task.app)
+    judged = _judged(ctx, now)
+    return WAITING if judged is None else job(ctx, judged)
+
+
 class MaintenanceTask(Task):
     acks_late = True
     autoretry_for = (TransientError,)
@@ -77,9 +85,7 @@ def rollup_hours(self: Task, now: str | None = None, days: list[str] | None = No
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.mark_stale_sessions")
 def mark_stale_sessions(self: Task, now: str | None = None) -> dict[str, Any]:
     """Mark silent active sessions stale and alert; close alerts of sessions that moved on."""
-    ctx = _context(self.app)
-    judged = _judged(ctx, now)
-    return WAITING if judged is None else runner.do_stale_sessions(ctx, judged)
+    return _at_watermark(self, now, runner.do_stale_sessions)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.hold_conflicts")
@@ -91,17 +97,13 @@ def hold_conflicts(self: Task, now: str | None = None) -> dict[str, Any]:
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_faults")
 def track_faults(self: Task, now: str | None = None) -> dict[str, Any]:
     """Fault, offline and maintenance alerts; availability per station and day."""
-    ctx = _context(self.app)
-    judged = _judged(ctx, now)
-    return WAITING if judged is None else runner.do_faults(ctx, judged)
+    return _at_watermark(self, now, runner.do_faults)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_stations")
 def index_stations(self: Task, now: str | None = None) -> dict[str, Any]:
     """Refresh charging-stations: every station's location and current status, for the map."""
-    ctx = _context(self.app)
-    judged = _judged(ctx, now)  # "Offline" on the map is an offline judgment too
-    return WAITING if judged is None else runner.do_stations(ctx, judged)
+    return _at_watermark(self, now, runner.do_stations)  # "Offline" on the map is an offline judgment too
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.index_deadletters")
@@ -140,9 +142,7 @@ def apply_retention(self: Task, now: str | None = None) -> dict[str, Any]:
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.track_outages")
 def track_outages(self: Task, now: str | None = None) -> dict[str, Any]:
     """Recompute the outage ledger per port within the lookback window (operators' causes kept)."""
-    ctx = _context(self.app)
-    judged = _judged(ctx, now)
-    return WAITING if judged is None else runner.do_outages(ctx, judged)
+    return _at_watermark(self, now, runner.do_outages)
 
 
 @shared_task(base=MaintenanceTask, bind=True, name="evmonitor.maintenance.deliver_notifications")
