@@ -347,7 +347,8 @@ def simulate(
                              "are unique to each run (see --run-id), so runs never merge."),
     run_id: Optional[str] = typer.Option(None, help="Reuse a run's ids (repeat a run exactly); default: a new run."),
     live: bool = typer.Option(False, "--live", help="Real time until Ctrl-C instead of draining a fixed number."),
-    speed: float = typer.Option(1.0, min=0.01, max=MAX_SPEED, help="Live mode: how much faster than real life stations live."),
+    speed: float = typer.Option(1.0, min=0.01, max=MAX_SPEED, help="Live mode: how much faster than real life stations live "
+                         "(arrivals, durations, intervals); power stays real, so a session delivers SPEED times fewer kWh."),
     duration: Optional[float] = typer.Option(None, min=0.1, max=MAX_SECONDS, help="Live mode: stop after this many seconds."),
     bad_ratio: float = typer.Option(0.0, min=0, max=1, help="Share of malformed messages to mix in."),
     duplicate_ratio: float = typer.Option(0.0, min=0, max=1, help="Probability each valid message is sent twice."),
@@ -403,7 +404,8 @@ def simulate(
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything is ready; stop with `evmonitor down`."),
     simulate_live: bool = typer.Option(False, "--simulate", help="Also run the simulator in live mode."),
-    speed: float = typer.Option(60.0, min=0.01, max=MAX_SPEED, help="With --simulate: live speed factor."),
+    speed: float = typer.Option(60.0, min=0.01, max=MAX_SPEED, help="With --simulate: how much faster than real life stations "
+                         "live (arrivals, durations, intervals); power stays real, so a session delivers SPEED times fewer kWh."),
     stations: int = typer.Option(50, min=1, max=MAX_STATIONS, help="With --simulate: stations."),
 ) -> None:
     """Start the embedded stack (what is not already reachable) and the pipeline's processes.

@@ -1,11 +1,15 @@
 """Live mode: the fleet runs against the wall clock and sends each event as it happens.
 
-Timestamps are the real clock (`clock()`); `speed` compresses every duration (sessions, meter
-and heartbeat intervals, faults) by that factor, and the time of day that shapes arrivals runs
-`speed` times faster too. One thread runs a timer heap; it waits with `wait` (by default
-`stop.wait`, so setting `stop` interrupts the wait at once). On stop, every session in flight is
-completed (stop_reason Local) before the producer is flushed, so the returned truth is exact
-for everything sent.
+Timestamps are the real clock (`clock()`): the operator's page, heartbeats and offline detection
+read them as they are. `speed` compresses the fleet's time: arrivals, plug-in, dwell and leave
+times, meter and heartbeat intervals and faults are `speed` times shorter, and the time of day
+that shapes arrivals runs `speed` times faster. Power does not: a charging car draws what its
+charge curve says for each real second it charges, so the meter, power and SoC it reports are
+physically possible on the timestamps sent (DESIGN.md invariant 5), and a session delivers about
+`speed` times fewer kWh than the same visit would in real life. One thread runs a timer heap; it
+waits with `wait` (by default `stop.wait`, so setting `stop` interrupts the wait at once). On
+stop, every session in flight is completed (stop_reason Local) before the producer is flushed,
+so the returned truth is exact for everything sent.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ _RETRY_S = 300.0  # simulated seconds before a fault or a silence that had to wa
 class _Session:
     visit: Visit
     curve: ChargeCurve
-    charge_s: float
+    charge_s: float  # simulated seconds until the session ends (`speed` times fewer real ones)
     session_id: str = ""
     meter_start_wh: int = 0
     charging_since: float = 0.0  # real seconds; valid once phase == "charging"
@@ -162,7 +166,8 @@ class _LiveFleet:
         self.after(now, session.charge_s, self.end, connector, session, visit.stop_reason)
 
     def reading(self, now: float, session: _Session):
-        return session.curve.at(min((now - session.charging_since) * self.speed, session.charge_s))
+        """The meter after the real seconds charged so far: power stays physical whatever `speed`."""
+        return session.curve.at(max(0.0, now - session.charging_since))
 
     def progress(self, now: float, connector: _Connector, session: _Session) -> None:
         if connector.session is not session or session.phase != "charging":

@@ -373,6 +373,8 @@ def check_live_truth(producer: FakeProducer, truth: GroundTruth, received_at: da
     assert set(fold.sessions) == set(truth.by_session)
     for session_id, row in fold.sessions.items():
         assert row["end_time"] is not None and row["stop_reason"]
+        limit = fold.stations[row["station_id"]]["max_power_kw"]
+        assert held_reason({**row, "power_limit_kw": limit}) is None, row
         assert session_money(row) == (
             truth.by_session[session_id]["energy_kwh"], truth.by_session[session_id]["cost_eur"])
 
@@ -388,6 +390,24 @@ def test_run_live_on_a_fake_clock_sends_a_consistent_day():
     assert kinds["station_boot"] == 20 and kinds["session_progress"] > kinds["session_started"]
     order = [json.loads(v)["event_type"] for _, _, v in producer.sent]
     assert max(i for i, kind in enumerate(order) if kind == "station_boot") < order.index("session_started")
+
+
+def test_run_live_charges_at_physical_power_on_the_wall_clock():
+    """At speed 600 a session is 600 times shorter on the clock, and so is its energy: no session
+    delivers more than its station's max power over its stamped duration (invariant 5 holds it
+    otherwise), to the second of timestamp rounding, without the pipeline's minute of grace."""
+    clock, producer = FakeClock(datetime(2024, 5, 1, 8, tzinfo=timezone.utc)), FakeProducer()
+    truth = run_live(producer, stations=20, seed=4, speed=600, stop=threading.Event(), duration_s=20,
+                     clock=clock, wait=clock.wait)
+    fold = fold_columns(wire_events([Message(t, k, v) for t, k, v in producer.sent],
+                                    datetime.fromtimestamp(clock.now, tz=timezone.utc)).values())
+    assert truth.sessions > 20 and set(fold.sessions) == set(truth.by_session)
+    for row in fold.sessions.values():
+        limit_kw = fold.stations[row["station_id"]]["max_power_kw"]
+        seconds = (row["last_event_at"] - row["start_time"]).total_seconds()
+        assert (row["meter_max_wh"] - row["meter_start_wh"]) * 3600 <= limit_kw * 1000 * (seconds + 1), row
+        assert held_reason({**row, "power_limit_kw": limit_kw}) is None, row
+    assert truth.energy_kwh > 0
 
 
 def test_run_live_stops_on_the_event_and_completes_sessions_in_flight():
