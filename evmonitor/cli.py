@@ -228,27 +228,38 @@ def worker(
     if autoscale and pool is not WorkerPool.PREFORK:
         raise typer.BadParameter(f"--autoscale grows a prefork pool, not a {pool.value} one", param_hint="--autoscale")
     settings = _settings()
-    if metrics_port:
-        _task_metrics(settings, metrics_port)
+    samples = _task_metrics(settings, metrics_port) if metrics_port else None
     from evmonitor.app import create_app
 
     celery = create_app(settings)
     argv = ["worker", "-Q", queues, "--loglevel", log_level, "-E", "--without-mingle", "--without-gossip"]
     argv += ["--pool", pool.value]
-    if pool is WorkerPool.SOLO and concurrency > 1:
-        from evmonitor.stack.forked import run_forked
+    try:
+        if pool is WorkerPool.SOLO and concurrency > 1:
+            from evmonitor.stack.forked import run_forked
 
-        node, _, host = (name or "celery@%h").partition("@")
-        one = [*argv, "-c", "1", "-n"]
-        raise typer.Exit(run_forked(concurrency, lambda i: celery.worker_main([*one, f"{node}-{i}@{host or '%h'}"])))
-    if pool is not WorkerPool.SOLO:
-        argv += ["--autoscale", autoscale] if autoscale else ["-c", str(concurrency)]
-    if name:
-        argv += ["-n", name]
-    celery.worker_main(argv)
+            node, _, host = (name or "celery@%h").partition("@")
+            one = [*argv, "-c", "1", "-n"]
+            raise typer.Exit(run_forked(concurrency, lambda i: celery.worker_main([*one, f"{node}-{i}@{host or '%h'}"])))
+        if pool is not WorkerPool.SOLO:
+            argv += ["--autoscale", autoscale] if autoscale else ["-c", str(concurrency)]
+        if name:
+            argv += ["-n", name]
+        celery.worker_main(argv)
+    finally:
+        if samples is not None:  # reached by this process only: its children leave by os._exit
+            import shutil
+
+            shutil.rmtree(samples, ignore_errors=True)
 
 
-def _task_metrics(settings: Settings, port: int) -> None:
+def _task_metrics(settings: Settings, port: int) -> Path:
+    """Serve the task histograms of this worker and of every process it forks; return their folder.
+
+    Each process writes its samples to files of its own pid there. Those of a child that exited
+    stay and are summed until this process exits (a histogram's counts never go back); prometheus_client's
+    `mark_process_dead` would only remove live-gauge files, and there are none.
+    """
     import os
     import shutil
 
@@ -264,6 +275,7 @@ def _task_metrics(settings: Settings, port: int) -> None:
     connect_task_metrics()
     serve_task_metrics(port, folder, settings.metrics_address)
     console.print(f"worker: task metrics on http://{settings.metrics_address}:{port}/metrics")
+    return folder
 
 
 BEAT_LOCK_KEY = 0x65766D62  # "evmb"

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     worker_prefetch: int = Field(2, ge=1)
     visibility_timeout_s: int = Field(300, ge=1)
     retry_backoff_max_s: int = Field(15, ge=1, description="cap of the retry backoff while a store is down")
+    persist_processes: int = Field(2, ge=1, le=64, description="solo worker processes `evmonitor up` runs for queue "
+                                   "persist (`worker --pool solo -c N`): one is serial, its Python then its wait on "
+                                   "PostgreSQL; two overlap them; more than the cores does not help")
+    index_processes: int = Field(1, ge=1, le=64, description="solo worker processes `evmonitor up` runs for queue index")
 
     # --- Flower (basic auth; `evmonitor up` generates credentials for the embedded stack) ---
     flower_port: int = 5555

@@ -1,9 +1,11 @@
 """Task duration histograms per queue for a Celery worker, in prometheus_client's multiprocess mode.
 
-A worker runs its tasks in forked pool processes, so each one writes its samples to files in a
-folder of its own worker (`PROMETHEUS_MULTIPROC_DIR`, which prometheus_client reads when it is
-first imported: the `worker` command sets it before anything imports prometheus_client), and the
-worker's main process serves the sum on 127.0.0.1:`--metrics-port`. One port per worker process.
+A worker runs its tasks in forked processes (a prefork pool's children, or the N solo workers of
+`--pool solo -c N`), so each one writes its samples to files in a folder of its own worker
+(`PROMETHEUS_MULTIPROC_DIR`, which prometheus_client reads when it is first imported: the
+`worker` command sets it before anything imports prometheus_client), and the worker's main
+process serves the sum on 127.0.0.1:`--metrics-port`. One port per worker process; the samples
+of a child that exited are kept in the sum, and the folder goes when the main process exits.
 
     evmonitor_task_duration_seconds{queue, task, state}   histogram, state = SUCCESS | FAILURE | RETRY | ...
 """

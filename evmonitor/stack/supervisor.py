@@ -47,11 +47,12 @@ from evmonitor.stack.embedded import (
 from evmonitor.stack.private import write_private
 from evmonitor.stack.procs import Proc, free_port, port_open, spawn, stop
 
-__all__ = ["APP_COMPONENTS", "Stack", "StopOrder"]
+__all__ = ["APP_COMPONENTS", "Stack", "StopOrder", "app_components"]
 
-# name -> evmonitor arguments; started in this order
+# name -> evmonitor arguments; started in this order (`app_components` sets the ingest workers' -c)
 APP_COMPONENTS: dict[str, list[str]] = {
-    # persist and index on INGEST_POOL (solo: one decode per task, no pipe; scale out with more processes)
+    # persist and index on INGEST_POOL (solo: one decode per task, no pipe; scale out with more processes,
+    # `-c N` of them under one parent: EVMON_PERSIST_PROCESSES, EVMON_INDEX_PROCESSES)
     **{f"worker-{queue}": ["worker", "-Q", queue, "--pool", INGEST_POOL if queue in (Queue.PERSIST, Queue.INDEX)
                            else WorkerPool.PREFORK, "-c", "1", "-n", f"{queue}@%h"] for queue in Queue},  # fmt: skip
     "beat": ["beat"],
@@ -71,6 +72,17 @@ SERVICE_SETTINGS: dict[str, str] = {"kafka": "EVMON_KAFKA_BOOTSTRAP", "postgres"
                                     "redis": "EVMON_BROKER_URL", "elasticsearch": "EVMON_ELASTICSEARCH_URL"}  # fmt: skip
 # the setting that chooses the port of each component that listens (checked free before it starts)
 PORT_SETTINGS: dict[str, str] = {"flower": "EVMON_FLOWER_PORT", "gateway": "EVMON_OCPP_LISTEN", "api": "EVMON_API_LISTEN"}
+
+
+def app_components(settings: Settings) -> dict[str, list[str]]:
+    """`APP_COMPONENTS`, with as many solo worker processes for persist and index as `settings` ask."""
+    components = {name: list(args) for name, args in APP_COMPONENTS.items()}
+    for queue, processes in ((Queue.PERSIST, settings.persist_processes), (Queue.INDEX, settings.index_processes)):
+        args = components[f"worker-{queue}"]
+        args[args.index("-c") + 1] = str(processes)
+    return components
+
+
 INFRA_STARTERS: dict[str, Callable[[int, Path, str], Proc]] = {
     "redis": lambda port, logs, host: start_redis(port, logs, host),
     "kafka": lambda port, logs, host: start_kafka(port, logs, host),
@@ -211,7 +223,7 @@ class Stack:
             flower = self.extra.get("flower") or {"user": self.settings.flower_user, "password": secrets.token_urlsafe(12)}
             self.extra["flower"] = flower
             env["EVMON_FLOWER_USER"], env["EVMON_FLOWER_PASSWORD"] = flower["user"], flower["password"]
-        components = dict(APP_COMPONENTS)
+        components = app_components(self.settings)
         if with_simulator:
             components["simulator"] = ["simulate", "--live", *(simulator_args or [])]
         for name, args in components.items():

@@ -7,7 +7,9 @@ import os
 import signal
 import re
 import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -38,6 +40,16 @@ def listening_addresses(groups: set[int]) -> list[str]:
     return found
 
 
+def persist_nodes(env) -> set[str]:
+    """The Celery nodes consuming queue persist, as `celery inspect active_queues` finds them."""
+    state = json.loads((Path(env["EVMON_STATE_DIR"]) / "state.json").read_text())
+    done = subprocess.run([sys.executable, "-m", "celery", "-A", "evmonitor.app", "inspect", "active_queues", "--json",
+                           "--timeout", "2"], env={**env, "EVMON_STACK_ID": state["extra"]["stack_id"]},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {node for node, queues in json.loads(done.stdout).items() if any(q["name"] == "persist" for q in queues)}
+
+
 def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(pipeline, tmp_path):
     """Services it must start get started; a died worker is the only thing a second `up` restarts."""
     kafka_port, es_port = free_port(), free_port()
@@ -54,6 +66,10 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
         assert first["kafka"]["owned"] and first["kafka"]["address"] == f"127.0.0.1:{kafka_port}"
         assert first["elasticsearch"]["owned"] and not first["postgres"]["owned"] and not first["redis"]["owned"]
         assert {"bridge", "worker-persist", "worker-index", "worker-maintenance", "beat", "flower", "api"} <= set(first)
+        # EVMON_PERSIST_PROCESSES (2): two solo workers under the one process `status` shows, each a node of its own
+        pid = first["worker-persist"]["pid"]
+        persist = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        assert len(persist) == 2 and {n.split("@")[0] for n in persist_nodes(env)} == {"persist-1", "persist-2"}
         # every process's /metrics is a printed scrape target that answers in Prometheus's text format
         targets = dict(re.findall(r"([\w-]+) (http://\S+?/metrics)", up.stderr.split("scrape targets", 1)[1]))
         assert set(targets) == {"api", "bridge", "worker-persist", "worker-index", "worker-maintenance", "gateway"}
@@ -81,3 +97,5 @@ def test_up_starts_what_is_missing_status_reports_it_and_down_stops_it_in_order(
     order = [stopped.index(name) for name in ("stopped bridge", "stopped worker-persist", "stopped kafka")]
     assert order == sorted(order), stopped
     assert "nothing is running" in run("status", env=env).stderr
+    assert not any(Path(f"/proc/{p}").exists() for p in persist)  # `down` stopped both persist processes, warm
+    assert (tmp_path / "state" / "logs" / "worker-persist.log").read_text().count("Warm shutdown") == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import redis
 
@@ -118,6 +119,41 @@ def test_sigterm_lets_a_solo_persist_worker_finish_its_running_batch_then_exit(p
     rows = pipeline.sql("SELECT events FROM ingest_batches WHERE batch_id = :b AND sink = 'persist'", b=batch_id)
     assert [r.events for r in rows] == [len(events)]
     assert "Warm shutdown" in pipeline.log("worker-persist")
+
+
+def test_a_persist_connection_the_server_dropped_fails_one_attempt_and_the_retry_lands_once(pipeline):
+    """Backends terminated (a PostgreSQL restart, as a persist worker sees it): the next batch fails on the dead
+    connection, is retried on a new one and lands once; both sessions exact."""
+    from evmonitor.app import create_app
+    from evmonitor.transport import encode_events
+
+    pipeline.start_worker("persist")
+    pipeline.wait_workers(("persist",))
+    app = create_app(pipeline.settings)
+
+    def send(station: str) -> str:
+        events = [decode(encode(e), received_at=NOW).to_wire()
+                  for e in session_events(start=NOW - timedelta(minutes=30), station_id=station)]  # fmt: skip
+        batch_id = str(uuid.uuid4())
+        app.send_task("evmonitor.persist_batch", args=[batch_id, encode_events(events)], queue="persist")
+        return batch_id
+
+    def landed() -> dict[str, int]:
+        rows = pipeline.sql("SELECT batch_id::text AS b, events FROM ingest_batches WHERE sink = 'persist'")
+        return {r.b: r.events for r in rows}
+
+    first = send("ST-R1")
+    wait_for(lambda: first in landed(), timeout_s=60, what="the first batch", hint=pipeline.logs_hint())
+    dropped = pipeline.sql("SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")[0].n  # fmt: skip
+    assert dropped >= 1  # the worker's pooled connection
+    second = send("ST-R2")
+    wait_for(lambda: second in landed(), timeout_s=60, what="the second batch, retried", hint=pipeline.logs_hint())
+    assert landed() == {first: 5, second: 5}
+    rows = pipeline.sql("SELECT station_id, status, energy_delivered_kwh FROM charging_sessions ORDER BY station_id")
+    assert [(r.station_id, r.status, r.energy_delivered_kwh) for r in rows] == [
+        ("ST-R1", "completed", Decimal("11.000")), ("ST-R2", "completed", Decimal("11.000"))]  # fmt: skip
+    assert "postgresql unavailable" in pipeline.log("worker-persist")  # the dead connection was used, then replaced
 
 
 def test_a_database_outage_is_waited_out_not_dead_lettered(proxied_pipeline):

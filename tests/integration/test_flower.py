@@ -77,7 +77,8 @@ def test_flower_without_a_password_refuses_to_start(pipeline):
 
 
 def test_evmonitor_up_starts_flower_with_generated_credentials_it_prints(pipeline, tmp_path):
-    """`evmonitor up -d` prints generated credentials; they open Flower, which lists the up's three workers."""
+    """`evmonitor up -d` prints generated credentials; they open Flower, which lists the up's workers (persist's two
+    solo processes each as a node of its own)."""
     port = free_port()
     env = {**pipeline.env, "EVMON_FLOWER_PORT": str(port), "EVMON_FLOWER_PASSWORD": "",
            "EVMON_STATE_DIR": str(tmp_path / "up-state"), "COLUMNS": "200"}  # fmt: skip
@@ -90,7 +91,8 @@ def test_evmonitor_up_starts_flower_with_generated_credentials_it_prints(pipelin
         assert base == f"http://127.0.0.1:{port}" and len(auth[1]) >= 12
         wait_for(lambda: get(f"{base}/api/workers")[0] == 401, timeout_s=60, what="Flower from `evmonitor up`",
                  hint=str(tmp_path / "up-state" / "logs"))  # fmt: skip
-        workers = wait_for_workers(base, auth, QUEUES, str(tmp_path / "up-state" / "logs"))
+        nodes = {"persist-1", "persist-2", "index", "maintenance"}  # EVMON_PERSIST_PROCESSES: 2 by default
+        workers = wait_for_workers(base, auth, nodes, str(tmp_path / "up-state" / "logs"))
         assert {q["name"] for info in workers.values() for q in info["active_queues"]} == QUEUES
         again = subprocess.run(evmonitor_cmd("up", "--detach"), env=env, capture_output=True, text=True, timeout=180)
         assert f"password {auth[1]}" in again.stdout + again.stderr  # the same credentials on a second `up`

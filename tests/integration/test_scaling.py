@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import urllib.request
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from evmonitor.contract import decode
 from evmonitor.fold import session_cost_eur, session_energy_kwh
 from evmonitor.simulator import plan_drain
-from evmonitor.stack.procs import wait_for
+from evmonitor.stack.procs import free_port, wait_for
+from tests.factories import encode, session_events
 
 SUCCEEDED = re.compile(r"Task evmonitor\.persist_batch\[(?P<task>[0-9a-f-]+)\] succeeded in [\d.]+s: (?P<events>\d+)")
 
@@ -103,3 +115,101 @@ def test_a_solo_worker_with_concurrency_2_is_two_processes_that_share_the_queue_
 
     assert pipeline.stop("persist-s", timeout_s=30), "the solo workers did not exit on SIGTERM"
     assert pipeline.log("persist-s").count("Warm shutdown") == 2
+
+
+def send_batches(pipeline, app, stations: list[str]) -> list[str]:
+    """One persist task per station (a whole session each), sent straight to queue persist; their batch ids."""
+    from evmonitor.transport import encode_events
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    batch_ids = []
+    for station in stations:
+        events = [decode(encode(e), received_at=now).to_wire()
+                  for e in session_events(start=now - timedelta(minutes=30), station_id=station)]  # fmt: skip
+        batch_ids.append(str(uuid.uuid4()))
+        app.send_task("evmonitor.persist_batch", args=[batch_ids[-1], encode_events(events)], queue="persist")
+    return batch_ids
+
+
+@contextmanager
+def sessions_locked(pipeline) -> Iterator[None]:
+    """Hold a lock on charging_sessions that every persist transaction waits for, until the block ends."""
+    engine = sa.create_engine(pipeline.settings.sqlalchemy_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE charging_sessions IN SHARE ROW EXCLUSIVE MODE")
+            yield
+    finally:
+        engine.dispose()
+
+
+def waiting_on_the_lock(pipeline) -> int:
+    return pipeline.sql("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")[0].n  # fmt: skip
+
+
+def persist_tasks_counted(port: int) -> float:
+    """The persist_batch SUCCESS count on a worker's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "evmonitor_task_duration_seconds_count" and s.labels["queue"] == "persist"
+               and s.labels["task"] == "evmonitor.persist_batch" and s.labels["state"] == "SUCCESS")  # fmt: skip
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_solo_processes_task_histograms_reach_their_parents_metrics_and_outlive_a_dead_process(pipeline):
+    """`worker --pool solo -c 2 --metrics-port`: both processes run tasks at once, the parent serves the sum of
+    their samples, and a process that died keeps its samples in the sum while the other goes on."""
+    from evmonitor.app import create_app
+
+    port = free_port()
+    parent = pipeline.start("persist-m", "worker", "-Q", "persist", "--pool", "solo", "-c", "2", "-n", "persist-m@%h",
+                            "--metrics-port", str(port))  # fmt: skip
+    pipeline.wait_workers(("persist",))
+    wait_for(lambda: len(children(parent.pid)) == 2, timeout_s=30, what="two solo worker processes")
+    app = create_app(pipeline.settings)
+    with sessions_locked(pipeline):  # each process holds one task until the lock goes: two at once means two processes
+        sent = send_batches(pipeline, app, ["ST-M1", "ST-M2"])
+        wait_for(lambda: waiting_on_the_lock(pipeline) == 2, timeout_s=60, what="a persist task in each process",
+                 hint=pipeline.logs_hint())  # fmt: skip
+    sent += send_batches(pipeline, app, ["ST-M3", "ST-M4", "ST-M5", "ST-M6"])
+    wait_for(lambda: persist_tasks_counted(port) == len(sent), timeout_s=60, what=f"{len(sent)} tasks on /metrics",
+             hint=pipeline.logs_hint())  # fmt: skip
+    assert pipeline.sql("SELECT count(*) AS n FROM ingest_batches WHERE sink = 'persist'")[0].n == len(sent)
+
+    dead, survivor = children(parent.pid)
+    os.kill(dead, signal.SIGKILL)
+    wait_for(lambda: children(parent.pid) == [survivor], timeout_s=10, what="the killed process to be reaped")
+    assert persist_tasks_counted(port) == len(sent)  # its samples stay in the sum: a count never goes back
+    sent += send_batches(pipeline, app, ["ST-M7"])
+    wait_for(lambda: persist_tasks_counted(port) == len(sent), timeout_s=60, what="the surviving process's task",
+             hint=pipeline.logs_hint())  # fmt: skip
+    assert parent.alive()
+
+
+def test_sigterm_to_a_solo_parent_lets_each_process_finish_its_running_task_then_all_exit(pipeline):
+    """SIGTERM to `worker --pool solo -c 2` while each process runs a batch: both batches land, both exit warm."""
+    from evmonitor.app import create_app
+
+    parent = pipeline.start("persist-t", "worker", "-Q", "persist", "--pool", "solo", "-c", "2", "-n", "persist-t@%h",
+                            "--metrics-port", str(free_port()))  # fmt: skip
+    pipeline.wait_workers(("persist",))
+    wait_for(lambda: len(children(parent.pid)) == 2, timeout_s=30, what="two solo worker processes")
+    processes = children(parent.pid)
+    samples = Path(pipeline.settings.state_dir).resolve() / "metrics" / f"worker-{parent.pid}"
+    assert samples.is_dir()
+    with sessions_locked(pipeline):
+        sent = send_batches(pipeline, create_app(pipeline.settings), ["ST-T1", "ST-T2"])
+        wait_for(lambda: waiting_on_the_lock(pipeline) == 2, timeout_s=60, what="a persist task in each process",
+                 hint=pipeline.logs_hint())  # fmt: skip
+        os.kill(parent.pid, signal.SIGTERM)
+    wait_for(lambda: not parent.alive(), timeout_s=60, what="the solo workers to exit", hint=pipeline.logs_hint())
+    rows = pipeline.sql("SELECT batch_id::text AS b FROM ingest_batches WHERE sink = 'persist'")
+    assert sorted(r.b for r in rows) == sorted(sent)
+    log = pipeline.log("persist-t")
+    assert log.count("Warm shutdown") == 2 and log.count("succeeded") == 2, log[-3000:]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in processes)
+    assert not samples.exists()  # the parent took its samples' folder with it

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 import pytest
+from pydantic import ValidationError
 
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
 from evmonitor.stack.procs import spawn
-from evmonitor.stack.supervisor import Component, Stack
+from evmonitor.stack.supervisor import APP_COMPONENTS, Component, Stack, app_components
 
 
 def test_a_process_that_exits_at_start_is_reported_with_its_logs_last_lines(tmp_path):
@@ -52,3 +53,26 @@ def test_a_worker_that_dies_while_up_asks_the_broker_is_reported_at_once(tmp_pat
     with pytest.raises(ConfigError) as info:
         stack.wait_ready(["worker-persist"], timeout_s=120)
     assert "worker-persist exited at start" in str(info.value) and "worker said no" in str(info.value)
+
+
+def test_up_runs_as_many_solo_persist_and_index_processes_as_the_settings_say(monkeypatch):
+    """EVMON_PERSIST_PROCESSES (default 2) and EVMON_INDEX_PROCESSES (default 1) are the -c of those workers, 1..64."""
+
+    def processes(settings: Settings) -> dict[str, tuple[str, str]]:
+        found = {}
+        for name, args in app_components(settings).items():
+            if name.startswith("worker-"):
+                found[name] = (args[args.index("--pool") + 1], args[args.index("-c") + 1])
+        return found
+
+    assert processes(Settings(_env_file=None)) == {"worker-persist": ("solo", "2"), "worker-index": ("solo", "1"),
+                                                   "worker-maintenance": ("prefork", "1")}  # fmt: skip
+    monkeypatch.setenv("EVMON_PERSIST_PROCESSES", "4")
+    monkeypatch.setenv("EVMON_INDEX_PROCESSES", "3")
+    assert processes(Settings(_env_file=None))["worker-persist"] == ("solo", "4")
+    assert processes(Settings(_env_file=None))["worker-index"] == ("solo", "3")
+    assert APP_COMPONENTS["worker-persist"][APP_COMPONENTS["worker-persist"].index("-c") + 1] == "1"  # not changed
+    for bad in ("0", "65"):
+        monkeypatch.setenv("EVMON_PERSIST_PROCESSES", bad)
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None)
