@@ -27,8 +27,9 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
              round trip of an empty batch task
   drain      backlog drain (issue 15): the whole day produced into the topics before the    ~3 / 1.5
              clock starts, then bridge(s) started; the clock stops when every partition's
-             committed offset reaches its high-water mark; reconciled exactly. Persist sink,
-             both sinks, 2 persist workers, 2 bridges (6 partitions per topic)
+             committed offset reaches its high-water mark; reconciled exactly. Persist sink
+             and both sinks as `up` runs them (2 persist processes), 1 persist process,
+             2 bridges (6 partitions per topic)
   paths      end to end, produce -> committed -> reconciled exactly: persist path alone,    ~1.5 / 1
              index path alone, both sinks; with the CPU of every process (/proc)
   bad        the persist path with 10% malformed input on top of the same events           ~0.5 / 0.3

@@ -92,6 +92,7 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     steady = drain_rate(results, "drain_persist", after_startup=True)
     pg, pg_from = ceiling(results, "postgres_upsert")
     kafka, kafka_from = ceiling(results, "kafka_consume")
+    pg2, pg2_from = ceiling(results, "postgres_upsert_2_connections")
     run = _runs(results).get("drain_persist")
     ours = ours_us_per_event(run) if run and run.get("exact") else None
 
@@ -104,7 +105,13 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                                       ceiling_from=pg_from),  # fmt: skip
         "drain_persist_over_kafka_consume": _ratio(persist, kafka, "events/s", "msg/s", after_startup=ratio(steady, kafka),
                                                    ceiling_from=kafka_from),  # fmt: skip
-        "drain_2_workers_over_1": scaling("drain_persist_2_workers"),
+        "drain_persist_over_postgres_2_connections": _ratio(persist, pg2, "events/s", after_startup=ratio(steady, pg2),
+                                                            ceiling_from=pg2_from,
+                                                            what="PostgreSQL alone on 2 connections at once: "
+                                                                 "context, not the target's ceiling"),  # fmt: skip
+        "drain_2_workers_over_1": _ratio(persist, drain_rate(results, "drain_persist_1_worker"), "events/s",
+                                         after_startup=ratio(steady, drain_rate(results, "drain_persist_1_worker",
+                                                                                after_startup=True))),  # fmt: skip
         "drain_2_bridges_over_1": scaling("drain_persist_2_bridges"),
         "drain_both_sinks_over_persist": scaling("drain_both"),
         "ours_cpu_us_per_event_over_target": _ratio(ours, GOALS["ours_cpu_us_per_event"], "CPU-µs/event",

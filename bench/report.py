@@ -24,8 +24,9 @@ def _fmt(value: Any, spec: str = ",.0f", suffix: str = "") -> str:
 
 _DRAIN_RATIOS = (
     ("drain_persist_over_postgres_ceiling", "drain, persist / PostgreSQL's ceiling for the same writes", ".0%"),
+    ("drain_persist_over_postgres_2_connections", "drain, persist / PostgreSQL alone on 2 connections (context)", ".0%"),
     ("drain_persist_over_kafka_consume", "drain, persist / a plain Kafka consumer", ".0%"),
-    ("drain_2_workers_over_1", "drain, 2 persist workers / 1", ".2f"),
+    ("drain_2_workers_over_1", "drain, 2 persist worker processes (what `up` runs) / 1", ".2f"),
     ("drain_2_bridges_over_1", "drain, 2 bridges / 1 (6 partitions per topic)", ".2f"),
     ("drain_both_sinks_over_persist", "drain, both sinks / persist sink", ".2f"),
     ("ours_cpu_us_per_event_over_target", "our CPU-µs per event (bridge + persist worker) / 60", ".2f"),

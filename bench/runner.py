@@ -5,7 +5,8 @@ Sections, in order (each can be skipped with `--skip`):
 * `stages`    raw ceilings, each stage alone (one sandbox): Kafka produce and consume,
               PostgreSQL upsert, bulk indexing, a Celery round trip
 * `drain`     backlog drain (issue 15): the day is in the topics before the clock starts; persist
-              sink, both sinks, 2 persist workers, 2 bridges (bench.drain)
+              sink and both sinks as `up` runs them (2 persist processes), 1 persist process,
+              2 bridges (bench.drain)
 * `paths`     end to end, persist path and index path alone, then both sinks together
 * `baseline`  one Celery task per event (batch_max_events=1), persist and index paths
 * `batch`     the persist path at batch sizes 50 and 5,000 (1 and 500 come from above)

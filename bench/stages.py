@@ -9,7 +9,10 @@
   serialised beforehand, one transaction per batch on one connection: PostgreSQL's ceiling for
   the same writes. The folding and serialising it skips is reported apart (`persist_prepare`):
   that is our cost, not the store's. The same writes again without beat's marks (and their
-  locks), `postgres_upsert_without_marks`, show what the marks cost the persist path.
+  locks), `postgres_upsert_without_marks`, show what the marks cost the persist path. The same
+  writes on 2 connections at once (every other batch each, as two worker processes take them),
+  `postgres_upsert_2_connections`, show how far PostgreSQL goes when one writer's round trips
+  and client time no longer stand between its statements.
 
 Bulk indexing lives in `bench.search_stage`, the Celery round trip in `bench.celery_stage`. A
 stage measured several times reports its median run (`pick_median`), with every run's rate.
@@ -18,9 +21,11 @@ stage measured several times reports its median run (`pick_median`), with every 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -141,16 +146,37 @@ _WRITTEN = ("charging_stations", "connector_status", "status_events", "charging_
 
 
 def _timed_writes(store: PostgresStore, params: list[tuple[dict[str, str], dict[str, list[str]]]],
-                  pg_pids: Callable[[], list[int]], name: str, events: int, rows: int, batch_events: int) -> StageResult:  # fmt: skip
+                  pg_pids: Callable[[], list[int]], name: str, events: int, rows: int, batch_events: int,
+                  connections: int = 1) -> StageResult:  # fmt: skip
     """Empty the tables the persist path writes, then write every batch's rows (and its completion
-    marker, as the persist task does), one transaction each."""
+    marker, as the persist task does), one transaction each; with `connections` > 1, that many
+    threads on their own connections take every n-th batch (as that many workers would)."""
     with store.engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {', '.join(_WRITTEN)}, ingest_batches")
-    store.write_rows({})  # connect (and prepare the statements) before the clock starts
+    numbered = list(enumerate(params))
+    shares = [numbered[k::connections] for k in range(connections)]
+    ready = threading.Barrier(connections)
+
+    def write(share: list[tuple[int, tuple[dict[str, str], dict[str, list[str]]]]], clocked: bool) -> None:
+        if not clocked:  # open the pool's connections (and prepare the statements) before the clock starts
+            with store.engine.connect():  # held until each thread has its own
+                ready.wait()
+            store.write_rows({})
+            return
+        for i, (p, keys) in share:
+            store.write_rows(p, keys, (str(uuid.UUID(int=i)), "persist", batch_events))
+
+    def run_all(clocked: bool) -> None:
+        if connections == 1:
+            return write(shares[0], clocked)
+        with ThreadPoolExecutor(connections) as pool:
+            for done in [pool.submit(write, share, clocked) for share in shares]:
+                done.result()
+
+    run_all(clocked=False)
     backends0 = {p: cpu_seconds(p) for p in pg_pids()}
     started = time.monotonic()
-    for i, (p, keys) in enumerate(params):
-        store.write_rows(p, keys, (str(uuid.UUID(int=i)), "persist", batch_events))
+    run_all(clocked=True)
     seconds = time.monotonic() - started
     server = sum(cpu_seconds(p) - backends0.get(p, 0.0) for p in pg_pids())
     return StageResult(name, round(rate(events, seconds)), "events", events, round(seconds, 3), None,
@@ -171,6 +197,8 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
         upsert = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert", n, rows, batch_size) for _ in range(repeats)])
         bare = pick_median([_timed_writes(bare_store, params, pg_pids, "postgres_upsert_without_marks", n, rows, batch_size)
                             for _ in range(repeats)])  # fmt: skip
+        pair = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert_2_connections", n, rows, batch_size,
+                                          connections=2) for _ in range(repeats)])  # fmt: skip
     finally:
         store.engine.dispose()
     upsert.extra.update(rows=rows, batch_events=batch_size)
@@ -181,4 +209,6 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
         f"(fold + serialise: {prepare.cpu_us_per_item} CPU-us/event)")  # fmt: skip
     say(f"  postgres upsert without beat's marks: {bare.per_s:,.0f} events/s, "
         f"{bare.extra['server_cpu_us_per_event']} server CPU-us/event")  # fmt: skip
-    return [upsert, prepare, bare]
+    say(f"  postgres upsert on 2 connections at once: {pair.per_s:,.0f} events/s, "
+        f"{pair.extra['server_cpu_us_per_event']} server CPU-us/event")  # fmt: skip
+    return [upsert, prepare, bare, pair]

@@ -9,7 +9,7 @@ from bench.drain_targets import ceiling, ours_us_per_event, ratios, steady_us_pe
 from bench.report import markdown, text_tables
 
 
-def _drain(name, rate, *, workers=1, bridges=1, sinks=("persist",), cpu=None, startup_cpu_s=0.5, exact=True):
+def _drain(name, rate, *, workers=2, bridges=1, sinks=("persist",), cpu=None, startup_cpu_s=0.5, exact=True):
     events = 100_000
     return {
         "scenario": name, "sinks": list(sinks), "workers": workers, "bridges": bridges, "partitions": 24,
@@ -31,11 +31,12 @@ def results():
     return {
         "meta": {"cpus": 2, "date": "2026-01-01T00:00:00+00:00", "packages": {}},
         "stages": {s["name"]: s for s in (_stage("kafka_consume", 100_000, "msg"), _stage("postgres_upsert", 12_500),
+                                          _stage("postgres_upsert_2_connections", 20_000),
                                           _stage("bridge_validate", 50_000, cpu=20.0))},
         "drain": {"runs": {
             "drain_persist": _drain("drain_persist", 10_000),
             "drain_both": _drain("drain_both", 1_500, sinks=("persist", "index")),
-            "drain_persist_2_workers": _drain("drain_persist_2_workers", 18_000, workers=2),
+            "drain_persist_1_worker": _drain("drain_persist_1_worker", 10_000 / 1.8, workers=1),
             "drain_persist_2_bridges": _drain("drain_persist_2_bridges", 11_000, bridges=2),
         }, "ceilings": {}, "workloads": {"drain_persist": "persist"}},
         "freshness_persist": {"offered_per_s": 5000, "achieved_per_s": 4990, "seconds": 30, "poll_s": 0.05,
@@ -47,11 +48,13 @@ def results():
 
 
 def test_ratios_divide_the_drain_by_the_same_runs_ceilings(results):
-    """Drain 10,000/s over PostgreSQL 12,500/s and Kafka 100,000/s; scaling over the 1-1 drain."""
+    """Drain 10,000/s over PostgreSQL 12,500/s and Kafka 100,000/s; the 2-process drain over the
+    1-process one, 2 bridges over 1."""
     r = ratios(results)
     assert r["drain_persist_over_postgres_ceiling"]["value"] == pytest.approx(0.8)
     assert r["drain_persist_over_postgres_ceiling"]["ceiling_from"] == "stages"
     assert r["drain_persist_over_kafka_consume"]["value"] == pytest.approx(0.1)
+    assert r["drain_persist_over_postgres_2_connections"]["value"] == pytest.approx(0.5)
     assert r["drain_2_workers_over_1"]["value"] == pytest.approx(1.8)
     assert r["drain_2_bridges_over_1"]["value"] == pytest.approx(1.1)
     assert r["drain_persist_over_postgres_ceiling"]["after_startup"] == pytest.approx(1.0)  # 12,500 from the first fetch
