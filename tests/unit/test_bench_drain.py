@@ -153,3 +153,13 @@ def test_reports_put_issue_15_first(results):
     text = text_tables(results)
     assert all(name in md and name in text for name in results["drain"]["runs"])
     assert "80%" in md and "MISSED" in md
+
+
+def test_the_headline_drain_runs_what_up_runs():
+    """drain_persist is the deployment `evmonitor up` starts: as many persist processes as its default."""
+    from bench.drain import DRAIN_SCENARIOS
+    from evmonitor.config import Settings
+
+    headline = {s.name: s for s in DRAIN_SCENARIOS}
+    assert headline["drain_persist"].workers == Settings.model_fields["persist_processes"].default
+    assert headline["drain_persist_1_worker"].workers == 1
