@@ -1,6 +1,6 @@
 """The bridge: Kafka records in, Celery batch tasks out, offsets committed only when safe.
 
-    poll -> validate -> (rejected) dead-letter record ............................ done once flushed
+    poll -> validate -> (rejected) dead-letter record, sent at the poll's end .... done once flushed
                      -> (valid)    micro-batch -> publish to `persist` and `index` -> done once both
                                                                                      sinks marked it
     every commit_interval_s: flush dead letters, commit what OffsetTracker allows
@@ -171,6 +171,7 @@ class Bridge:
             key = (tp.topic, tp.partition)
             for record in batch:
                 self._handle(key, record, now)
+        self.deadletters.dispatch()  # the poll's dead letters together: Kafka batches them
         self.tick()
 
     def tick(self) -> None:

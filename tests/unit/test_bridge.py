@@ -77,14 +77,19 @@ class FakeFuture:
 class FakeProducer:
     def __init__(self):
         self.sent = []
-        self.fail = False
+        self.fail = False  # Kafka refuses the records: their futures fail at flush
+        self.refuse: Exception | None = None  # send itself raises (no metadata, buffer full)
+        self.log: list[str] = []
 
     def send(self, topic, key=None, value=None, headers=None):
+        if self.refuse is not None:
+            raise self.refuse
         self.sent.append((topic, key, value, headers))
+        self.log.append("send")
         return FakeFuture(ok=not self.fail)
 
     def flush(self, timeout=None):
-        pass
+        self.log.append("flush")
 
 
 class Clock:
@@ -199,6 +204,42 @@ def test_no_commit_past_a_dead_letter_kafka_did_not_take():
     assert h.consumer.committed == {("ev.station.status", 0): 1}
     assert len(h.producer.sent) >= 2  # the refused record was sent again ...
     assert len({value for _, _, value, _ in h.producer.sent}) == 1  # ... the same record
+
+
+def test_the_dead_letters_of_a_poll_go_out_together_and_are_flushed_before_the_commit():
+    """Every dead letter of a poll is handed to the producer at the poll's end, not at the next
+    commit, and the commit past them comes only after a flush that follows all of them."""
+    h = Harness()
+    commit_offsets = h.consumer.commit_offsets
+    h.consumer.commit_offsets = lambda offsets: (h.producer.log.append("commit"), commit_offsets(offsets))
+    h.consumer.feed("ev.station.status", 0, [b"{broken", b"", *valid(2), b"[]"])
+    h.bridge.step(poll_timeout_ms=0)
+    assert [parse_record(v)["source"]["offset"] for _, _, v, _ in h.producer.sent] == [0, 1, 4]
+    assert h.producer.log == ["send"] * 3 and h.consumer.committed == {}
+    h.run(steps=2)
+    (batch,) = h.batch_ids()
+    h.complete(batch)
+    h.run(steps=5)
+    assert h.consumer.committed == {("ev.station.status", 0): 5}
+    assert h.producer.log[: h.producer.log.index("commit")] == ["send"] * 3 + ["flush"]
+
+
+def test_a_dead_letter_the_producer_would_not_take_is_kept_and_nothing_is_committed_past_it():
+    """A send that raises (no metadata, buffer full) leaves the poll's dead letters queued; they
+    go out, in order, once the producer takes them again, and only then is their offset committed."""
+    h = Harness()
+    h.producer.refuse = RuntimeError("buffer full")
+    h.consumer.feed("ev.station.status", 0, [b"{broken", b"[]"])
+    with pytest.raises(RuntimeError, match="buffer full"):
+        h.bridge.step(poll_timeout_ms=0)
+    h.clock.t += 5.0
+    with pytest.raises(RuntimeError, match="buffer full"):
+        h.bridge.commit()
+    assert h.consumer.committed == {} and h.bridge.deadletters.pending == 2
+    h.producer.refuse = None
+    h.run(steps=5, advance=1.0)
+    assert [parse_record(v)["source"]["offset"] for _, _, v, _ in h.producer.sent] == [0, 1]
+    assert h.consumer.committed == {("ev.station.status", 0): 2} and h.bridge.deadletters.pending == 0
 
 
 def test_a_batch_whose_completion_never_comes_is_republished_to_the_missing_sink():
