@@ -146,7 +146,7 @@ class Bridge:
         self.stats = Stats()
         self.paused = False
         self._released: list[str] = []
-        self._verdicts: deque[bool] = deque(maxlen=settings.deadletter_window)
+        self._rejected_at: deque[int] = deque()  # `stats.consumed` at each rejection in the last window
         now = clock()
         self._next_commit = now + settings.commit_interval_s
         self._next_poll_done = now + settings.completion_poll_s
@@ -209,7 +209,6 @@ class Bridge:
             accepted = result.to_wire(), result.timestamp
         wire, event_time = accepted
         self.stats.valid += 1
-        self._verdicts.append(True)
         batch = self.batcher.open(now)
         self.tracker.hold(batch.batch_id, tp, record.offset)
         self.events.seen(tp, record.offset, event_time)
@@ -220,7 +219,6 @@ class Bridge:
 
     def _reject(self, tp: TP, record: Any, raw: bytes, received_at: datetime, rejection: Rejection) -> None:
         self.stats.rejected[str(rejection.reason)] += 1
-        self._verdicts.append(False)
         value = deadletter_record(
             reason=rejection.reason,
             detail=rejection.detail,
@@ -229,12 +227,17 @@ class Bridge:
             received_at=received_at,
         )
         self.deadletters.send(value, reason=rejection.reason, key=record.key)
-        window = self._verdicts
-        if len(window) == window.maxlen:
-            invalid = window.count(False) / len(window)
+        # the share of rejections among the last `window` records, once that many were seen: kept
+        # as the positions of the rejections, so neither a valid record nor a rejection counts them
+        window, seen, rejected_at = self.settings.deadletter_window, self.stats.consumed, self._rejected_at
+        rejected_at.append(seen)
+        while rejected_at[0] <= seen - window:
+            rejected_at.popleft()
+        if seen >= window:
+            invalid = len(rejected_at) / window
             if invalid > self.settings.deadletter_max_ratio:
                 raise BridgeHalted(
-                    f"{invalid:.0%} of the last {len(window)} records were invalid (limit "
+                    f"{invalid:.0%} of the last {window} records were invalid (limit "
                     f"{self.settings.deadletter_max_ratio:.0%}): a producer is broken. Fix it, or raise "
                     "EVMON_DEADLETTER_MAX_RATIO; nothing past the last commit is lost."
                 )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
+from collections import deque, namedtuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evmonitor.bridge.bridge import Bridge, BridgeHalted
 from evmonitor.bridge.offsets import OffsetTracker
@@ -289,6 +291,28 @@ def test_a_stream_of_mostly_garbage_halts_the_bridge():
     h.consumer.feed("ev.station.status", 0, [b"junk"] * 30)
     with pytest.raises(BridgeHalted, match="EVMON_DEADLETTER_MAX_RATIO"):
         h.run(steps=3)
+
+
+@given(verdicts=st.lists(st.booleans(), max_size=60), window=st.integers(1, 12), max_ratio=st.sampled_from([0.0, 0.25, 0.5, 1.0]))
+@settings(max_examples=60, deadline=None)
+def test_the_bridge_halts_at_the_first_rejection_over_the_ratio_of_the_last_window(verdicts, window, max_ratio):
+    """Halt exactly where a window of the last `deadletter_window` verdicts first holds more than
+    `deadletter_max_ratio` rejections, judged at each rejection once the window is full."""
+    last: deque[bool] = deque(maxlen=window)
+    expected = None
+    for i, ok in enumerate(verdicts):
+        last.append(ok)
+        if not ok and len(last) == window and last.count(False) / window > max_ratio:
+            expected = i + 1
+            break
+    h = Harness(deadletter_window=window, deadletter_max_ratio=max_ratio, batch_max_events=1000, max_inflight_batches=1000)
+    h.consumer.feed("ev.station.status", 0, [encode(make_event("station_status")) if ok else b"junk" for ok in verdicts])
+    if expected is None:
+        h.run(steps=2)
+    else:
+        with pytest.raises(BridgeHalted):
+            h.run(steps=2)
+    assert h.bridge.stats.consumed == (expected or len(verdicts))
 
 
 def test_shutdown_publishes_the_open_batch_and_commits_what_completed():
