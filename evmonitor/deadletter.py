@@ -11,9 +11,9 @@ keyed like their source (the station id) and must be flushed before the bridge c
 them: `DeadLetters.flush` raises if Kafka did not take them.
 
 `DeadLetters.send` only queues a record; `dispatch` hands the queue to the producer back to back
-(the bridge calls it once per poll), so they share kafka-python's batches and its sender thread's
-wake-ups instead of interleaving with the validation of every record; `flush` dispatches what is
-queued, then waits for Kafka's acknowledgement of every record.
+(the bridge calls it once per poll), so kafka-python appends them to its batches one after
+another instead of between the validation of records; `flush` dispatches what is queued, then
+waits for Kafka's acknowledgement of every record.
 """
 
 from __future__ import annotations
