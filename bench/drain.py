@@ -11,7 +11,9 @@ stores are reconciled exactly against the workload's truth outside the clock.
 While the clock runs, the CPU of each process is taken from /proc: the bridges from their
 birth (their start-up is part of a drain), the workers, PostgreSQL's backends, tansu, Redis,
 osmem. `startup_s` says when the first bridge had its partitions (first fetch) and when the
-group first committed, so a short drain shows how much of it was start-up.
+group first committed, so a short drain shows how much of it was start-up. `postgres_waits`
+(bench.pgwaits) samples what the database's active backends wait on meanwhile: with two persist
+workers, `Lock:advisory` is one batch queued behind another that shares its stations.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from bench.pgwaits import WaitSampler
 from bench.pipeline import BENCH_SETTINGS, meter_for
 from bench.procstat import cpu_seconds, own_cpu_seconds, peak_rss_bytes
 from bench.stats import per_thousand, rate
@@ -82,6 +85,7 @@ class DrainResult:
     machine_busy_fraction: float = 0.0
     background_fraction: float = 0.0  # of the machine, used by processes that are not this run's
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    postgres_waits: dict[str, Any] = field(default_factory=dict)  # bench.pgwaits: what the backends waited on
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,12 +221,15 @@ def run_drain(
         bridges = process_names("bridge", scenario.bridges)
         meter = meter_for(sandbox)
         meter.pids.update({name: _bridge_pids(sandbox, name) for name in bridges})
+        waits = WaitSampler(sandbox.admin_url, sandbox.database)
         meter.start()
+        waits.start()
         own0 = own_cpu_seconds()
         clock = _Clock(sandbox, bridges, watch, events)
         drained = clock.run(timeout_s)
         seconds = clock.seconds
         cpu = meter.stop()
+        postgres_waits = waits.stop()
         cpu["harness"] = own_cpu_seconds() - own0
         watch.close()
         ours = {name: proc.pid for name, proc in sandbox.processes.items()}
@@ -250,10 +257,13 @@ def run_drain(
         machine_busy_fraction=round(busy / total, 3),
         background_fraction=round(max(0.0, busy - sum(cpu.values())) / total, 3),
         peak_rss_mb=peaks,
+        postgres_waits=postgres_waits,
     )  # fmt: skip
     say(f"  {scenario.name}: {events:,} events in {seconds:.1f}s = {result.events_per_s:,.0f}/s (first fetch at "
         f"{result.startup_s['first_fetch']}s, first commit at {result.startup_s['first_commit']}s; from the first "
-        f"fetch {result.events_per_s_after_first_fetch or 0:,.0f}/s), exact {'yes' if exact else 'NO ' + detail}")  # fmt: skip
+        f"fetch {result.events_per_s_after_first_fetch or 0:,.0f}/s; PostgreSQL: {postgres_waits['active_backends_mean']} "
+        f"active backends, {postgres_waits['lock_share'] or 0:.0%} of them waiting on locks), "
+        f"exact {'yes' if exact else 'NO ' + detail}")  # fmt: skip
     return result
 
 

@@ -78,13 +78,16 @@ def _drain_run_rows(results: dict[str, Any]) -> list[list[str]]:
             _fmt(drain_targets.ours_us_per_event(r), ".0f"),
             *(_fmt(cpu.get(k), ".0f") for k in ("postgres", "kafka", "redis", "elasticsearch")),
             f"{r.get('machine_busy_fraction', 0):.0%}", f"{r.get('background_fraction', 0):.0%}",
+            _fmt((r.get("postgres_waits") or {}).get("active_backends_mean"), ".2f"),
+            _fmt((r.get("postgres_waits") or {}).get("lock_share"), ".0%"),
         ])  # fmt: skip
     return rows
 
 
 _DRAIN_HEADERS = ["scenario", "sinks", "workers", "bridges", "partitions", "events", "s", "events/s", "after 1st fetch",
                   "first fetch / commit s (share)", "bridge start-up CPU s", "exact", "bridges", "w-persist",
-                  "w-index", "bridge+persist", "postgres", "kafka", "redis", "search", "busy", "bg"]  # fmt: skip
+                  "w-index", "bridge+persist", "postgres", "kafka", "redis", "search", "busy", "bg", "pg active",
+                  "pg lock-wait"]  # fmt: skip
 
 
 def _ratio_rows(results: dict[str, Any]) -> list[list[str]]:

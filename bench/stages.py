@@ -12,7 +12,10 @@
   locks), `postgres_upsert_without_marks`, show what the marks cost the persist path. The same
   writes on 2 connections at once (every other batch each, as two worker processes take them),
   `postgres_upsert_2_connections`, show how far PostgreSQL goes when one writer's round trips
-  and client time no longer stand between its statements.
+  and client time no longer stand between its statements; batches that share stations still
+  queue behind each other's per-station locks, so `postgres_upsert_2_connections_disjoint` writes
+  the same events in batches that each hold one half of the stations (the two connections never
+  share a station): what a second writer could add if batches were routed by station.
 
 Bulk indexing lives in `bench.search_stage`, the Celery round trip in `bench.celery_stage`. A
 stage measured several times reports its median run (`pick_median`), with every run's rate.
@@ -24,6 +27,7 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -199,6 +203,11 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
                             for _ in range(repeats)])  # fmt: skip
         pair = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert_2_connections", n, rows, batch_size,
                                           connections=2) for _ in range(repeats)])  # fmt: skip
+        halves = station_halves(events, batch_size)
+        apart = [(store.column_rows(columns), store.lock_keys(columns)) for columns in map(fold_columns, halves)]
+        apart_rows = sum(len(json.loads(text)) for p, _ in apart for text in p.values())
+        disjoint = pick_median([_timed_writes(store, apart, pg_pids, "postgres_upsert_2_connections_disjoint", n,
+                                              apart_rows, batch_size, connections=2) for _ in range(repeats)])  # fmt: skip
     finally:
         store.engine.dispose()
     upsert.extra.update(rows=rows, batch_events=batch_size)
@@ -211,4 +220,20 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
         f"{bare.extra['server_cpu_us_per_event']} server CPU-us/event")  # fmt: skip
     say(f"  postgres upsert on 2 connections at once: {pair.per_s:,.0f} events/s, "
         f"{pair.extra['server_cpu_us_per_event']} server CPU-us/event")  # fmt: skip
-    return [upsert, prepare, bare, pair]
+    say(f"  postgres upsert on 2 connections, stations split between them: {disjoint.per_s:,.0f} events/s, "
+        f"{disjoint.extra['server_cpu_us_per_event']} server CPU-us/event")  # fmt: skip
+    return [upsert, prepare, bare, pair, disjoint]
+
+
+def station_halves(events: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
+    """The events in batches that each hold one half of the stations (crc32 of the station id),
+    the halves' batches alternating: with 2 connections taking every other batch, no two
+    concurrent batches share a station, so neither waits for the other's locks."""
+    halves: list[list[dict[str, Any]]] = [[], []]
+    for event in events:
+        halves[zlib.crc32(event["station_id"].encode()) & 1].append(event)
+    batched = [[half[i : i + batch_size] for i in range(0, len(half), batch_size)] for half in halves]
+    out = []
+    for i in range(max(map(len, batched))):
+        out += [batches[i] for batches in batched if i < len(batches)]
+    return out
