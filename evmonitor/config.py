@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     )
     batch_max_events: int = Field(500, ge=1, description="flush a micro-batch at this many events ...")
     batch_max_ms: int = Field(200, ge=1, description="... or when its oldest event is this old")
+    kafka_partition_fetch_bytes: int = Field(128 * 1024, ge=16 * 1024, le=64 * 1024 * 1024,
+                                             description="the consumer's fetch per partition: small enough that a poll "
+                                             "spans several partitions, so batches of different lanes alternate")  # fmt: skip
+    batch_lanes: int = Field(6, ge=1, le=256, description="micro-batches by partition number modulo this: batches of "
+                             "different lanes share no station, so persist workers write them without waiting on "
+                             "each other's per-station locks")  # fmt: skip
     max_inflight_batches: int = Field(64, ge=1, description="pause fetching beyond this many unfinished batches")
     commit_interval_s: float = Field(1.0, gt=0)
     stats_interval_s: float = Field(10.0, gt=0, description="how often the bridge logs its counters")

@@ -138,7 +138,7 @@ class Bridge:
         self.limits = Limits.from_settings(settings)
         self.fast = FastPath(self.limits)
         self.sinks = tuple(settings.sinks)
-        self.batcher = Batcher(settings.batch_max_events, settings.batch_max_ms / 1000)
+        self.batcher = Batcher(settings.batch_max_events, settings.batch_max_ms / 1000, settings.batch_lanes)
         self.tracker: OffsetTracker[TP] = OffsetTracker()
         self.events: EventClock[TP] = EventClock()
         self._caught_up_at: dict[TP, datetime] = {}
@@ -176,8 +176,7 @@ class Bridge:
 
     def tick(self) -> None:
         now = self.clock()
-        ready = self.batcher.due(now)
-        if ready is not None:
+        while (ready := self.batcher.due(now)) is not None:
             self._publish(ready)
         if now >= self._next_poll_done:
             self._poll_completions()
@@ -209,10 +208,11 @@ class Bridge:
             accepted = result.to_wire(), result.timestamp
         wire, event_time = accepted
         self.stats.valid += 1
-        batch = self.batcher.open(now)
+        lane = tp[1] % self.batcher.lanes
+        batch = self.batcher.open(now, lane)
         self.tracker.hold(batch.batch_id, tp, record.offset)
         self.events.seen(tp, record.offset, event_time)
-        full = self.batcher.add(wire, now)
+        full = self.batcher.add(wire, now, lane)
         if full is not None:
             self._publish(full)
         self.tracker.consumed(tp, record.offset)
@@ -372,9 +372,8 @@ class Bridge:
         return rows
 
     def shutdown(self, timeout_s: float = 15.0) -> None:
-        """Stop fetching, publish the open batch, wait up to `timeout_s` for completions, commit."""
-        batch = self.batcher.take()
-        if batch is not None:
+        """Stop fetching, publish the open batches, wait up to `timeout_s` for completions, commit."""
+        while (batch := self.batcher.take()) is not None:
             self._publish(batch)
         deadline = self.clock() + timeout_s
         while self.inflight and self.clock() < deadline:

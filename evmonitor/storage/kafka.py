@@ -85,12 +85,17 @@ def make_consumer(settings: Settings, *topics: str, **overrides: Any) -> KafkaCo
         # The bridge polls with max_records=batch_max_events; this is the same for other callers.
         max_poll_records=settings.batch_max_events,
         # Fetch sizes were measured against tansu (issue 15: 200k events, 6 partitions, fresh
-        # groups, interleaved runs): 256 KB, 1 MB and these 4 MB partition fetches, fetch_min_bytes
+        # groups, interleaved runs): 256 KB, 1 MB and 4 MB partition fetches, fetch_min_bytes
         # 64 KB and 1,000-record polls all cost 3.7-4.7 CPU-us per message, within the run-to-run
         # spread. kafka-python's per-record decoding (DefaultRecordBatch._read_msg, decode_varint:
         # ~60% of the consumer thread under py-spy) is the cost, and no setting changes it.
+        # kafka-python hands out one partition's fetched records before the next one's, so the
+        # partition fetch also sets how many records of one partition come in a row: with 4 MB,
+        # a backlog arrived as ~25 full batches of one partition, and consecutive batches shared
+        # their stations (two persist workers then queue behind each other's per-station locks).
+        # EVMON_KAFKA_PARTITION_FETCH_BYTES (128 KB, ~400 records) lets the lanes alternate.
         fetch_max_bytes=16 * 1024 * 1024,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
+        max_partition_fetch_bytes=settings.kafka_partition_fetch_bytes,
     )
     config.update(overrides)
     with translate_errors():

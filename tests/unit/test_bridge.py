@@ -354,3 +354,35 @@ def test_with_only_the_persist_sink_enabled_commits_wait_for_persist_alone():
     h.complete(batch, "persist")
     h.run(steps=5)
     assert h.consumer.committed == {("ev.station.status", 0): 10}
+
+
+def test_batches_never_mix_lanes_and_a_station_keeps_its_lane_across_topics():
+    """Lane = partition number modulo batch_lanes: partitions 0 and 3 of any topic share lane 0 (of 3),
+    partition 1 is lane 1; each published batch holds one lane's records, so no two lanes' batches
+    share a station (a station's events are in the same partition number of every topic)."""
+    h = Harness(batch_max_events=4, batch_lanes=3)
+    batches: dict[str, set[tuple[str, int]]] = {}
+    h.bridge.tracker.hold = lambda batch_id, tp, offset: batches.setdefault(batch_id, set()).add(tp)
+    h.consumer.feed("ev.station.status", 0, valid(3))
+    h.consumer.feed("ev.station.status", 1, valid(3))
+    h.consumer.feed("ev.meter.values", 3, valid(3))
+    h.run(steps=3)
+    lanes = {batch_id: {tp[1] % 3 for tp in tps} for batch_id, tps in batches.items()}
+    assert all(len(lane) == 1 for lane in lanes.values()), lanes
+    # lane 0: partitions 0 and 3, 6 events = a full batch of 4 and 2 flushed by age; lane 1: 3 events
+    assert sorted(n for s, _, n in h.published if s == "persist") == [2, 3, 4]
+
+
+def test_with_lanes_every_open_batch_is_flushed_by_age_and_at_shutdown():
+    """Two lanes with a few events each: both batches go out after batch_max_ms, and at shutdown
+    every open lane's batch is published."""
+    h = Harness(batch_max_events=100, batch_lanes=2)
+    h.consumer.feed("ev.station.status", 0, valid(2))
+    h.consumer.feed("ev.station.status", 1, valid(3))
+    h.run(steps=2)  # 0.6 s > 200 ms
+    assert sorted(n for s, _, n in h.published if s == "persist") == [2, 3]
+    h.consumer.feed("ev.station.status", 0, valid(1))
+    h.consumer.feed("ev.station.status", 1, valid(1))
+    h.bridge.step(poll_timeout_ms=0)
+    h.bridge.shutdown(timeout_s=0)
+    assert sorted(n for s, _, n in h.published if s == "persist") == [1, 1, 2, 3]
