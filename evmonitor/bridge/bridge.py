@@ -15,8 +15,10 @@ A batch is done only when PostgreSQL holds a completion marker for it from *both
 appears within `republish_after_s`. A bridge that dies resumes from the committed offsets and
 replays; every write downstream is idempotent, so replays cost time, never correctness.
 
-Back-pressure: with `max_inflight_batches` unfinished batches the bridge pauses its partitions
-(the group stays alive) and resumes by itself when batches complete.
+Back-pressure: a closed batch is published only while fewer than `max_inflight_batches` are
+unfinished (it waits in `ready` meanwhile: the lanes can close several at once); with that many
+unfinished or waiting the bridge pauses its partitions (the group stays alive) and resumes by
+itself when batches complete.
 
 Event-time watermark: every `watermark_interval_s` the bridge reports, per assigned partition,
 whether it has caught up and the greatest event time it has committed (`watermarks`, written to
@@ -143,6 +145,8 @@ class Bridge:
         self.events: EventClock[TP] = EventClock()
         self._caught_up_at: dict[TP, datetime] = {}
         self.inflight: dict[str, Batch] = {}
+        # closed batches waiting for room in flight (the lanes can close several at once)
+        self.ready: deque[Batch] = deque()
         self.stats = Stats()
         self.paused = False
         self._released: list[str] = []
@@ -176,8 +180,10 @@ class Bridge:
 
     def tick(self) -> None:
         now = self.clock()
-        while (ready := self.batcher.due(now)) is not None:
-            self._publish(ready)
+        while (due := self.batcher.due(now)) is not None:
+            self.ready.append(due)
+        while self.ready and len(self.inflight) < self.settings.max_inflight_batches:
+            self._publish(self.ready.popleft())
         if now >= self._next_poll_done:
             self._poll_completions()
             self._republish_overdue()
@@ -214,7 +220,7 @@ class Bridge:
         self.events.seen(tp, record.offset, event_time)
         full = self.batcher.add(wire, now, lane)
         if full is not None:
-            self._publish(full)
+            self.ready.append(full)  # published by `tick`, right after this poll, if there is room
         self.tracker.consumed(tp, record.offset)
 
     def _reject(self, tp: TP, record: Any, raw: bytes, received_at: datetime, rejection: Rejection) -> None:
@@ -294,7 +300,7 @@ class Bridge:
                 self._publish(batch, missing)
 
     def _apply_backpressure(self) -> None:
-        full = len(self.inflight) >= self.settings.max_inflight_batches
+        full = len(self.inflight) + len(self.ready) >= self.settings.max_inflight_batches
         if full and not self.paused:
             self.consumer.pause(*self.consumer.assignment())
             self.paused = True
@@ -374,7 +380,9 @@ class Bridge:
     def shutdown(self, timeout_s: float = 15.0) -> None:
         """Stop fetching, publish the open batches, wait up to `timeout_s` for completions, commit."""
         while (batch := self.batcher.take()) is not None:
-            self._publish(batch)
+            self.ready.append(batch)
+        while self.ready:
+            self._publish(self.ready.popleft())
         deadline = self.clock() + timeout_s
         while self.inflight and self.clock() < deadline:
             self._poll_completions()

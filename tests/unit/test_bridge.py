@@ -386,3 +386,23 @@ def test_with_lanes_every_open_batch_is_flushed_by_age_and_at_shutdown():
     h.bridge.step(poll_timeout_ms=0)
     h.bridge.shutdown(timeout_s=0)
     assert sorted(n for s, _, n in h.published if s == "persist") == [1, 1, 2, 3]
+
+
+def test_lanes_closing_at_once_never_put_more_than_max_inflight_batches_out():
+    """Six lanes' batches come due together: only max_inflight_batches are published, the bridge
+    pauses, and the rest go out as batches complete; every offset is committed in the end."""
+    h = Harness(batch_max_events=100, batch_lanes=6, max_inflight_batches=2)
+    for partition in range(6):
+        h.consumer.feed("ev.station.status", partition, valid(2))
+    h.run(steps=3)
+    assert len(h.batch_ids()) == 2 and h.bridge.paused
+    while len(h.batch_ids()) < 6:
+        for batch_id in h.batch_ids():
+            h.complete(batch_id)
+        h.run(steps=2)
+        assert len(h.bridge.inflight) <= 2
+    for batch_id in h.batch_ids():
+        h.complete(batch_id)
+    h.run(steps=10)
+    assert h.consumer.committed == {("ev.station.status", p): 2 for p in range(6)}
+    assert not h.bridge.paused
