@@ -32,7 +32,9 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
              2 bridges (6 partitions per topic)
   paths      end to end, produce -> committed -> reconciled exactly: persist path alone,    ~1.5 / 1
              index path alone, both sinks; with the CPU of every process (/proc)
-  bad        the persist path with 10% malformed input on top of the same events           ~0.5 / 0.3
+  bad        the persist path with 10% malformed input on top of the same events, end to   ~1.5 / 1
+             end and, clean and bad, as backlog drains (issue 11's ratio without the
+             producer, which the bad mix's 250 KB records slow, in the clock)
   baseline   the same through one Celery task per event (batch_max_events=1)              ~0.5 / 0.3
   batch      the persist path at batch sizes 50 and 5,000 (1 and 500 come from above)     ~1 / 0.5
   scaling    2 worker processes per queue instead of 1                                    ~1 / 0.5

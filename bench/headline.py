@@ -25,6 +25,18 @@ def _rate(results: dict[str, Any], run: str) -> float | None:
     return found["events_per_s"] if found and found.get("exact") else None
 
 
+def bad_drain_ratio(results: dict[str, Any]) -> float | None:
+    """10% bad input over clean, records/s, as backlog drains counted from the first fetch (the
+    `bad` section's `bad_drain` pair): the pipeline's rates, without the producer's (which the
+    end-to-end pair shares the cores with, and which spends its time on the bad mix's 250 KB
+    `too_large` records) and without the start-up both drains spend alike."""
+    runs = (results.get("bad_drain") or {}).get("runs") or {}
+    clean, bad = runs.get("drain_persist_clean"), runs.get("drain_persist_bad_10")
+    if not clean or not bad or not clean.get("exact") or not bad.get("exact"):
+        return None
+    return ratio(bad.get("events_per_s_after_first_fetch"), clean.get("events_per_s_after_first_fetch"))
+
+
 def ours_us_per_event(run: dict[str, Any], *, net: bool = False) -> float:
     """CPU-µs per event of the bridge and the workers together (= CPU-ms per 1,000 events);
     with `net`, less what they cost idle over the same time (see bench.pipeline.run_scenario)."""
@@ -63,7 +75,8 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         "two_workers_over_one": {
             path: ratio(_rate(results, f"{path}_2_workers"), _rate(results, path)) for path in ("persist", "index")
         },
-        "bad_input_over_clean": ratio(_rate(results, "persist_bad_10"), _rate(results, "persist")),
+        "bad_input_over_clean": bad_drain_ratio(results),
+        "bad_input_over_clean_end_to_end": ratio(_rate(results, "persist_bad_10"), _rate(results, "persist")),
         "batch_size_curve": {
             str(run["batch_max_events"]): run["events_per_s"]
             for name, run in sorted(runs.items(), key=lambda kv: kv[1]["batch_max_events"])
@@ -135,12 +148,14 @@ def targets(results: dict[str, Any]) -> list[Target]:
                       f"{ours:.0f} net, {ours_us_per_event(both):.0f} gross" if ours is not None else "not measured",
                       None if ours is None else ours <= 60, why))  # fmt: skip
 
-    bad = head["bad_input_over_clean"]
+    bad, end_to_end = head["bad_input_over_clean"], head["bad_input_over_clean_end_to_end"]
     why = ""
     if bad is not None and bad < 0.9:
         why = "; ".join(_cpu_story(runs[name], cores) for name in ("persist_bad_10",) if name in runs)
-    out.append(Target("persist path with 10% bad input vs clean (records/s)", ">= 90%",
-                      f"{bad:.0%}" if bad is not None else "not measured",
+    seen = f"{bad:.0%} (backlog drains, from the first fetch)" if bad is not None else "not measured"
+    if end_to_end is not None:
+        seen += f"; end to end while producing {end_to_end:.0%}"
+    out.append(Target("persist path with 10% bad input vs clean (records/s)", ">= 90%", seen,
                       None if bad is None else bad >= 0.9, why))  # fmt: skip
 
     gain = head["batched_over_per_event"]["persist"]

@@ -103,7 +103,13 @@ def _ratio_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append([f"batched (500) / one task per event, {path}", _fmt(head["batched_over_per_event"][path], ".1f", "x"),
                      f"{_fmt(runs.get(path, {}).get('events_per_s'))} vs "
                      f"{_fmt(runs.get(path + '_per_event', {}).get('events_per_s'))} events/s"])  # fmt: skip
-    rows.append(["10% bad input / clean, persist path", _fmt(head["bad_input_over_clean"], ".0%"),
+    drains = (results.get("bad_drain") or {}).get("runs") or {}
+    rows.append(["10% bad input / clean, persist path, backlog drains from the first fetch",
+                 _fmt(head["bad_input_over_clean"], ".0%"),
+                 f"{_fmt(drains.get('drain_persist_bad_10', {}).get('events_per_s_after_first_fetch'))} vs "
+                 f"{_fmt(drains.get('drain_persist_clean', {}).get('events_per_s_after_first_fetch'))} records/s"])  # fmt: skip
+    rows.append(["10% bad input / clean, persist path, end to end while producing",
+                 _fmt(head["bad_input_over_clean_end_to_end"], ".0%"),
                  f"{_fmt(runs.get('persist_bad_10', {}).get('events_per_s'))} vs "
                  f"{_fmt(runs.get('persist', {}).get('events_per_s'))} records/s"])  # fmt: skip
     for path in ("persist", "index"):

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.celery_stage import celery_round_trip
-from bench.drain import DRAIN_SCENARIOS, run_drain, same_run_ceilings
+from bench.drain import DRAIN_SCENARIOS, DrainScenario, run_drain, same_run_ceilings
 from bench.drain_targets import ratios, targets
 from bench.freshness import measure_freshness
 from bench.machine import describe_machine
@@ -155,6 +155,18 @@ def _drain(opts: Options, work: dict[str, Workload], base: Path, have_stages: bo
     return out
 
 
+def _bad_drain(opts: Options, work: dict[str, Workload], base: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Issue 11's ratio without the producer in the clock: the persist workload, clean and with
+    10% malformed records, each as a backlog drain through what `up` runs."""
+    say("bad input as backlog drains (the producer before the clock)")
+    out: dict[str, Any] = {"runs": {}}
+    for name, workload in (("drain_persist_clean", "persist"), ("drain_persist_bad_10", "persist_bad")):
+        result = run_drain(DrainScenario(name, (SinkName.PERSIST,)), work[workload], workdir=base / name,
+                           admin_url=opts.admin_url, say=say)  # fmt: skip
+        out["runs"][name] = result.to_json()
+    return out
+
+
 def _freshness(opts: Options, base: Path, results: dict[str, Any], say: Callable[[str], None]) -> None:
     runs = (("freshness_persist", opts.fresh_persist_rate, (SinkName.PERSIST,)),
             ("freshness", opts.fresh_rate, (SinkName.PERSIST, SinkName.INDEX)))  # fmt: skip
@@ -195,6 +207,8 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
         results.setdefault("memory_series_mb", {})[scenario.name] = {
             name: [(round(t, 1), round(b / 2**20, 1)) for t, b in samples] for name, samples in result.rss_samples.items()
         }
+    if "bad" not in opts.skip:
+        results["bad_drain"] = _bad_drain(opts, work, base, say)
     if "freshness" not in opts.skip:
         _freshness(opts, base, results, say)
     if opts.soak_minutes > 0 and "soak" not in opts.skip:
