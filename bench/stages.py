@@ -187,6 +187,15 @@ def _timed_writes(store: PostgresStore, params: list[tuple[dict[str, str], dict[
                        {"rows_per_s": round(rate(rows, seconds)), "server_cpu_us_per_event": round(server / events * 1e6, 1)})  # fmt: skip
 
 
+def _batch_params(store: PostgresStore, batches: list[list[dict[str, Any]]]) -> list[tuple[dict[str, str], dict[str, list[str]]]]:
+    """What a persist worker makes of each batch before its transaction: rows per table, lock keys."""
+    return [(store.column_rows(columns), store.lock_keys(columns)) for columns in map(fold_columns, batches)]
+
+
+def _row_count(params: list[tuple[dict[str, str], dict[str, list[str]]]]) -> int:
+    return sum(len(json.loads(text)) for rows, _ in params for text in rows.values())
+
+
 def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size: int, pg_pids: Callable[[], list[int]],
                     repeats: int, say: Callable[[str], None]) -> list[StageResult]:  # fmt: skip
     store = PostgresStore.connect(settings.sqlalchemy_url)
@@ -194,20 +203,18 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
     try:
         batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
         cpu0 = thread_cpu()
-        params = [(store.column_rows(columns), store.lock_keys(columns)) for columns in map(fold_columns, batches)]
+        params = _batch_params(store, batches)
         prepare_cpu = thread_cpu() - cpu0
-        rows = sum(len(json.loads(text)) for p, _ in params for text in p.values())
+        rows = _row_count(params)
         n = len(events)
         upsert = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert", n, rows, batch_size) for _ in range(repeats)])
         bare = pick_median([_timed_writes(bare_store, params, pg_pids, "postgres_upsert_without_marks", n, rows, batch_size)
                             for _ in range(repeats)])  # fmt: skip
         pair = pick_median([_timed_writes(store, params, pg_pids, "postgres_upsert_2_connections", n, rows, batch_size,
                                           connections=2) for _ in range(repeats)])  # fmt: skip
-        halves = station_halves(events, batch_size)
-        apart = [(store.column_rows(columns), store.lock_keys(columns)) for columns in map(fold_columns, halves)]
-        apart_rows = sum(len(json.loads(text)) for p, _ in apart for text in p.values())
+        apart = _batch_params(store, station_halves(events, batch_size))
         disjoint = pick_median([_timed_writes(store, apart, pg_pids, "postgres_upsert_2_connections_disjoint", n,
-                                              apart_rows, batch_size, connections=2) for _ in range(repeats)])  # fmt: skip
+                                              _row_count(apart), batch_size, connections=2) for _ in range(repeats)])  # fmt: skip
     finally:
         store.engine.dispose()
     upsert.extra.update(rows=rows, batch_events=batch_size)
