@@ -1,18 +1,22 @@
 """Charts of a daily report, drawn with matplotlib's object API on the Agg canvas (no pyplot
 state, no display: safe in worker processes and threads). Each chart function returns its
-`Figure` (tests read its axes: every percentage axis starts at 0); `png` turns one into bytes."""
+`Figure` (tests read its axes: every percentage axis starts at 0); `png` turns one into bytes.
+
+matplotlib is imported when a chart is drawn, not with this module: beat's report jobs import
+it, so every process of the Celery app would otherwise load matplotlib (~0.4 s) at start,
+the ingest workers included."""
 
 from __future__ import annotations
 
 import io
 from collections import Counter
 from collections.abc import Callable
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from typing import TYPE_CHECKING
 
 from evmonitor.reports.model import DailyReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["CHARTS", "availability_by_station", "faults_by_code", "hourly_activity", "hourly_utilization", "png",
            "station_label", "utilization_by_station"]  # fmt: skip
@@ -23,6 +27,8 @@ MAX_BARS = 30
 
 def png(fig: Figure) -> bytes:
     """The figure as PNG bytes; no timestamp or software tag, so the same figure gives the same bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
@@ -30,8 +36,16 @@ def png(fig: Figure) -> bytes:
 
 
 def _figure(height: float) -> Figure:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10.0, height), layout="constrained")
     return fig
+
+
+def _integer_ticks() -> object:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _hour_labels(report: DailyReport) -> list[str]:
@@ -45,7 +59,7 @@ def hourly_activity(report: DailyReport) -> Figure:
     xs = range(len(labels))
     ax.bar(xs, [h.sessions_started for h in report.hours], color=BLUE, label="sessions started")
     ax.set_ylabel("sessions started", color=BLUE)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_integer_ticks())
     energy = ax.twinx()
     energy.plot(xs, [float(h.energy_kwh) for h in report.hours], color=ORANGE, marker="o", markersize=3,
                 label="kWh of sessions started")  # fmt: skip
@@ -139,7 +153,7 @@ def faults_by_code(report: DailyReport) -> Figure:
     ys = list(range(len(items)))[::-1]
     ax.barh(ys, [n for _, n in items], color=RED)
     ax.set_yticks(ys, [code for code, _ in items], fontsize=9)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_xlabel("faults that began or were still open this day")
     ax.set_title("Faults by OCPP error code")
     ax.grid(axis="x", alpha=0.3)

@@ -1,18 +1,19 @@
 """Charts of a monthly report as matplotlib `Figure`s (Agg canvas, no pyplot state); every
-percentage axis runs from 0 to 100 and every colour is repeated in words (legend or label)."""
+percentage axis runs from 0 to 100 and every colour is repeated in words (legend or label).
+matplotlib is imported when a chart is drawn (see `evmonitor.reports.charts`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
-
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from typing import TYPE_CHECKING
 
 from evmonitor.reports.charts import GREEN, GREY, RED, station_label
 from evmonitor.reports.monthly import MonthlyReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["MONTHLY_CHARTS", "daily_outage_minutes", "outage_minutes_by_cause", "uptime_by_port"]
 
@@ -21,6 +22,8 @@ LIGHT = "#b9bec7"
 
 
 def _figure(height: float) -> Figure:
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(10.0, height), layout="constrained")
 
 
@@ -47,6 +50,9 @@ def uptime_by_port(report: MonthlyReport) -> Figure:
         title += f" (worst {len(worst)} of {measured})"
     ax.set_title(title)
     # the legend sits under the axis, never over a bar
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     fig.legend(handles=[Patch(color=RED, label=f"below the {target:g} % target"), Patch(color=GREEN, label="at or above it"),
                         Line2D([], [], color="#1d2330", linestyle="--", label=f"target {target:g} %")],
                loc="outside lower center", ncols=3, fontsize=8, frameon=False)  # fmt: skip

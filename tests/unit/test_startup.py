@@ -29,3 +29,12 @@ def test_storage_names_still_import_from_the_package():
     for name in storage.__all__:
         module = {"sink": sink, "kafka": kafka, "postgres": postgres, "search": search}[storage._LAZY[name]]
         assert getattr(storage, name) is getattr(module, name)
+
+
+def test_the_celery_app_does_not_load_matplotlib():
+    """Every worker loads the app, and the app beat's report jobs: the charts load matplotlib when
+    they draw, not when a persist or index worker starts."""
+    loaded = loaded_after("import evmonitor.app, workers.tasks, beat.runner")
+    assert "matplotlib" not in loaded
+    assert "matplotlib" in loaded_after("from evmonitor.reports.charts import _figure\n_figure(1.0)")
+
