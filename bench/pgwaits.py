@@ -6,6 +6,11 @@ waits on nothing (running, or runnable), else `type:event` (`Lock:advisory` is a
 for another batch's per-station or per-session lock, `IO:WALSync` a commit's flush). The share of
 `Lock:*` samples says how much of PostgreSQL's time concurrent batches spend queued behind each
 other rather than working: what caps a second persist worker when batches share stations.
+
+Every 50 ms: the sampler is a process on the machine it measures. Every 10 ms, it took 3.6% of a
+core in the harness and ~4% in its PostgreSQL backend, out of a CPU-bound drain; every 50 ms,
+1.0% and ~0.5% (measured: the sampler alone for 10 s against an idle database), and
+a 35 s drain still gets ~700 samples.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ _QUERY = sa.text(
 
 
 class WaitSampler:
-    def __init__(self, admin_url: str, database: str, interval_s: float = 0.01) -> None:
+    def __init__(self, admin_url: str, database: str, interval_s: float = 0.05) -> None:
         self.engine = sa.create_engine(admin_url, connect_args={"connect_timeout": 5}, poolclass=sa.pool.NullPool)
         self.database, self.interval_s = database, interval_s
         self.counts: Counter[str] = Counter()
