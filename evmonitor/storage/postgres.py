@@ -20,12 +20,20 @@ Errors are translated once, here: `translate_errors` turns every psycopg2 and SQ
 exception into `TransientError` (connection lost, server shutting down, deadlock,
 serialization failure: retry) or `SinkRejected` (data or integrity errors: the event itself is
 the problem), which `write` turns into the `Rejected` events of the `Sink` contract.
+
+A batch whose transaction needs more locks than the server's lock table holds ("out of shared
+memory", SQLSTATE 53200: `max_locks_per_transaction` x `max_connections` for everyone at once) is
+written in halves, each its own transaction, the completion marker with the last: merging
+events in parts gives the rows and marks merging them together gives (the fold's rules), and a
+retry after a crash between the parts replays the batch whole, which changes nothing twice.
+Retrying it whole would fail the same way for as long as the batch is that large.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +41,7 @@ from typing import Any
 
 import orjson
 import psycopg2
+import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -44,7 +53,9 @@ from evmonitor.storage.upsert import upsert
 from evmonitor.storage.marks import INCOMING, KEY_LOCKS, is_marked, marked
 from evmonitor.storage.prepared import Prepared, ensure_prepared
 
-__all__ = ["PostgresStore", "apply_schema", "create_engine", "translate_errors"]
+__all__ = ["LockTableFull", "PostgresStore", "apply_schema", "create_engine", "translate_errors"]
+
+log = logging.getLogger("evmonitor.storage.postgres")
 
 _SCHEMA_LOCK = 0x65766D6F  # "evmo": serialises schema application across processes
 
@@ -53,6 +64,11 @@ _SCHEMA_LOCK = 0x65766D6F  # "evmo": serialises schema application across proces
 # constraint violation). psycopg2 raises these as DataError and IntegrityError, and SQLAlchemy
 # wraps them in its classes of the same names.
 _REFUSALS = (sa.exc.DataError, sa.exc.IntegrityError, psycopg2.DataError, psycopg2.IntegrityError)
+
+
+class LockTableFull(TransientError):
+    """The server's lock table could not hold a transaction's locks (SQLSTATE 53200, "out of
+    shared memory"): a smaller transaction can land where a retry of the same one cannot."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -77,6 +93,8 @@ def translate_errors() -> Iterator[None]:
         raise SinkRejected(f"postgresql {code}: {_first_line(orig)}") from exc
     except (sa.exc.SQLAlchemyError, psycopg2.Error, OSError) as exc:
         orig = getattr(exc, "orig", None) or exc
+        if isinstance(orig, psycopg2.errors.OutOfMemory):  # 53200: the lock table, for our transactions
+            raise LockTableFull(f"postgresql 53200: {_first_line(orig)}") from exc
         raise TransientError(f"postgresql unavailable: {_first_line(orig)}") from exc
 
 
@@ -188,11 +206,25 @@ class PostgresStore:
         """Fold `events` (normalised wire dicts) and merge them in one transaction (with the
         completion marker of `done`, counting `events`).
 
-        Raises `TransientError` (retry later) or `SinkRejected` (some event is unacceptable).
+        Raises `TransientError` (retry later) or `SinkRejected` (some event is unacceptable). A
+        batch whose locks the server's lock table cannot hold is written in halves (see the top).
         """
+        self._write_in_parts(events, None if done is None else (*done, len(events)))
+
+    def _write_in_parts(self, events: Sequence[Event], done: tuple[str, str, int] | None) -> None:
         columns = fold_columns(events)
-        keys = self.lock_keys(columns)
-        self.write_rows(self.column_rows(columns), keys, None if done is None else (*done, len(events)))
+        try:
+            self.write_rows(self.column_rows(columns), self.lock_keys(columns), done)
+            return
+        except LockTableFull as exc:
+            if len(events) < 2:
+                raise
+            log.warning("%d events took more locks than PostgreSQL's lock table holds (%s): writing them in two "
+                        "transactions; raise max_locks_per_transaction on the server or lower EVMON_BATCH_MAX_EVENTS",
+                        len(events), exc)  # fmt: skip
+        half = len(events) // 2
+        self._write_in_parts(events[:half], None)
+        self._write_in_parts(events[half:], done)
 
     @staticmethod
     def lock_keys(columns: Columns) -> dict[str, list[str]]:

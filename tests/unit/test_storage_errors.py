@@ -52,8 +52,12 @@ def sqlalchemy_instance(cls: type) -> BaseException:
 
 @pytest.mark.parametrize("cls", subclasses(psycopg2.Error), ids=lambda c: c.__name__)
 def test_every_psycopg2_error_raw_or_wrapped_by_sqlalchemy_is_transient_or_a_refusal(cls):
-    """A data or integrity error (SQLSTATE 22, 23) is a refusal; every other one is transient."""
+    """A data or integrity error (SQLSTATE 22, 23) is a refusal; every other one is transient, the
+    lock table's overflow (53200) as the transient error a smaller transaction avoids."""
     want = SinkRejected if issubclass(cls, (psycopg2.DataError, psycopg2.IntegrityError)) else TransientError
+    if issubclass(cls, psycopg2.errors.OutOfMemory):
+        want = postgres.LockTableFull
+        assert issubclass(want, TransientError)
     assert outcome(postgres.translate_errors, cls("boom")) is want
     wrapped = sa.exc.DBAPIError.instance("SELECT 1", {}, cls("boom"), psycopg2.Error)
     assert outcome(postgres.translate_errors, wrapped) is want
