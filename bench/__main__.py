@@ -36,7 +36,8 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
              end and, clean and bad, as backlog drains (issue 11's ratio without the
              producer, which the bad mix's 250 KB records slow, in the clock)
   baseline   the same through one Celery task per event (batch_max_events=1)              ~0.5 / 0.3
-  batch      the persist path at batch sizes 50 and 5,000 (1 and 500 come from above)     ~1 / 0.5
+  batch      the persist path at batch sizes 50, 500 and 5,000 (1 and the default 2,000    ~1.5 / 0.7
+             come from above)
   scaling    2 worker processes per queue instead of 1                                    ~1 / 0.5
   freshness  p50/p99 delay produce -> PostgreSQL at --fresh-persist-rate (persist sink)   ~1.5 / 0.7
              and produce -> PostgreSQL / searchable at --fresh-rate (both sinks)

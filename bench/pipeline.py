@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from bench.procstat import CpuMeter, RssSampler, own_cpu_seconds
 from bench.stats import per_thousand, rate
 from bench.workload import Workload, check_exact, produce
+from evmonitor.config import Settings
 from evmonitor.stack.reconcile import wait_drained
 from evmonitor.stack.sandbox import Sandbox
 
@@ -27,7 +28,7 @@ __all__ = ["BENCH_SETTINGS", "OURS", "RunResult", "Scenario", "run_scenario", "p
 
 OURS = ("bridge", "worker-persist", "worker-index")
 
-# Every benchmark sandbox runs the production defaults of Settings (batch 500 events / 200 ms,
+# Every benchmark sandbox runs the production defaults of Settings (batch 2,000 events / 200 ms,
 # 6 partitions, ...), not the test sandbox's quicker ones, except a shorter commit interval:
 # the end of a run is seen when offsets are committed, and a 1 s interval would add up to 1 s.
 BENCH_SETTINGS: dict[str, Any] = {"batch_max_ms": 200, "topic_partitions": 6, "commit_interval_s": 0.5}
@@ -39,7 +40,7 @@ class Scenario:
 
     name: str
     sinks: tuple[str, ...]
-    batch_max_events: int = 500
+    batch_max_events: int = Settings.model_fields["batch_max_events"].default  # the production default
     concurrency: int = 1
     settings: tuple[tuple[str, Any], ...] = ()
 

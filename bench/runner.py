@@ -9,7 +9,7 @@ Sections, in order (each can be skipped with `--skip`):
               2 bridges (bench.drain)
 * `paths`     end to end, persist path and index path alone, then both sinks together
 * `baseline`  one Celery task per event (batch_max_events=1), persist and index paths
-* `batch`     the persist path at batch sizes 50 and 5,000 (1 and 500 come from above)
+* `batch`     the persist path at batch sizes 50, 500 and 5,000 (1 and the default, 2,000, come from above)
 * `scaling`   2 worker processes per queue instead of 1
 * `freshness` delay from produce to PostgreSQL at 5,000 events/s (persist sink alone), and to
               PostgreSQL and searchable at 1,000 events/s (both sinks)
@@ -105,6 +105,7 @@ def _scenarios(opts: Options) -> list[tuple[str, Scenario, str]]:
         ("baseline", Scenario("persist_per_event", (SinkName.PERSIST,), batch_max_events=1, settings=per_event), "per_event"),
         ("baseline", Scenario("index_per_event", (SinkName.INDEX,), batch_max_events=1, settings=per_event), "per_event"),
         ("batch", Scenario("persist_batch_50", (SinkName.PERSIST,), batch_max_events=50), "persist"),
+        ("batch", Scenario("persist_batch_500", (SinkName.PERSIST,), batch_max_events=500), "persist"),
         ("batch", Scenario("persist_batch_5000", (SinkName.PERSIST,), batch_max_events=5000), "persist"),
         ("scaling", Scenario("persist_2_workers", (SinkName.PERSIST,), concurrency=2), "persist"),
         ("scaling", Scenario("index_2_workers", (SinkName.INDEX,), concurrency=2), "index"),

@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     sinks: Annotated[list[SinkName], NoDecode] = Field(
         [SinkName.PERSIST, SinkName.INDEX], min_length=1, description="where valid events go; offsets wait for all of them"
     )
-    batch_max_events: int = Field(500, ge=1, description="flush a micro-batch at this many events ...")
+    # 2,000: in a backlog, a lane's batch folds more events into each station's and session's row
+    # (PostgreSQL ~30% less CPU per event than at 500, BENCHMARKS.md); below backlog rates batches
+    # close on age long before. Its locks (one per station and session) stay well inside
+    # PostgreSQL's default lock table, and a batch that does not fit is written in halves.
+    batch_max_events: int = Field(2000, ge=1, description="flush a micro-batch at this many events ...")
     batch_max_ms: int = Field(200, ge=1, description="... or when its oldest event is this old")
     kafka_partition_fetch_bytes: int = Field(128 * 1024, ge=16 * 1024, le=64 * 1024 * 1024,
                                              description="the consumer's fetch per partition: small enough that a poll "
@@ -57,7 +61,9 @@ class Settings(BaseSettings):
     batch_lanes: int = Field(6, ge=1, le=256, description="micro-batches by partition number modulo this: batches of "
                              "different lanes share no station, so persist workers write them without waiting on "
                              "each other's per-station locks")  # fmt: skip
-    max_inflight_batches: int = Field(64, ge=1, description="pause fetching beyond this many unfinished batches")
+    # 16 x 2,000 events: the events held for re-publishing (bridge memory) and waiting in Redis are
+    # what 64 x 500 were
+    max_inflight_batches: int = Field(16, ge=1, description="pause fetching beyond this many unfinished batches")
     commit_interval_s: float = Field(1.0, gt=0)
     stats_interval_s: float = Field(10.0, gt=0, description="how often the bridge logs its counters")
     completion_poll_s: float = Field(0.1, gt=0)
