@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pybase64
 
 from evmonitor.errors import Reason, TransientError
@@ -45,6 +46,22 @@ class Source:
     partition: int | None = None
     offset: int | None = None
     key: bytes | None = None
+
+
+def _dumps(value: Any) -> bytes:
+    """`json.dumps(value, separators=(",", ":")).encode()`, ~10x faster: orjson gives the same
+    bytes whenever its output is printable ASCII. It leaves non-ASCII and DEL unescaped where
+    json.dumps writes `\\uXXXX`, and refuses what json.dumps takes (a lone surrogate, an integer
+    beyond 64 bits): those take the standard library's encoder. json.dumps with `separators`
+    builds a JSONEncoder per call: ~5 µs of a ~8 µs dead letter."""
+    try:
+        out = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        pass
+    else:
+        if out.isascii() and b"\x7f" not in out:
+            return out
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def deadletter_record(
@@ -73,8 +90,8 @@ def deadletter_record(
     # than run through the encoder (a 300 KB `too_large` original took ~1 ms that way); the bytes
     # are the same as `json.dumps` of the whole record gives. pybase64 (SIMD) encodes a 185 KB
     # original in 8 µs where the standard library takes 290 µs.
-    head = json.dumps(record, separators=(",", ":")).encode()
-    tail = b'"}' if event_id is None else b'","event_id":' + json.dumps(event_id).encode() + b"}"
+    head = _dumps(record)
+    tail = b'"}' if event_id is None else b'","event_id":' + _dumps(event_id) + b"}"
     return b"".join((head[:-1], b',"original_b64":"', pybase64.b64encode(original), tail))
 
 
