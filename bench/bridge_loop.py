@@ -114,7 +114,7 @@ def bad_loop(events: int = 50_000, rounds: int = 3, batch: int = 500, bad_ratio:
     from evmonitor.names import Topic
     from evmonitor.stack.embedded import start_kafka
     from evmonitor.stack.procs import free_port, stop
-    from evmonitor.storage.kafka import ensure_topics, make_producer
+    from evmonitor.storage.kafka import ensure_topics, make_deadletter_producer
 
     now = datetime.now(timezone.utc)
     clean, n_clean = _polls(events, batch, now=now)
@@ -123,7 +123,7 @@ def bad_loop(events: int = 50_000, rounds: int = 3, batch: int = 500, bad_ratio:
     kafka = start_kafka(free_port(), Path(tempfile.mkdtemp(prefix="bridge-loop-")))
     try:
         ensure_topics(kafka.address, 6, [Topic.DEADLETTER])
-        producer = make_producer(kafka.address)  # as evmonitor.bridge.wiring makes it
+        producer = make_deadletter_producer(Settings(kafka_bootstrap=kafka.address))  # as evmonitor.bridge.wiring makes it
         best = {"clean": (float("inf"),) * 2, "bad": (float("inf"),) * 2}
         for _ in range(rounds):
             for name, polls in (("clean", clean), ("bad", bad)):

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="stop when more than this share of a window is invalid"
     )
     deadletter_window: int = Field(1000, ge=1)
+    deadletter_batch_bytes: int = Field(1024 * 1024, ge=16 * 1024, le=2 * 1024 * 1024,
+                                        description="the dead-letter producer's batch per partition (kafka-python "
+                                        "batch_size): above a `too_large` record's dead letter (~333 KB for a 250 KB "
+                                        "original), so those share batches with the small ones around them")  # fmt: skip
     watermark_interval_s: float = Field(
         2.0, gt=0, description="how often the bridge records how far each partition is processed (beat judges by it)"
     )

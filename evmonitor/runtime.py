@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from evmonitor.config import Settings
 from evmonitor.deadletter import DeadLetters
-from evmonitor.storage.kafka import make_producer
+from evmonitor.storage.kafka import make_deadletter_producer
 from evmonitor.storage.postgres import PostgresStore, create_engine
 from evmonitor.storage.search import SearchStore, make_client
 
@@ -73,7 +73,7 @@ class Connections:
         """The dead-letter producer for events a store refused."""
         return self._get(
             "deadletters",
-            lambda: DeadLetters(make_producer(self.settings.kafka_bootstrap), self.settings.deadletter_topic),
+            lambda: DeadLetters(make_deadletter_producer(self.settings), self.settings.deadletter_topic),
         )
 
     def close(self) -> None:

@@ -44,7 +44,7 @@ from evmonitor.bridge.offsets import OffsetTracker
 from evmonitor.bridge.watermark import EventClock, watermark_row
 from evmonitor.config import Settings
 from evmonitor.contract import Event, Limits, Rejection, validate
-from evmonitor.deadletter import DeadLetters, Source, deadletter_record
+from evmonitor.deadletter import DeadLetter, DeadLetters, Source
 from evmonitor.errors import EvmonitorError, Reason, TransientError
 from evmonitor.fastpath import FastPath
 from evmonitor.names import SinkName
@@ -225,14 +225,9 @@ class Bridge:
 
     def _reject(self, tp: TP, record: Any, raw: bytes, received_at: datetime, rejection: Rejection) -> None:
         self.stats.rejected[str(rejection.reason)] += 1
-        value = deadletter_record(
-            reason=rejection.reason,
-            detail=rejection.detail,
-            original=raw,
-            source=Source(tp[0], tp[1], record.offset, record.key),
-            received_at=received_at,
-        )
-        self.deadletters.send(value, reason=rejection.reason, key=record.key)
+        letter = DeadLetter(rejection.reason, rejection.detail, raw, Source(tp[0], tp[1], record.offset, record.key),
+                            received_at)  # fmt: skip
+        self.deadletters.send(letter, reason=rejection.reason, key=record.key)
         # the share of rejections among the last `window` records, once that many were seen: kept
         # as the positions of the rejections, so neither a valid record nor a rejection counts them
         window, seen, rejected_at = self.settings.deadletter_window, self.stats.consumed, self._rejected_at

@@ -21,7 +21,7 @@ from evmonitor.config import Settings
 from evmonitor.deadletter import DeadLetters
 from evmonitor.errors import TransientError
 from evmonitor.names import EVENT_TOPICS, QUEUE_BY_SINK, TASK_BY_SINK, SinkName
-from evmonitor.storage.kafka import make_consumer, make_producer
+from evmonitor.storage.kafka import make_consumer, make_deadletter_producer
 from evmonitor.storage.postgres import PostgresStore
 from evmonitor.transport import make_celery
 
@@ -140,7 +140,7 @@ def build_bridge(
     consumer = _until_connected(lambda: make_consumer(settings), "Kafka", stop)
     consumer.subscribe(list(EVENT_TOPICS), listener=listener)
     source = KafkaSource(consumer)
-    producer = _until_connected(lambda: make_producer(settings.kafka_bootstrap), "Kafka", stop)
+    producer = _until_connected(lambda: make_deadletter_producer(settings), "Kafka", stop)
     bridge = Bridge(
         settings,
         consumer=source,
