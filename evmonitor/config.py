@@ -61,9 +61,12 @@ class Settings(BaseSettings):
     batch_lanes: int = Field(6, ge=1, le=256, description="micro-batches by partition number modulo this: batches of "
                              "different lanes share no station, so persist workers write them without waiting on "
                              "each other's per-station locks")  # fmt: skip
-    # 16 x 2,000 events: the events held for re-publishing (bridge memory) and waiting in Redis are
-    # what 64 x 500 were
-    max_inflight_batches: int = Field(16, ge=1, description="pause fetching beyond this many unfinished batches")
+    max_inflight_batches: int = Field(64, ge=1, description="pause fetching beyond this many unfinished batches")
+    # 32,000 = 64 x 500: what the bridge holds for re-publishing and Redis holds (queued, and in
+    # kombu's unacked hash) stays what it was with 500-event batches; small batches (closed on
+    # age below backlog rates) still get 64 in flight, so a slow sink does not stall the others
+    max_inflight_events: int = Field(32_000, ge=1, description="... or beyond this many events in them (a single "
+                                     "batch larger than this still goes out alone)")  # fmt: skip
     commit_interval_s: float = Field(1.0, gt=0)
     stats_interval_s: float = Field(10.0, gt=0, description="how often the bridge logs its counters")
     completion_poll_s: float = Field(0.1, gt=0)

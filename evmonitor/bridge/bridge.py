@@ -16,9 +16,11 @@ appears within `republish_after_s`. A bridge that dies resumes from the committe
 replays; every write downstream is idempotent, so replays cost time, never correctness.
 
 Back-pressure: a closed batch is published only while fewer than `max_inflight_batches` are
-unfinished (it waits in `ready` meanwhile: the lanes can close several at once); with that many
-unfinished or waiting the bridge pauses its partitions (the group stays alive) and resumes by
-itself when batches complete.
+unfinished and, with it, they hold at most `max_inflight_events` (it waits in `ready` meanwhile:
+the lanes can close several at once); with that many batches or events unfinished or waiting the
+bridge pauses its partitions (the group stays alive) and resumes by itself when batches complete.
+The events bound what a backlog of full batches holds in memory and in Redis; the batch count
+bounds the small batches that close on age.
 
 Event-time watermark: every `watermark_interval_s` the bridge reports, per assigned partition,
 whether it has caught up and the greatest event time it has committed (`watermarks`, written to
@@ -182,7 +184,7 @@ class Bridge:
         now = self.clock()
         while (due := self.batcher.due(now)) is not None:
             self.ready.append(due)
-        while self.ready and len(self.inflight) < self.settings.max_inflight_batches:
+        while self.ready and self._room_for(self.ready[0]):
             self._publish(self.ready.popleft())
         if now >= self._next_poll_done:
             self._poll_completions()
@@ -294,12 +296,25 @@ class Bridge:
                 log.warning("bridge: batch %s not complete in %s after %.0fs; re-publishing", batch.batch_id, missing, now - batch.published_at)
                 self._publish(batch, missing)
 
+    def _inflight_events(self) -> int:
+        return sum(len(batch) for batch in self.inflight.values())  # at most max_inflight_batches
+
+    def _room_for(self, batch: Batch) -> bool:
+        """Whether `batch` may be published now (see Back-pressure); one batch always may."""
+        if not self.inflight:
+            return True
+        return (len(self.inflight) < self.settings.max_inflight_batches
+                and self._inflight_events() + len(batch) <= self.settings.max_inflight_events)  # fmt: skip
+
     def _apply_backpressure(self) -> None:
-        full = len(self.inflight) + len(self.ready) >= self.settings.max_inflight_batches
+        events = self._inflight_events() + sum(len(batch) for batch in self.ready)
+        full = (len(self.inflight) + len(self.ready) >= self.settings.max_inflight_batches
+                or events >= self.settings.max_inflight_events)  # fmt: skip
         if full and not self.paused:
             self.consumer.pause(*self.consumer.assignment())
             self.paused = True
-            log.warning("bridge: %d batches in flight; pausing fetch until workers catch up", len(self.inflight))
+            log.warning("bridge: %d batches (%d events) in flight; pausing fetch until workers catch up",
+                        len(self.inflight), events)  # fmt: skip
         elif not full and self.paused:
             self.consumer.resume(*self.consumer.paused())
             self.paused = False

@@ -406,3 +406,44 @@ def test_lanes_closing_at_once_never_put_more_than_max_inflight_batches_out():
     h.run(steps=10)
     assert h.consumer.committed == {("ev.station.status", p): 2 for p in range(6)}
     assert not h.bridge.paused
+
+
+def test_the_events_in_flight_are_bounded_as_well_as_the_batches():
+    """Full batches stop at max_inflight_events (the batch count has room), the bridge pauses, and
+    the rest go out as batches complete; every offset is committed in the end."""
+    h = Harness(batch_max_events=10, max_inflight_batches=100, max_inflight_events=25)
+    h.consumer.feed("ev.station.status", 0, valid(60))
+    h.run(steps=8)
+    assert [n for s, _, n in h.published if s == "persist"] == [10, 10] and h.bridge.paused
+    while len(h.batch_ids()) < 6:
+        assert sum(len(b) for b in h.bridge.inflight.values()) <= 25
+        for batch_id in h.batch_ids():
+            h.complete(batch_id)
+        h.run(steps=3)
+    for batch_id in h.batch_ids():
+        h.complete(batch_id)
+    h.run(steps=10)
+    assert h.consumer.committed == {("ev.station.status", 0): 60}
+    assert not h.bridge.paused
+
+
+def test_a_batch_larger_than_max_inflight_events_still_goes_out_alone():
+    h = Harness(batch_max_events=50, max_inflight_events=20)
+    h.consumer.feed("ev.station.status", 0, valid(100))
+    h.run(steps=4)
+    assert [n for s, _, n in h.published if s == "persist"] == [50] and h.bridge.paused
+    (batch_id,) = h.batch_ids()
+    h.complete(batch_id)
+    h.run(steps=4)
+    assert [n for s, _, n in h.published if s == "persist"] == [50, 50]
+
+
+def test_small_batches_are_bounded_by_their_count_not_by_the_events():
+    """Batches closed on age (a few events each) still get max_inflight_batches in flight."""
+    h = Harness(batch_max_events=1000, batch_lanes=6, max_inflight_batches=4, max_inflight_events=32_000)
+    for partition in range(6):
+        h.consumer.feed("ev.station.status", partition, valid(2))
+    h.run(steps=2)
+    h.clock.t += 1.0  # every lane's batch is older than batch_max_ms
+    h.run(steps=2)
+    assert len(h.bridge.inflight) == 4 and h.bridge.paused
