@@ -7,7 +7,10 @@
   row locks, the upserts and beat's marks: evmonitor/storage/marks.py, and the batch's completion
   marker; prepared once per connection, as a worker's), with the rows folded and
   serialised beforehand, one transaction per batch on one connection: PostgreSQL's ceiling for
-  the same writes. The folding and serialising it skips is reported apart (`persist_prepare`):
+  the same writes. The batches are the bridge's (`lane_batches`): each holds one lane's events
+  (the station's Kafka partition modulo `batch_lanes`), `batch_max_events` of them, the lanes
+  taking turns; a lane's batch folds more events into each row than a batch of the stream as it
+  comes, so this is the ceiling of the transactions the pipeline really makes. The folding and serialising it skips is reported apart (`persist_prepare`):
   that is our cost, not the store's. The same writes again without beat's marks (and their
   locks), `postgres_upsert_without_marks`, show what the marks cost the persist path. The same
   writes on 2 connections at once (every other batch each, as two worker processes take them),
@@ -33,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from kafka.partitioner.default import murmur2
 
 from bench.procstat import cpu_seconds
 from bench.stats import median_index, rate
@@ -201,7 +206,7 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
     store = PostgresStore.connect(settings.sqlalchemy_url)
     bare_store = PostgresStore(store.engine, marks=False)
     try:
-        batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
+        batches = lane_batches(events, batch_size, settings.topic_partitions, settings.batch_lanes)
         cpu0 = thread_cpu()
         params = _batch_params(store, batches)
         prepare_cpu = thread_cpu() - cpu0
@@ -230,6 +235,22 @@ def postgres_upsert(settings: Settings, events: list[dict[str, Any]], batch_size
     say(f"  postgres upsert on 2 connections, stations split between them: {disjoint.per_s:,.0f} events/s, "
         f"{disjoint.extra['server_cpu_us_per_event']} server CPU-us/event")  # fmt: skip
     return [upsert, prepare, bare, pair, disjoint]
+
+
+def lane_batches(events: list[dict[str, Any]], batch_size: int, partitions: int, lanes: int) -> list[list[dict[str, Any]]]:
+    """The events in the bridge's batches: by lane (the partition kafka-python's default
+    partitioner gives the station's key, modulo `lanes`), `batch_size` at most, in stream order
+    within a lane, the lanes taking turns."""
+    by_lane: dict[int, list[dict[str, Any]]] = {}
+    lane_of: dict[str, int] = {}
+    for event in events:
+        station = event["station_id"]
+        lane = lane_of.get(station)
+        if lane is None:
+            lane = lane_of[station] = (murmur2(station.encode()) & 0x7FFFFFFF) % partitions % lanes
+        by_lane.setdefault(lane, []).append(event)
+    batched = [[evs[i : i + batch_size] for i in range(0, len(evs), batch_size)] for _, evs in sorted(by_lane.items())]
+    return [batches[i] for i in range(max(map(len, batched), default=0)) for batches in batched if i < len(batches)]
 
 
 def station_halves(events: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
