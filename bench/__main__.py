@@ -25,11 +25,12 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
   stages     raw ceilings, each alone: Kafka produce/consume, PostgreSQL upsert of the       ~2 / 1
              persist task's rows, bulk indexing of the index task's documents, a Celery
              round trip of an empty batch task
-  drain      backlog drain (issue 15): the whole day produced into the topics before the    ~3 / 1.5
+  drain      backlog drain (issue 15): the whole day produced into the topics before the    ~5 / 2
              clock starts, then bridge(s) started; the clock stops when every partition's
              committed offset reaches its high-water mark; reconciled exactly. Persist sink
              and both sinks as `up` runs them (2 persist processes), 1 persist process,
-             2 bridges (6 partitions per topic)
+             2 bridges (6 partitions per topic); then the ceilings its ratios divide by, on
+             the drained topics and the drain's events in the bridge's batches
   paths      end to end, produce -> committed -> reconciled exactly: persist path alone,    ~1.5 / 1
              index path alone, both sinks; with the CPU of every process (/proc)
   bad        the persist path with 10% malformed input on top of the same events, end to   ~1.5 / 1

@@ -43,8 +43,9 @@ def drain_rate(results: dict[str, Any], name: str, *, after_startup: bool = Fals
 
 
 def ceiling(results: dict[str, Any], stage: str) -> tuple[float | None, str]:
-    """A stage ceiling of this run: (items per second, where it was measured)."""
-    for source, found in (("stages", results.get("stages")), ("drain", (results.get("drain") or {}).get("ceilings"))):
+    """A stage ceiling of this run: (items per second, where it was measured). The drain
+    section's own (the drain's workload and batches) first, else the `stages` section's."""
+    for source, found in (("drain", (results.get("drain") or {}).get("ceilings")), ("stages", results.get("stages"))):
         if found and stage in found:
             return found[stage]["per_s"], source
     return None, "-"

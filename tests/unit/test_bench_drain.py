@@ -63,13 +63,16 @@ def test_ratios_divide_the_drain_by_the_same_runs_ceilings(results):
     assert r["ours_cpu_us_per_event_over_target"]["with_startup"] == 75.0
 
 
-def test_without_stages_the_ceilings_come_from_the_drain_section(results):
-    """Skipping `stages` leaves the ratio its denominator from the drain's own measurement."""
-    del results["stages"]
-    assert ceiling(results, "postgres_upsert") == (None, "-")
+def test_the_drain_sections_own_ceilings_come_first(results):
+    """The drain's ceilings (its workload, its batches) are the denominator when measured; the
+    `stages` section's (another workload) only without them."""
     results["drain"]["ceilings"] = {"postgres_upsert": _stage("postgres_upsert", 20_000)}
     assert ceiling(results, "postgres_upsert") == (20_000, "drain")
     assert ratios(results)["drain_persist_over_postgres_ceiling"]["value"] == pytest.approx(0.5)
+    del results["stages"]
+    assert ceiling(results, "postgres_upsert") == (20_000, "drain")
+    results["drain"]["ceilings"] = {}
+    assert ceiling(results, "postgres_upsert") == (None, "-")
 
 
 def test_an_inexact_drain_has_no_rate_in_any_ratio(results):
