@@ -249,7 +249,12 @@ def lane_batches(events: list[dict[str, Any]], batch_size: int, partitions: int,
         if lane is None:
             lane = lane_of[station] = (murmur2(station.encode()) & 0x7FFFFFFF) % partitions % lanes
         by_lane.setdefault(lane, []).append(event)
-    batched = [[evs[i : i + batch_size] for i in range(0, len(evs), batch_size)] for _, evs in sorted(by_lane.items())]
+    return _in_turns([evs for _, evs in sorted(by_lane.items())], batch_size)
+
+
+def _in_turns(groups: list[list[dict[str, Any]]], batch_size: int) -> list[list[dict[str, Any]]]:
+    """Each group cut into batches of `batch_size` in its order, the groups' batches taking turns."""
+    batched = [[group[i : i + batch_size] for i in range(0, len(group), batch_size)] for group in groups]
     return [batches[i] for i in range(max(map(len, batched), default=0)) for batches in batched if i < len(batches)]
 
 
@@ -260,8 +265,4 @@ def station_halves(events: list[dict[str, Any]], batch_size: int) -> list[list[d
     halves: list[list[dict[str, Any]]] = [[], []]
     for event in events:
         halves[zlib.crc32(event["station_id"].encode()) & 1].append(event)
-    batched = [[half[i : i + batch_size] for i in range(0, len(half), batch_size)] for half in halves]
-    out = []
-    for i in range(max(map(len, batched))):
-        out += [batches[i] for batches in batched if i < len(batches)]
-    return out
+    return _in_turns(halves, batch_size)
