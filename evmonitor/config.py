@@ -51,8 +51,10 @@ class Settings(BaseSettings):
     )
     # 2,000: in a backlog, a lane's batch folds more events into each station's and session's row
     # (PostgreSQL ~30% less CPU per event than at 500, BENCHMARKS.md); below backlog rates batches
-    # close on age long before. Its locks (one per station and session) stay well inside
-    # PostgreSQL's default lock table, and a batch that does not fit is written in halves.
+    # close on age long before. It takes a lock per distinct station and session: ~800 in the
+    # bench's drain, at worst 4,000 (every event a new station and session), so two persist
+    # processes can pass PostgreSQL's default lock table (6,400 for all sessions); a batch that
+    # does not fit is written in halves (evmonitor.storage.postgres).
     batch_max_events: int = Field(2000, ge=1, description="flush a micro-batch at this many events ...")
     batch_max_ms: int = Field(200, ge=1, description="... or when its oldest event is this old")
     kafka_partition_fetch_bytes: int = Field(128 * 1024, ge=16 * 1024, le=64 * 1024 * 1024,
