@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,14 +34,49 @@ T = TypeVar("T")
 
 
 class KafkaSource:
-    """A KafkaConsumer seen through the few calls the bridge makes; errors become TransientError."""
+    """A KafkaConsumer seen through the few calls the bridge makes; errors become TransientError.
 
-    def __init__(self, consumer: Any) -> None:
+    While the consumer is joining its group (at start, or again in a rebalance), `poll` keeps
+    polling, without returning to the bridge, until the join is done, `join_wait_s` has passed
+    or `stop` is set. kafka-python 3.0.12 runs the JoinGroup/SyncGroup exchange as a task that
+    `poll` waits on, but a poll that finds that task already finished starts a new one and drops
+    its result (`BaseCoordinator.join_group_async`). A JoinGroup takes ~3 s on tansu, so a caller
+    that works between short polls sees its joins finish while it is away and starts them over,
+    for ever: 100 ms polls 300 ms apart never joined in 40 s (three tries), back-to-back ones
+    joined in 3.1 s. The bridge works between polls (publishing, completions, commits), and
+    tests/integration/test_group_join.py fails without this loop.
+    """
+
+    def __init__(self, consumer: Any, stop: threading.Event | None = None, join_wait_s: float | None = None) -> None:
         self.consumer = consumer
         self.lag = LagProbe(consumer)
+        self.stop = stop or threading.Event()
+        if join_wait_s is None:  # tansu answers a JoinGroup within half a session timeout (+1 s)
+            join_wait_s = consumer.config.get("session_timeout_ms", 10_000) / 1000
+        self.join_wait_s = join_wait_s
+
+    def joining(self) -> bool:
+        """Whether the consumer still has a group join to finish.
+
+        The coordinator's own test (kafka-python's `need_rejoin`, the condition its join loop
+        runs on) when it has one: during a rebalance, a member still holds its old partitions
+        until the new assignment comes. Otherwise, holding no partition.
+        """
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        need_rejoin = getattr(coordinator, "need_rejoin", None)
+        if callable(need_rejoin):
+            return bool(need_rejoin())
+        return not self.consumer.assignment()
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
         records = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        if not records and self.joining():
+            deadline = time.monotonic() + self.join_wait_s
+            while not records and not self.stop.is_set() and self.joining():
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    break
+                records = self.consumer.poll(timeout_ms=min(left_ms, 250), max_records=max_records)
         self.lag.refresh()  # here, on the bridge's thread: the consumer is not thread-safe
         return records
 
@@ -139,7 +175,7 @@ def build_bridge(
     listener = _Rebalance()
     consumer = _until_connected(lambda: make_consumer(settings), "Kafka", stop)
     consumer.subscribe(list(EVENT_TOPICS), listener=listener)
-    source = KafkaSource(consumer)
+    source = KafkaSource(consumer, stop)
     producer = _until_connected(lambda: make_deadletter_producer(settings), "Kafka", stop)
     bridge = Bridge(
         settings,
