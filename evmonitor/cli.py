@@ -98,7 +98,9 @@ def init() -> None:
 def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
     """Run the Kafka -> Celery bridge (consumer group evmonitor-bridge). SIGTERM: flush, commit, exit."""
     from evmonitor.bridge.wiring import run_bridge
+    from evmonitor.malloc import pin_mmap_threshold
 
+    pin_mmap_threshold()  # large batch buffers go back to the system when freed (evmonitor.malloc)
     _logging(log_level)
     run_bridge(_settings())
 
@@ -227,6 +229,9 @@ def worker(
     """
     if autoscale and pool is not WorkerPool.PREFORK:
         raise typer.BadParameter(f"--autoscale grows a prefork pool, not a {pool.value} one", param_hint="--autoscale")
+    from evmonitor.malloc import pin_mmap_threshold
+
+    pin_mmap_threshold()  # before any pool process is forked: they inherit it (evmonitor.malloc)
     settings = _settings()
     samples = _task_metrics(settings, metrics_port) if metrics_port else None
     from evmonitor.app import create_app
