@@ -11,8 +11,13 @@ larger than any before it is handled, without the Python heap growing at all.
 Measured with the bench's 10-minute soak at 2,000 events/s (`python -m bench --soak 10`): the
 persist worker grew 117 → 138 MB in steps, then held, in three soaks, and the bridge by 4-12 MB,
 while tracemalloc saw their Python heaps grow by ~3 and ~2 MB (the batch in hand at either
-snapshot). With the threshold fixed (MALLOC_MMAP_THRESHOLD_=131072, the same as this module
-does) the worker grew 2.6 MB from the soak's second quarter to its last, the bridge 3.9 MB.
+snapshot). With the threshold fixed, the worker grew 3.0 MB from the soak's second quarter to
+its last and the bridge 3.3 MB (docs/benchmarks/2026-11-30-9f0d73d-soak.json).
+
+The price is page faults: a mapped buffer is fresh memory each time. The persist task's body
+(decode, fold, write) on 112,000 events in batches of 2,000, three runs each, interleaved:
+17.7-18.6 client CPU-µs per event as glibc leaves it, 18.8-20.9 with the threshold fixed
+(system time 0.3-0.5 → 1.9-2.7 µs), about 1 µs per event by the medians.
 
 `pin_mmap_threshold` sets the threshold (which also turns its adjustment off, glibc's mallopt(3))
 at process start. An operator's MALLOC_MMAP_THRESHOLD_ in the environment wins; on a C library
