@@ -64,8 +64,8 @@ class Settings(BaseSettings):
                              "different lanes share no station, so persist workers write them without waiting on "
                              "each other's per-station locks")  # fmt: skip
     max_inflight_batches: int = Field(64, ge=1, description="pause fetching beyond this many unfinished batches")
-    # 32,000 = 64 x 500: what the bridge holds for re-publishing and Redis holds (queued, and in
-    # kombu's unacked hash) stays what it was with 500-event batches; small batches (closed on
+    # 32,000 = 64 x 500: what the bridge holds for re-publishing and Redis holds (the payloads of
+    # unfinished batches) stays what it was with 500-event batches; small batches (closed on
     # age below backlog rates) still get 64 in flight, so a slow sink does not stall the others
     max_inflight_events: int = Field(32_000, ge=1, description="... or beyond this many events in them (a single "
                                      "batch larger than this still goes out alone)")  # fmt: skip
@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     stats_interval_s: float = Field(10.0, gt=0, description="how often the bridge logs its counters")
     completion_poll_s: float = Field(0.1, gt=0)
     republish_after_s: float = Field(60.0, gt=0, description="re-publish a batch not completed by then")
+    payload_ttl_s: int = Field(900, ge=1, description="how long a batch's events stay in Redis for its tasks (each "
+                               "re-publish renews it; finished batches are deleted at once); above "
+                               "EVMON_REPUBLISH_AFTER_S")  # fmt: skip
     deadletter_max_ratio: float = Field(
         0.5, ge=0, le=1, description="stop when more than this share of a window is invalid"
     )
@@ -249,6 +252,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "EVMON_RETENTION_EVENTS_DAYS must keep more than EVMON_ALERT_LOOKBACK_S of status history "
                 f"({self.retention_events_days} days <= {self.alert_lookback_s:.0f} s)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _payloads_outlive_republish(self) -> "Settings":
+        # the bridge renews a waiting batch's payload only when it re-publishes the batch
+        if self.payload_ttl_s <= self.republish_after_s:
+            raise ValueError(
+                "EVMON_PAYLOAD_TTL_S must be longer than EVMON_REPUBLISH_AFTER_S "
+                f"({self.payload_ttl_s} s <= {self.republish_after_s:.0f} s): a batch's events would leave Redis "
+                "before the bridge sends them again"
             )
         return self
 

@@ -22,6 +22,7 @@ from evmonitor.deadletter import DeadLetters
 from evmonitor.storage.kafka import make_deadletter_producer
 from evmonitor.storage.postgres import PostgresStore, create_engine
 from evmonitor.storage.search import SearchStore, make_client
+from evmonitor.transport import Payloads
 
 __all__ = ["Connections", "close_all", "connections"]
 
@@ -76,6 +77,11 @@ class Connections:
             lambda: DeadLetters(make_deadletter_producer(self.settings), self.settings.deadletter_topic),
         )
 
+    @property
+    def payloads(self) -> Payloads:
+        """Where batch tasks' events wait in Redis (the broker's)."""
+        return self._get("payloads", lambda: Payloads.connect(self.settings))
+
     def close(self) -> None:
         with self._lock:
             opened, self._open = self._open, {}
@@ -89,6 +95,7 @@ _CLOSE = {
     "search_client": lambda client: client.close(),
     "search": lambda store: store.client.close(),
     "deadletters": lambda dlq: dlq.producer.close(timeout=5),
+    "payloads": lambda payloads: payloads.close(),
 }
 
 _by_settings: dict[int, tuple[Settings, Connections]] = {}

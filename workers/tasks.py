@@ -6,8 +6,11 @@ store refuses for good is bisected: only the poison events are dead-lettered, th
 Each task ends by recording the batch's completion for its sink in PostgreSQL; the bridge
 commits Kafka offsets only past batches complete in both sinks.
 
-A task's events come as one JSON string (`evmonitor.transport.encode_events`), parsed once
-here; the list of dicts that older bridges sent is taken as it is (`decode_events`).
+A task carries a reference to its batch's events, one JSON string the bridge stored in Redis
+(`evmonitor.transport.Payloads`), read and parsed once here. A task whose payload is gone does
+nothing: its batch was finished by another copy of the task, or its bridge died and the events
+are re-published from Kafka. The forms older bridges sent (the JSON string inline, a list of
+dicts) are taken as they are (`decode_events`).
 
 Tasks are `shared_task`s: `evmonitor.app` composes them into the app; they reach settings and
 connections through `self.app` (see `evmonitor.runtime`).
@@ -26,7 +29,7 @@ from evmonitor.deadletter import Source, deadletter_record
 from evmonitor.errors import Reason, TransientError
 from evmonitor.names import SinkName, Stage, TaskName
 from evmonitor.runtime import Connections, connections
-from evmonitor.transport import decode_events
+from evmonitor.transport import decode_events, payload_ref
 
 __all__ = ["IngestTask", "index_batch", "persist_batch"]
 
@@ -65,11 +68,25 @@ class IngestTask(Task):
     def connections(self) -> Connections:
         return connections(self.app.conf.evmonitor_settings)
 
+    def events(self, batch_id: str, payload: Any) -> list[dict[str, Any]] | None:
+        """The batch's events, or None when the payload it refers to is gone (see the module)."""
+        ref = payload_ref(payload)
+        if ref is None:
+            return decode_events(payload)
+        raw = self.connections.payloads.get(ref)  # TransientError while Redis is down: retried
+        if raw is None:
+            log.warning("%s: batch %s: its events are no longer in Redis (%s); nothing to do: the batch is "
+                        "finished, or the bridge re-publishes it from Kafka", self.name, batch_id, ref)  # fmt: skip
+            return None
+        return decode_events(raw)
+
 
 @shared_task(base=IngestTask, bind=True, name=TaskName.PERSIST_BATCH)
-def persist_batch(self: IngestTask, batch_id: str, payload: str | list[dict[str, Any]]) -> int:
+def persist_batch(self: IngestTask, batch_id: str, payload: Any) -> int:
     """Merge a batch of normalised events into PostgreSQL and mark it done for `persist`."""
-    events = decode_events(payload)
+    events = self.events(batch_id, payload)
+    if events is None:
+        return 0
     conns = self.connections
     store = conns.postgres
     # a batch that lands whole is marked done in its own transaction (one commit per batch); one
@@ -82,9 +99,11 @@ def persist_batch(self: IngestTask, batch_id: str, payload: str | list[dict[str,
 
 
 @shared_task(base=IngestTask, bind=True, name=TaskName.INDEX_BATCH)
-def index_batch(self: IngestTask, batch_id: str, payload: str | list[dict[str, Any]]) -> int:
+def index_batch(self: IngestTask, batch_id: str, payload: Any) -> int:
     """Bulk-index a batch of normalised events and mark it done for `index`."""
-    events = decode_events(payload)
+    events = self.events(batch_id, payload)
+    if events is None:
+        return 0
     conns = self.connections
     rejected = conns.search.write(events)
     if rejected:

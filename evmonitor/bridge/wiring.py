@@ -24,7 +24,7 @@ from evmonitor.errors import TransientError
 from evmonitor.names import EVENT_TOPICS, QUEUE_BY_SINK, TASK_BY_SINK, SinkName
 from evmonitor.storage.kafka import make_consumer, make_deadletter_producer
 from evmonitor.storage.postgres import PostgresStore
-from evmonitor.transport import make_celery
+from evmonitor.transport import Payloads, make_celery
 
 __all__ = ["CeleryPublisher", "KafkaSource", "build_bridge", "run_bridge"]
 
@@ -121,16 +121,31 @@ class KafkaSource:
 class CeleryPublisher:
     """Publishes one task per batch per sink; a publish that Redis did not take raises.
 
-    The task's arguments are the batch id and its events as one JSON string (`Batch.payload`,
-    encoded once for every sink): see `evmonitor.transport`.
+    The batch's events (`Batch.payload`, one JSON string encoded once) go to Redis under their own
+    key (`evmonitor.transport.Payloads`) once per publishing round: the first sink a round
+    publishes stores them, with a fresh TTL, and every task of the round carries the reference.
+    A round is a `publish_count`: the bridge counts one when all its sinks took the batch, so a
+    re-publish stores the payload again (Redis may have lost it) and a round retried after a
+    failed send does not.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, payloads: Payloads) -> None:
         self.app = app
+        self.payloads = payloads
+        self._stored: tuple[str, int, dict[str, str]] | None = None  # (batch id, round, reference)
+
+    def _reference(self, batch: Batch) -> dict[str, str]:
+        stored = self._stored
+        if stored is not None and stored[0] == batch.batch_id and stored[1] == batch.publish_count:
+            return stored[2]
+        ref = self.payloads.put(batch.batch_id, batch.payload())  # raises TransientError
+        self._stored = (batch.batch_id, batch.publish_count, ref)
+        return ref
 
     def __call__(self, sink: SinkName, batch: Batch) -> None:
+        ref = self._reference(batch)
         try:
-            self.app.send_task(TASK_BY_SINK[sink], args=[batch.batch_id, batch.payload()], queue=QUEUE_BY_SINK[sink])
+            self.app.send_task(TASK_BY_SINK[sink], args=[batch.batch_id, ref], queue=QUEUE_BY_SINK[sink])
         except (KombuError, RedisError, OSError) as exc:
             raise TransientError(f"broker: {exc!r}") from exc
 
@@ -161,6 +176,22 @@ def _until_connected(connect: Callable[[], T], what: str, stop: threading.Event)
             delay = min(delay * 2, 10.0)
 
 
+def _forgetting(*forgets: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+    """One `forget` for the bridge from several: each runs even if one before it failed."""
+
+    def forget(batch_ids: list[str]) -> None:
+        failed: TransientError | None = None
+        for one in forgets:
+            try:
+                one(batch_ids)
+            except TransientError as exc:
+                failed = exc
+        if failed is not None:
+            raise failed
+
+    return forget
+
+
 def build_bridge(
     settings: Settings, app: Any | None = None, stop: threading.Event | None = None
 ) -> tuple[Bridge, KafkaSource, Any]:
@@ -172,6 +203,7 @@ def build_bridge(
     if app is None:
         app = make_celery(settings)  # publishes by task name: the bridge needs no task module
     store = _until_connected(lambda: PostgresStore.connect(settings.sqlalchemy_url, settings.sql_dir), "PostgreSQL", stop)
+    payloads = Payloads.connect(settings)  # connects on first use: a publish retries until Redis is up
     listener = _Rebalance()
     consumer = _until_connected(lambda: make_consumer(settings), "Kafka", stop)
     consumer.subscribe(list(EVENT_TOPICS), listener=listener)
@@ -180,9 +212,9 @@ def build_bridge(
     bridge = Bridge(
         settings,
         consumer=source,
-        publish=CeleryPublisher(app),
+        publish=CeleryPublisher(app, payloads),
         completions=store.completed,
-        forget=store.forget,
+        forget=_forgetting(store.forget, payloads.drop),
         watermarks=store.record_watermarks,
         deadletters=DeadLetters(producer, settings.deadletter_topic),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -73,33 +74,75 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_batch_lands(pipelin
     assert "22003" in letter["detail"]
 
 
-def test_workers_take_both_task_forms_the_json_payload_and_an_older_bridges_list_of_dicts(pipeline):
-    """Rolling upgrade: a batch sent as one JSON string and one sent as a list of dicts both land in both sinks."""
+def test_workers_take_every_task_form_a_payload_reference_an_inline_json_payload_and_a_list_of_dicts(pipeline):
+    """Rolling upgrade: a batch whose events wait in Redis (this bridge), one sent inline as one JSON string and one
+    sent as a list of dicts (older bridges) all land in both sinks."""
     from evmonitor.app import create_app
-    from evmonitor.transport import encode_events
+    from evmonitor.transport import Payloads, encode_events
 
     pipeline.start_workers()
     app = create_app(pipeline.settings)
+    payloads = Payloads.connect(pipeline.settings)
     batches = {}
-    for form, minutes in (("payload", 50), ("list", 30)):
+    for form, minutes in (("ref", 70), ("payload", 50), ("list", 30)):
         events = [decode(encode(e), received_at=NOW).to_wire()
                   for e in session_events(start=NOW - timedelta(minutes=minutes), station_id=f"ST-{form}")]  # fmt: skip
         batch_id = str(uuid.uuid4())
         batches[batch_id] = events
+        if form == "ref":
+            arg = payloads.put(batch_id, encode_events(events))  # {"ref": key}, as the bridge sends it
+        else:
+            arg = encode_events(events) if form == "payload" else events
         for task, queue in (("evmonitor.persist_batch", "persist"), ("evmonitor.index_batch", "index")):
-            app.send_task(task, args=[batch_id, encode_events(events) if form == "payload" else events], queue=queue)
+            app.send_task(task, args=[batch_id, arg], queue=queue)
 
     def markers() -> set[tuple[str, str, int]]:
         rows = pipeline.sql("SELECT batch_id::text AS b, sink, events FROM ingest_batches")
         return {(r.b, r.sink, r.events) for r in rows}
 
     expected = {(b, sink, len(events)) for b, events in batches.items() for sink in ("persist", "index")}
-    wait_for(lambda: markers() == expected, timeout_s=60, what="both batches in both sinks", hint=pipeline.logs_hint())
+    wait_for(lambda: markers() == expected, timeout_s=60, what="the batches in both sinks", hint=pipeline.logs_hint())
     rows = pipeline.sql("SELECT station_id, status FROM charging_sessions ORDER BY station_id")
-    assert [(r.station_id, r.status) for r in rows] == [("ST-list", "completed"), ("ST-payload", "completed")]
+    assert [(r.station_id, r.status) for r in rows] == [("ST-list", "completed"), ("ST-payload", "completed"),
+                                                        ("ST-ref", "completed")]  # fmt: skip
     search = pipeline.search()
     search.refresh()
     assert search.count() == sum(map(len, batches.values()))
+    payloads.close()
+
+
+def test_tasks_whose_events_left_redis_do_nothing_and_the_bridge_republishes_them_exactly(pipeline):
+    """The payloads of queued tasks vanish (a Redis restart, an expiry): the tasks write nothing and mark nothing,
+    the bridge re-publishes the batches with their events stored again, every event lands once, and the payloads
+    of finished batches are deleted."""
+    pipeline.settings = pipeline.settings.model_copy(update={"republish_after_s": 20.0, "batch_max_events": 20,
+                                                             "stats_interval_s": 0.2})  # fmt: skip
+    pipeline.start_bridge()
+    events = many_sessions(20)  # 100 events
+    targets = pipeline.publish(as_messages(events))
+    client = redis.Redis.from_url(pipeline.settings.broker_url)
+    prefix = pipeline.settings.broker_key_prefix
+
+    def stored() -> list[bytes]:
+        return list(client.scan_iter(match=prefix + "payload:*"))
+
+    def all_published() -> bool:  # every event read, every batch closed, one payload and one task each
+        stats = [line for line in pipeline.log("bridge").splitlines() if f"'consumed': {len(events)}," in line]
+        match = re.search(r"'batches_published': (\d+)", stats[-1]) if stats else None
+        return match is not None and len(stored()) == int(match[1]) == client.llen(prefix + "persist")
+
+    wait_for(all_published, timeout_s=30, what="every batch published", hint=pipeline.logs_hint())
+    client.delete(*stored())  # well before the bridge's first re-publish (20 s)
+    pipeline.start_workers()
+    pipeline.wait_drained(targets)
+    assert pipeline.sql("SELECT count(*) AS n FROM charging_sessions")[0].n == 20
+    assert pipeline.sql("SELECT count(*) AS n FROM charging_sessions WHERE status = 'completed'")[0].n == 20
+    search = pipeline.search()
+    search.refresh()
+    assert search.count() == len(events)
+    assert "are no longer in Redis" in pipeline.log("worker-persist")
+    assert "re-publishing" in pipeline.log("bridge")
+    wait_for(lambda: not stored(), timeout_s=30, what="the finished batches' payloads deleted", hint=pipeline.logs_hint())
 
 
 def test_sigterm_lets_a_solo_persist_worker_finish_its_running_batch_then_exit(pipeline):

@@ -1,11 +1,15 @@
-"""Batch task payloads: one JSON string per batch, encoded once, read back exactly; the old list form still read."""
+"""Batch task payloads: one JSON string per batch, encoded once, stored once per round, read back exactly; the
+older forms (inline string, list of dicts) still read."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from hypothesis import strategies as st
 from kombu.serialization import dumps as kombu_dumps
 from kombu.serialization import loads as kombu_loads
@@ -17,7 +21,9 @@ from evmonitor.fold import TABLES, fold_columns
 from evmonitor.names import QUEUE_BY_SINK, TASK_BY_SINK, SinkName
 from evmonitor.storage import postgres
 from evmonitor.storage.postgres import PostgresStore
-from evmonitor.transport import decode_events, encode_events
+from evmonitor.config import Settings
+from evmonitor.errors import TransientError
+from evmonitor.transport import Payloads, decode_events, encode_events, payload_ref
 from tests.factories import encode, make_event, session_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -40,23 +46,83 @@ class FakeApp:
         self.sent.append((name, args, queue))
 
 
-def test_the_bridge_publishes_one_json_string_per_batch_encoded_once_for_every_sink():
-    """Both sinks' tasks carry the batch id and the very same string, which decodes to the batch's events."""
-    batcher, app = Batcher(max_events=100, max_age_s=1.0), FakeApp()
-    events = wire_batch()
+class FakeRedis:
+    """The two calls `Payloads` makes to store and read, on a dict; `down` makes them fail."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.sets: list[tuple[str, int]] = []
+        self.down = False
+
+    def set(self, key: str, value: str, ex: int) -> None:
+        if self.down:
+            raise RedisConnectionError("connection refused")
+        self.sets.append((key, ex))
+        self.data[key] = value.encode()
+
+    def get(self, key: str) -> bytes | None:
+        if self.down:
+            raise RedisConnectionError("connection refused")
+        return self.data.get(key)
+
+    def delete(self, *keys: str) -> None:
+        for key in keys:
+            self.data.pop(key, None)
+
+
+def closed_batch(events: list[dict]):
+    batcher = Batcher(max_events=100, max_age_s=1.0)
     for event in events:
         batcher.add(event, now=0.0)
-    batch = batcher.take()
-    publish = CeleryPublisher(app)
-    for sink in (SinkName.PERSIST, SinkName.INDEX, SinkName.INDEX):  # the second index: a re-publish
+    return batcher.take()
+
+
+def test_the_bridge_stores_a_batch_once_per_round_and_its_tasks_carry_the_reference():
+    """Both sinks' tasks of a round carry the batch id and one reference to one stored JSON string of its events;
+    a re-publish (the next round) stores it again with a fresh TTL."""
+    app, redis = FakeApp(), FakeRedis()
+    events = wire_batch()
+    batch = closed_batch(events)
+    payloads = Payloads(redis, "evmonitor:test:", ttl_s=900)
+    publish = CeleryPublisher(app, payloads)
+    for sink in (SinkName.PERSIST, SinkName.INDEX):
         publish(sink, batch)
+    assert redis.sets == [(f"evmonitor:test:payload:{batch.batch_id}", 900)]
+    batch.publish_count += 1  # what the bridge counts once every sink took the batch
+    publish(SinkName.INDEX, batch)  # a re-publish to the sink that has not completed it
+    assert len(redis.sets) == 2
     assert [(name, queue) for name, _, queue in app.sent] == [
         (TASK_BY_SINK[s], QUEUE_BY_SINK[s]) for s in (SinkName.PERSIST, SinkName.INDEX, SinkName.INDEX)
     ]
-    payloads = [args[1] for _, args, _ in app.sent]
     assert all(args[0] == batch.batch_id for _, args, _ in app.sent)
-    assert isinstance(payloads[0], str) and all(p is payloads[0] for p in payloads)
-    assert decode_events(payloads[0]) == events
+    refs = [args[1] for _, args, _ in app.sent]
+    assert refs[0] == refs[1] == refs[2] == {"ref": f"evmonitor:test:payload:{batch.batch_id}"}
+    assert payload_ref(refs[0]) == refs[0]["ref"]
+    assert decode_events(payloads.get(refs[0]["ref"])) == events
+    payloads.drop([batch.batch_id])
+    assert payloads.get(refs[0]["ref"]) is None
+
+
+def test_a_payload_redis_did_not_take_fails_the_publish_and_the_retry_stores_it():
+    """Redis down: the publish raises TransientError (the bridge keeps the batch and retries) and sends no task
+    that would refer to nothing; the retry of the same round stores it."""
+    app, redis = FakeApp(), FakeRedis()
+    batch = closed_batch(wire_batch())
+    publish = CeleryPublisher(app, Payloads(redis, "p:", ttl_s=900))
+    redis.down = True
+    with pytest.raises(TransientError, match="broker: storing payload p:payload:"):
+        publish(SinkName.PERSIST, batch)
+    assert app.sent == [] and redis.data == {}
+    redis.down = False
+    publish(SinkName.PERSIST, batch)
+    assert list(redis.data) == [f"p:payload:{batch.batch_id}"] and len(app.sent) == 1
+
+
+def test_a_payload_ttl_not_above_the_republish_delay_is_refused_with_both_settings_named():
+    """The bridge renews a waiting batch's payload only by re-publishing it."""
+    with pytest.raises(ValidationError, match="EVMON_PAYLOAD_TTL_S must be longer than EVMON_REPUBLISH_AFTER_S"):
+        Settings(payload_ttl_s=60, republish_after_s=60)
+    assert Settings(payload_ttl_s=61, republish_after_s=60).payload_ttl_s == 61
 
 
 def test_a_payload_crosses_kombu_json_and_comes_back_as_the_events():
@@ -78,8 +144,10 @@ def test_what_orjson_refuses_goes_through_the_standard_library_both_ways():
     """Ints beyond 64 bits stay ints and a lone surrogate survives, both ways (a store refuses them, not us)."""
     for events in ([{"event_id": "a", "meter_wh": 2**70}], [{"event_id": "b", "meter_wh": -(2**63) - 1}],
                    [{"event_id": "c", "meter_wh": 2**64}], [{"event_id": "d", "info": "\ud800 x"}]):  # fmt: skip
-        back = decode_events(encode_events(events))
-        assert back == events and type(back[0].get("meter_wh", 0)) is int, events
+        payload = encode_events(events)
+        for stored in (payload, payload.encode()):  # inline in a task, and as Redis gives it back
+            back = decode_events(stored)
+            assert back == events and type(back[0].get("meter_wh", 0)) is int, events
 
 
 json_values = st.recursive(
