@@ -16,13 +16,22 @@ def echo_server():
     server.bind(("127.0.0.1", 0))
     server.listen()
 
+    def echo(conn: socket.socket) -> None:
+        try:
+            for data in iter(lambda: conn.recv(1024), b""):
+                conn.sendall(data)
+        except ConnectionResetError:
+            pass  # the proxy resets its upstream connections on cut(): what the test does
+        finally:
+            conn.close()
+
     def serve():
         while True:
             try:
                 conn, _ = server.accept()
             except OSError:
                 return
-            threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(1024), b"")], daemon=True).start()
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     yield server.getsockname()
