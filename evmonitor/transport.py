@@ -33,8 +33,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import redis
 from celery import Celery
 from kombu import Queue as KombuQueue
+from redis.exceptions import RedisError
 
 from evmonitor.config import Settings
 from evmonitor.errors import TransientError
@@ -90,8 +92,6 @@ class Payloads:
 
     @classmethod
     def connect(cls, settings: Settings) -> "Payloads":
-        import redis
-
         client = redis.Redis.from_url(settings.broker_url, socket_timeout=30, socket_connect_timeout=5)
         return cls(client, settings.broker_key_prefix, settings.payload_ttl_s)
 
@@ -100,8 +100,6 @@ class Payloads:
 
     def put(self, batch_id: str, payload: str) -> dict[str, str]:
         """Store (or store again, with a fresh TTL) a batch's payload; returns the task's reference."""
-        from redis.exceptions import RedisError
-
         key = self.key(batch_id)
         try:
             self.client.set(key, payload, ex=self.ttl_s)
@@ -111,8 +109,6 @@ class Payloads:
 
     def get(self, ref: str) -> bytes | None:
         """The payload a task refers to, or None when it is gone (expired, or its batch finished)."""
-        from redis.exceptions import RedisError
-
         try:
             return self.client.get(ref)
         except RedisError as exc:
@@ -120,8 +116,6 @@ class Payloads:
 
     def drop(self, batch_ids: Sequence[str]) -> None:
         """Delete the payloads of finished batches (best effort: their TTL removes what is left)."""
-        from redis.exceptions import RedisError
-
         keys = [self.key(batch_id) for batch_id in batch_ids]
         try:
             for start in range(0, len(keys), 500):

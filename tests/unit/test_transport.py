@@ -180,3 +180,22 @@ def test_a_row_orjson_cannot_write_is_written_by_the_standard_library():
     text = postgres._rows_json([{"id": "s", "meter_max_wh": 2**70, "price": 0.4,
                                  "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}])  # fmt: skip
     assert json.loads(text) == [{"id": "s", "meter_max_wh": 2**70, "price": 0.4, "at": "2026-01-02T03:04:05+00:00"}]
+
+
+def test_the_bridges_forget_runs_every_part_and_then_reports_a_failure():
+    """The completion markers and the payloads are forgotten together: one store failing neither stops the other nor
+    goes unreported (the bridge logs nothing for it and moves on; beat and the TTL clear what is left)."""
+    from evmonitor.bridge.wiring import _forgetting
+
+    calls: list[tuple[str, list[str]]] = []
+
+    def markers(ids: list[str]) -> None:
+        calls.append(("markers", ids))
+        raise TransientError("postgres down")
+
+    def payloads(ids: list[str]) -> None:
+        calls.append(("payloads", ids))
+
+    with pytest.raises(TransientError, match="postgres down"):
+        _forgetting(markers, payloads)(["b1", "b2"])
+    assert calls == [("markers", ["b1", "b2"]), ("payloads", ["b1", "b2"])]
