@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     # age below backlog rates) still get 64 in flight, so a slow sink does not stall the others
     max_inflight_events: int = Field(32_000, ge=1, description="... or beyond this many events in them (a single "
                                      "batch larger than this still goes out alone)")  # fmt: skip
-    commit_interval_s: float = Field(1.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0, description="commit every this often while batches are in flight; "
+                                     "a bridge that is caught up commits at once")  # fmt: skip
     stats_interval_s: float = Field(10.0, gt=0, description="how often the bridge logs its counters")
     completion_poll_s: float = Field(0.1, gt=0)
     republish_after_s: float = Field(60.0, gt=0, description="re-publish a batch not completed by then")

@@ -3,7 +3,8 @@
     poll -> validate -> (rejected) dead-letter record, sent at the poll's end .... done once flushed
                      -> (valid)    micro-batch -> publish to `persist` and `index` -> done once both
                                                                                      sinks marked it
-    every commit_interval_s: flush dead letters, commit what OffsetTracker allows
+    every commit_interval_s, and at once when the last batch in flight completes with nothing
+    batched or waiting (caught up): flush dead letters, commit what OffsetTracker allows
 
 Validation has two paths: `evmonitor.fastpath.FastPath` turns a plainly valid record into its wire
 dict in a few microseconds; whatever it is not sure about goes to `evmonitor.contract.validate`
@@ -186,12 +187,13 @@ class Bridge:
             self.ready.append(due)
         while self.ready and self._room_for(self.ready[0]):
             self._publish(self.ready.popleft())
+        caught_up = False
         if now >= self._next_poll_done:
-            self._poll_completions()
+            caught_up = self._poll_completions() and self._idle()
             self._republish_overdue()
             self._next_poll_done = now + self.settings.completion_poll_s
         self._apply_backpressure()
-        if now >= self._next_commit:
+        if now >= self._next_commit or caught_up:
             self.commit()
             self._next_commit = now + self.settings.commit_interval_s
         if self.watermarks is not None and now >= self._next_watermark:
@@ -266,14 +268,20 @@ class Bridge:
         else:
             self.stats.batches_republished += 1
 
-    def _poll_completions(self) -> None:
+    def _idle(self) -> bool:
+        """Every record consumed so far is done: nothing in flight, waiting or batched."""
+        return not self.inflight and not self.ready and not any(b.events for b in self.batcher.open_batches.values())
+
+    def _poll_completions(self) -> int:
+        """Ask which batches in flight are complete; returns how many this released."""
         if not self.inflight:
-            return
+            return 0
         try:
             done = self.completions(list(self.inflight))
         except TransientError as exc:
             log.warning("bridge: cannot read batch completions (%s)", exc)
-            return
+            return 0
+        released = 0
         for batch_id, sinks in done.items():
             batch = self.inflight.get(batch_id)
             if batch is None:
@@ -284,6 +292,8 @@ class Bridge:
                 self.tracker.release(batch_id)
                 self._released.append(batch_id)
                 self.stats.batches_done += 1
+                released += 1
+        return released
 
     def _republish_overdue(self) -> None:
         now = self.clock()

@@ -181,6 +181,28 @@ def test_a_later_batch_completing_first_does_not_move_the_commit_past_an_earlier
     assert h.consumer.committed[("ev.station.status", 0)] == 20
 
 
+def test_the_bridge_commits_as_soon_as_its_last_batch_completes_not_at_the_next_interval():
+    """Caught up (nothing in flight, waiting or batched): the offsets go out at once, so a
+    drained backlog shows no lag without waiting up to a commit interval. While batches are
+    still in flight, commits keep to the interval."""
+    h = Harness(commit_interval_s=600.0)
+    h.consumer.feed("ev.station.status", 0, valid(20))
+    h.run(steps=2, advance=0.05)
+    first, second = h.batch_ids()
+    commits = len(h.consumer.commits)
+    h.complete(first)
+    h.clock.t += 0.2
+    h.run(steps=2, advance=0.2)
+    assert len(h.consumer.commits) == commits, "committed on the interval's behalf while a batch was in flight"
+    h.complete(second)
+    h.clock.t += 0.2
+    h.bridge.step(poll_timeout_ms=0)
+    assert h.consumer.committed == {("ev.station.status", 0): 20}
+    h.consumer.feed("ev.station.status", 0, valid(3))  # a batch left open: not idle
+    h.run(steps=1, advance=0.01)
+    assert h.consumer.committed == {("ev.station.status", 0): 20}
+
+
 def test_rejected_records_are_dead_lettered_with_reason_and_original_bytes():
     """A bad record goes to ev.deadletter with its reason and bytes, and the stream goes on."""
     h = Harness()
