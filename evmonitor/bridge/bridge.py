@@ -174,10 +174,9 @@ class Bridge:
     def step(self, poll_timeout_ms: int = 100) -> None:
         records = self.consumer.poll(timeout_ms=poll_timeout_ms, max_records=self.settings.batch_max_events)
         now = self.clock()  # one reading per poll: the records of a poll arrived together
-        for tp, batch in records.items():
-            key = (tp.topic, tp.partition)
-            for record in batch:
-                self._handle(key, record, now)
+        for tp, run in records.items():
+            if run:
+                self._handle((tp.topic, tp.partition), run, now)
         self.deadletters.dispatch()  # the poll's dead letters together: Kafka batches them
         self.tick()
 
@@ -203,29 +202,48 @@ class Bridge:
             log.info("bridge: %s, in flight %d", self.stats.as_dict(), len(self.inflight))
             self._next_log = now + self.settings.stats_interval_s
 
-    def _handle(self, tp: TP, record: Any, now: float) -> None:
-        self.stats.consumed += 1
-        value = record.value
-        accepted = None if value is None else self.fast(value, record.timestamp)
-        if accepted is None:  # the pydantic path decides, and gives the reason of a rejection
-            self.stats.slow_path += 1
-            received_at = _received_at(record, self.wall)
-            result = check_record(value, received_at, self.limits)
-            if isinstance(result, Rejection):
-                self._reject(tp, record, b"" if value is None else value, received_at, result)
-                self.tracker.consumed(tp, record.offset)
-                return
-            accepted = result.to_wire(), result.timestamp
-        wire, event_time = accepted
-        self.stats.valid += 1
+    def _handle(self, tp: TP, records: list[Any], now: float) -> None:
+        """One partition's records of a poll, in offset order, into its lane's batches.
+
+        The bookkeeping is per run of records, not per record: a batch holds the first offset of
+        the run it took (the lowest: later ones cannot lower it), and the run is consumed up to
+        the last record handled (also when a rejection halts the bridge half-way).
+        """
         lane = tp[1] % self.batcher.lanes
-        batch = self.batcher.open(now, lane)
-        self.tracker.hold(batch.batch_id, tp, record.offset)
-        self.events.seen(tp, record.offset, event_time)
-        full = self.batcher.add(wire, now, lane)
-        if full is not None:
-            self.ready.append(full)  # published by `tick`, right after this poll, if there is room
-        self.tracker.consumed(tp, record.offset)
+        fast, stats, batcher, ready = self.fast, self.stats, self.batcher, self.ready
+        max_events = batcher.max_events
+        times = self.events.queue(tp)
+        batch: Batch | None = None
+        last, valid = None, 0
+        try:
+            for record in records:
+                stats.consumed += 1
+                value = record.value
+                accepted = None if value is None else fast(value, record.timestamp)
+                if accepted is None:  # the pydantic path decides, and gives the reason of a rejection
+                    stats.slow_path += 1
+                    received_at = _received_at(record, self.wall)
+                    result = check_record(value, received_at, self.limits)
+                    if isinstance(result, Rejection):
+                        self._reject(tp, record, b"" if value is None else value, received_at, result)
+                        last = record.offset
+                        continue
+                    accepted = result.to_wire(), result.timestamp
+                if batch is None:
+                    batch = batcher.open(now, lane)
+                    self.tracker.hold(batch.batch_id, tp, record.offset)
+                events = batch.events
+                events.append(accepted[0])
+                times.append((record.offset, accepted[1]))
+                last = record.offset
+                valid += 1
+                if len(events) >= max_events:
+                    ready.append(batcher.take(lane))  # published by `tick`, right after this poll, if there is room
+                    batch = None
+        finally:
+            stats.valid += valid
+            if last is not None:
+                self.tracker.consumed(tp, last)
 
     def _reject(self, tp: TP, record: Any, raw: bytes, received_at: datetime, rejection: Rejection) -> None:
         self.stats.rejected[str(rejection.reason)] += 1

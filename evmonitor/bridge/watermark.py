@@ -40,6 +40,14 @@ class EventClock(Generic[TP]):
             pending = self._pending[tp] = deque()
         pending.append((offset, event_time))
 
+    def queue(self, tp: TP) -> deque[tuple[int, datetime]]:
+        """`tp`'s pending (offset, event time) pairs, to append to directly: what `seen` does,
+        without a lookup per record (the bridge takes it once per run of records)."""
+        pending = self._pending.get(tp)
+        if pending is None:
+            pending = self._pending[tp] = deque()
+        return pending
+
     def committed(self, offsets: Mapping[TP, int]) -> None:
         """Offsets (next to read) were committed: their records are processed."""
         for tp, next_offset in offsets.items():
