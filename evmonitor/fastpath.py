@@ -89,15 +89,23 @@ def _number(value: Any, low: float, high: float) -> float | None:
     return None
 
 
-def _optional_number(obj: dict[str, Any], name: str, low: float, high: float, out: dict[str, Any]) -> bool:
-    """An optional float field: absent or null is fine (and left out), else as `_number`."""
-    value = obj.get(name)
-    if value is None:
-        return True
-    value = _number(value, low, high)
-    if value is None:
-        return False
-    out[name] = value
+# optional float fields, in the model's order, with their ranges
+_STARTED_OPTIONALS = (("vehicle_battery_kwh", _ABOVE_ZERO, 1000.0), ("soc_percent", 0.0, 100.0))
+_PROGRESS_OPTIONALS = (("soc_percent", 0.0, 100.0), ("voltage_v", 0.0, 2000.0), ("current_a", 0.0, 2000.0))
+
+
+def _optionals(obj: dict[str, Any], fields: tuple[tuple[str, float, float], ...], out: dict[str, Any]) -> bool:
+    """Optional float fields: each absent or null (and left out), else as `_number`; a float in
+    range is taken without calling it."""
+    for name, low, high in fields:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not (type(value) is float and low <= value <= high):
+            value = _number(value, low, high)
+            if value is None:
+                return False
+        out[name] = value
     return True
 
 
@@ -125,72 +133,65 @@ class FastPath:
         }
 
     def __call__(self, raw: bytes, received_ms: Any) -> Accepted | None:
-        """(wire dict, UTC timestamp) of a plainly valid event received at `received_ms`, or None."""
+        """(wire dict, UTC timestamp) of a plainly valid event received at `received_ms`, or None.
+
+        One function on purpose (it runs once per record): the timestamp's checks are inline.
+        """
         try:
-            return self._accept(raw, received_ms)
+            if (
+                len(raw) > self.max_bytes
+                or raw[:1] != b"{"
+                or raw.find(b"{", 1) != -1
+                or b"[" in raw
+                or (b"\\" in raw and (b"\\u0000" in raw or b"\\ud" in raw or b"\\uD" in raw))
+                or type(received_ms) is not int
+                or not 0 < received_ms < _MAX_RECEIVED_MS
+            ):
+                return None
+            obj = orjson.loads(raw)  # a JSONDecodeError is a ValueError: None below
+            if type(obj) is not dict:
+                return None
+            event_type = obj.get("event_type")
+            if type(event_type) is not str or event_type not in _KNOWN or not obj.keys() <= _KNOWN[event_type]:
+                return None
+            event_id, version, station_id = obj.get("event_id"), obj.get("schema_version"), obj.get("station_id")
+            if (
+                type(event_id) is not str
+                or not _UUID(event_id)
+                or type(version) is not int
+                or version != SCHEMA_VERSION
+                or type(station_id) is not str
+                or not 0 < len(station_id) <= 64
+                or not station_id.isprintable()  # the model's pattern: no C0 control character, no DEL
+            ):
+                return None
+            id_tag = obj.get("id_tag")
+            if id_tag is not None and not (type(id_tag) is str and 0 < len(id_tag) <= 64):
+                return None
+            # the timestamp: the UTC instant and its wire text (pydantic's: microseconds only when
+            # not zero, `Z`), if it lies in the window around `received_ms`
+            value = obj.get("timestamp")
+            if type(value) is not str or not _TIMESTAMP(value):
+                return None
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is not _UTC:
+                moment = moment.astimezone(_UTC)
+            if received_ms != self._received_ms:
+                received = _EPOCH + timedelta(milliseconds=received_ms)
+                self._window = (received - self.limits.max_event_age, received + self.limits.max_event_future)
+                self._received_ms = received_ms
+            earliest, latest = self._window
+            if not earliest <= moment <= latest:
+                return None
+            if value[19] == "." and value[-1] == "Z" and moment.microsecond:  # the usual form: only padding
+                text = value[:-1].ljust(26, "0") + "Z"
+            else:
+                text = moment.isoformat()[:-6] + "Z"
+            out = {"event_id": event_id, "schema_version": version, "timestamp": text, "station_id": station_id,
+                   "event_type": event_type}  # fmt: skip
+            return (out, moment) if self._build[event_type](obj, out) else None
         except Exception:  # noqa: BLE001 - never a verdict: the pydantic path decides (and logs)
             return None
-
-    def _accept(self, raw: bytes, received_ms: Any) -> Accepted | None:
-        if (
-            len(raw) > self.max_bytes
-            or raw[:1] != b"{"
-            or raw.find(b"{", 1) != -1
-            or b"[" in raw
-            or (b"\\" in raw and (b"\\u0000" in raw or b"\\ud" in raw or b"\\uD" in raw))
-            or type(received_ms) is not int
-            or not 0 < received_ms < _MAX_RECEIVED_MS
-        ):
-            return None
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        if type(obj) is not dict:
-            return None
-        event_type = obj.get("event_type")
-        if type(event_type) is not str or event_type not in _KNOWN or not obj.keys() <= _KNOWN[event_type]:
-            return None
-        event_id, version, station_id = obj.get("event_id"), obj.get("schema_version"), obj.get("station_id")
-        if (
-            type(event_id) is not str
-            or not _UUID(event_id)
-            or type(version) is not int
-            or version != SCHEMA_VERSION
-            or type(station_id) is not str
-            or not 0 < len(station_id) <= 64
-            or not station_id.isprintable()  # the model's pattern: no C0 control character, no DEL
-        ):
-            return None
-        id_tag = obj.get("id_tag")
-        if id_tag is not None and not (type(id_tag) is str and 0 < len(id_tag) <= 64):
-            return None
-        stamp = self._timestamp(obj.get("timestamp"), received_ms)
-        if stamp is None:
-            return None
-        moment, text = stamp
-        out = {"event_id": event_id, "schema_version": version, "timestamp": text, "station_id": station_id,
-               "event_type": event_type}  # fmt: skip
-        return (out, moment) if self._build[event_type](obj, out) else None
-
-    def _timestamp(self, value: Any, received_ms: int) -> tuple[datetime, str] | None:
-        """The UTC instant and its wire text (pydantic's: microseconds only when not zero, `Z`),
-        if it lies in the window around `received_ms`."""
-        if type(value) is not str or not _TIMESTAMP(value):
-            return None
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is not _UTC:
-            moment = moment.astimezone(_UTC)
-        if received_ms != self._received_ms:
-            received = _EPOCH + timedelta(milliseconds=received_ms)
-            self._window = (received - self.limits.max_event_age, received + self.limits.max_event_future)
-            self._received_ms = received_ms
-        earliest, latest = self._window
-        if not earliest <= moment <= latest:
-            return None
-        if value[19] == "." and value[-1] == "Z" and moment.microsecond:  # the usual form: only padding
-            return moment, value[:-1].ljust(26, "0") + "Z"
-        return moment, moment.isoformat()[:-6] + "Z"
 
     # --- one builder per event type: fills `out` in the model's field order, False if unsure ---
 
@@ -224,7 +225,7 @@ class FastPath:
                 or not (heartbeat is None or type(heartbeat) is bool)
                 or not (info is None or (type(info) is str and len(info) <= 500))):  # fmt: skip
             return False
-        out.update(connector_id=connector, status=status, error_code=error)
+        out["connector_id"], out["status"], out["error_code"] = connector, status, error
         if heartbeat is not None:
             out["heartbeat"] = heartbeat
         if info is not None:
@@ -250,22 +251,18 @@ class FastPath:
         id_tag = obj.get("id_tag")
         if id_tag is not None:
             out["id_tag_hash"] = hash_id_tag(id_tag, self.limits.id_tag_hash_key)
-        return _optional_number(obj, "vehicle_battery_kwh", _ABOVE_ZERO, 1000.0, out) and _optional_number(
-            obj, "soc_percent", 0.0, 100.0, out
-        )
+        return _optionals(obj, _STARTED_OPTIONALS, out)
 
     def _session_progress(self, obj: dict[str, Any], out: dict[str, Any]) -> bool:
         if not self._session(obj, out, "meter_wh"):
             return False
-        power = _number(obj.get("power_kw"), 0.0, self.max_power_kw)
-        if power is None:
-            return False
+        power = obj.get("power_kw")
+        if not (type(power) is float and 0.0 <= power <= self.max_power_kw):  # else the int forms, or None
+            power = _number(power, 0.0, self.max_power_kw)
+            if power is None:
+                return False
         out["power_kw"] = power
-        return (
-            _optional_number(obj, "soc_percent", 0.0, 100.0, out)
-            and _optional_number(obj, "voltage_v", 0.0, 2000.0, out)
-            and _optional_number(obj, "current_a", 0.0, 2000.0, out)
-        )
+        return _optionals(obj, _PROGRESS_OPTIONALS, out)
 
     def _session_completed(self, obj: dict[str, Any], out: dict[str, Any]) -> bool:
         reason = obj.get("stop_reason")
