@@ -271,16 +271,18 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-# PostgreSQL's ceiling writes the first this many events of the drain: the same stations and the
-# same density per batch as the whole, in a quarter of the time (its four stages run 3 times each)
-CEILING_EVENTS = 160_000
+# PostgreSQL's ceiling writes every event of the drain, not a head of it: its cost per event grows
+# as the tables fill. `python -m bench.ceiling_span` (the drain's 585,601 events, 06:05 UTC, two
+# interleaved rounds): the first 160,000 at 34,856 / 36,453 events/s and 25.9 / 25.0 server
+# CPU-us per event, all of them at 27,869 / 28,646 and 33.0 / 32.1. The ceiling used to write the
+# first 160,000, and so overstated the ceiling of the drain's writes by about a quarter.
 
 
 def same_run_ceilings(sandbox: Sandbox, workload: Workload, repeats: int, say: Callable[[str], None]) -> dict[str, Any]:
     """The ceilings the drain's ratios divide by, measured on the drained sandbox (its topics hold
     the workload; our processes are stopped): a plain Kafka consumer reading it all, and
-    PostgreSQL's upsert of the same writes in the bridge's batches (`bench.stages`), on the
-    drain's first `CEILING_EVENTS` events."""
+    PostgreSQL's upsert of the same writes in the bridge's batches (`bench.stages`): every event
+    of the drain."""
     from bench.pipeline import postgres_backends
     from bench.stages import _consume_all, pick_median, postgres_upsert, wire_events
 
@@ -288,6 +290,5 @@ def same_run_ceilings(sandbox: Sandbox, workload: Workload, repeats: int, say: C
     consumed = pick_median([_consume_all(settings, workload.events) for _ in range(repeats)])
     say(f"  same-run ceiling, kafka consume: {consumed.per_s:,.0f} msg/s")
     events, _ = wire_events(workload)
-    events = events[:CEILING_EVENTS]
     stages = postgres_upsert(settings, events, settings.batch_max_events, postgres_backends(sandbox), repeats, say)
     return {s.name: s.to_json() for s in [consumed, *stages]}
