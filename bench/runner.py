@@ -38,7 +38,7 @@ from bench.pipeline import BENCH_SETTINGS, Scenario, meter_for, postgres_backend
 from bench.search_stage import bulk_index, bulk_latency
 from bench.soak import run_soak
 from bench.stages import kafka_stages, postgres_upsert, wire_events
-from bench.workload import Workload, plan_workload
+from bench.workload import Workload, plan_at_least, plan_workload
 from evmonitor.names import SinkName
 from evmonitor.stack.sandbox import Sandbox
 
@@ -217,7 +217,7 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     if opts.soak_minutes > 0 and "soak" not in opts.skip:
         rate_per_s = opts.soak_per_s
         sinks = (SinkName.PERSIST,) if opts.soak_sinks == "persist" else (SinkName.PERSIST, SinkName.INDEX)
-        soak_work = plan_workload("soak", events=int(opts.soak_minutes * 60 * rate_per_s), seed=opts.seed + 11)
+        soak_work = plan_at_least("soak", events=int(opts.soak_minutes * 60 * rate_per_s), seed=opts.seed + 11)
         soak = run_soak(soak_work, rate_per_s=rate_per_s, workdir=base / "soak", admin_url=opts.admin_url, sinks=sinks,
                         say=say)  # fmt: skip
         results["soak"] = soak.to_json()
