@@ -25,12 +25,12 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
   stages     raw ceilings, each alone: Kafka produce/consume, PostgreSQL upsert of the       ~2 / 1
              persist task's rows, bulk indexing of the index task's documents, a Celery
              round trip of an empty batch task
-  drain      backlog drain (issue 15): the whole day produced into the topics before the    ~5 / 2
+  drain      backlog drain (issue 15): the whole day produced into the topics before the    ~8 / 2
              clock starts, then bridge(s) started; the clock stops when every partition's
              committed offset reaches its high-water mark; reconciled exactly. Persist sink
              and both sinks as `up` runs them (2 persist processes), 1 persist process,
              2 bridges (6 partitions per topic); then the ceilings its ratios divide by, on
-             the drained topics and the drain's events in the bridge's batches
+             the drained topics and all of the drain's events in the bridge's batches
   paths      end to end, produce -> committed -> reconciled exactly: persist path alone,    ~1.5 / 1
              index path alone, both sinks; with the CPU of every process (/proc)
   bad        the persist path with 10% malformed input on top of the same events, end to   ~1.5 / 1
@@ -48,8 +48,9 @@ One run measures, in order (minutes: default run / --quick, on a quiet 2-core ma
 It prints tables and writes bench/results/<timestamp>.json and .md; the JSON's `ratios` and
 `targets` are issue 15's (drain / PostgreSQL's ceiling and / a plain Kafka consumer measured in
 the same run, scaling, CPU-µs per event, the five targets with what holds each back). Default
-run: about 11 minutes (measured: 10.8 with --profile on a quiet machine); --quick: about 6 (7 on a busy machine); issue 15's figures alone
-(--skip paths,bad,baseline,batch,scaling): about 9 / 4.
+run: about 16 minutes (measured: 26.5 with --profile --soak 10, whose soak took ~10 of them; since
+the drain's ceiling writes all of its events); --quick: about 6 (7 on a busy machine); issue 15's
+figures alone (--skip paths,bad,baseline,batch,scaling): about 12 / 4.
 Timing figures need a quiet machine: the `bg` column says how much CPU other processes took
 during each scenario.
 """
