@@ -33,18 +33,12 @@ class EventClock(Generic[TP]):
         self._pending: dict[TP, deque[tuple[int, datetime]]] = {}
         self.processed: dict[TP, datetime] = {}
 
-    def seen(self, tp: TP, offset: int, event_time: datetime) -> None:
-        """A valid record went into a batch (offsets arrive in order within a partition)."""
-        pending = self._pending.get(tp)
-        if pending is None:  # not setdefault(tp, deque()): that builds a deque per record
-            pending = self._pending[tp] = deque()
-        pending.append((offset, event_time))
-
     def queue(self, tp: TP) -> deque[tuple[int, datetime]]:
-        """`tp`'s pending (offset, event time) pairs, to append to directly: what `seen` does,
-        without a lookup per record (the bridge takes it once per run of records)."""
+        """`tp`'s pending (offset, event time) pairs: the bridge appends each valid record that
+        went into a batch (offsets arrive in order within a partition), taking the queue once per
+        run of records."""
         pending = self._pending.get(tp)
-        if pending is None:
+        if pending is None:  # not setdefault(tp, deque()): that builds a deque per call
             pending = self._pending[tp] = deque()
         return pending
 
