@@ -97,12 +97,20 @@ def init() -> None:
 @app.command(rich_help_panel=ROLES)
 def bridge(log_level: str = typer.Option("INFO", help="Python log level.")) -> None:
     """Run the Kafka -> Celery bridge (consumer group evmonitor-bridge). SIGTERM: flush, commit, exit."""
-    from evmonitor.bridge.wiring import run_bridge
+    import threading
+
+    from evmonitor.bridge.joining import start_joining, stop_on_signals
     from evmonitor.malloc import pin_mmap_threshold
 
     pin_mmap_threshold()  # large batch buffers go back to the system when freed (evmonitor.malloc)
     _logging(log_level)
-    run_bridge(_settings())
+    settings, stop = _settings(), threading.Event()
+    stop_on_signals(stop)
+    early = start_joining(settings, stop)  # the ~3 s group join runs while the rest is imported and built
+
+    from evmonitor.bridge.wiring import run_bridge
+
+    run_bridge(settings, stop, early=early)
 
 
 @app.command(rich_help_panel=ROLES)

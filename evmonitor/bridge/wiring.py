@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
+from kafka import OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from evmonitor.bridge.batching import Batch
 from evmonitor.bridge.bridge import Bridge
+from evmonitor.bridge.joining import EarlyJoin, start_joining, stop_on_signals, until_connected
 from evmonitor.bridge.metrics import LagProbe, serve_metrics
 from evmonitor.heartbeat import start_heartbeat
 from evmonitor.config import Settings
 from evmonitor.deadletter import DeadLetters
 from evmonitor.errors import TransientError
-from evmonitor.names import EVENT_TOPICS, QUEUE_BY_SINK, TASK_BY_SINK, SinkName
-from evmonitor.storage.kafka import make_consumer, make_deadletter_producer
+from evmonitor.names import QUEUE_BY_SINK, TASK_BY_SINK, SinkName
+from evmonitor.storage.kafka import make_deadletter_producer
 from evmonitor.storage.postgres import PostgresStore
 from evmonitor.transport import Payloads, make_celery
 
 __all__ = ["CeleryPublisher", "KafkaSource", "build_bridge", "run_bridge"]
 
 log = logging.getLogger("evmonitor.bridge")
-
-T = TypeVar("T")
 
 
 class KafkaSource:
@@ -47,8 +45,12 @@ class KafkaSource:
     tests/integration/test_group_join.py fails without this loop.
     """
 
-    def __init__(self, consumer: Any, stop: threading.Event | None = None, join_wait_s: float | None = None) -> None:
+    def __init__(self, consumer: Any, stop: threading.Event | None = None, join_wait_s: float | None = None,
+                 pending: dict[Any, list[Any]] | None = None) -> None:  # fmt: skip
+        """`pending`: records a poll returned before this source existed (`EarlyJoin`), which its
+        first poll returns."""
         self.consumer = consumer
+        self.pending = pending or {}
         self.lag = LagProbe(consumer)
         self.stop = stop or threading.Event()
         if join_wait_s is None:  # tansu answers a JoinGroup within half a session timeout (+1 s)
@@ -69,6 +71,9 @@ class KafkaSource:
         return not self.consumer.assignment()
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        if self.pending:
+            records, self.pending = self.pending, {}
+            return records
         records = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         if not records and self.joining():
             deadline = time.monotonic() + self.join_wait_s
@@ -150,32 +155,6 @@ class CeleryPublisher:
             raise TransientError(f"broker: {exc!r}") from exc
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self) -> None:
-        self.bridge: Bridge | None = None
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        if self.bridge is not None and revoked:
-            self.bridge.on_revoked([(tp.topic, tp.partition) for tp in revoked])
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("bridge: assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
-
-
-def _until_connected(connect: Callable[[], T], what: str, stop: threading.Event) -> T:
-    """Call `connect` until it stops raising TransientError: a dependency may come up after us."""
-    delay = 0.5
-    while True:
-        try:
-            return connect()
-        except TransientError as exc:
-            if stop.is_set():
-                raise
-            log.warning("bridge: waiting for %s (%s); retrying in %.0fs", what, exc, delay)
-            stop.wait(delay)
-            delay = min(delay * 2, 10.0)
-
-
 def _forgetting(*forgets: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
     """One `forget` for the bridge from several: each runs even if one before it failed."""
 
@@ -193,22 +172,22 @@ def _forgetting(*forgets: Callable[[list[str]], None]) -> Callable[[list[str]], 
 
 
 def build_bridge(
-    settings: Settings, app: Any | None = None, stop: threading.Event | None = None
+    settings: Settings, app: Any | None = None, stop: threading.Event | None = None, early: EarlyJoin | None = None
 ) -> tuple[Bridge, KafkaSource, Any]:
     """Connect everything the bridge needs; returns (bridge, source, dead-letter producer).
 
-    Waits (with a log line) for PostgreSQL and Kafka if they are not reachable yet.
+    `early`: the consumer, its group join already started (`start_joining`; else started here,
+    first). Waits (with a log line) for PostgreSQL and Kafka if they are not reachable yet.
     """
     stop = stop or threading.Event()
+    if early is None:
+        early = start_joining(settings, stop)
     if app is None:
         app = make_celery(settings)  # publishes by task name: the bridge needs no task module
-    store = _until_connected(lambda: PostgresStore.connect(settings.sqlalchemy_url, settings.sql_dir), "PostgreSQL", stop)
+    store = until_connected(lambda: PostgresStore.connect(settings.sqlalchemy_url, settings.sql_dir), "PostgreSQL", stop)
     payloads = Payloads.connect(settings)  # connects on first use: a publish retries until Redis is up
-    listener = _Rebalance()
-    consumer = _until_connected(lambda: make_consumer(settings), "Kafka", stop)
-    consumer.subscribe(list(EVENT_TOPICS), listener=listener)
-    source = KafkaSource(consumer, stop)
-    producer = _until_connected(lambda: make_deadletter_producer(settings), "Kafka", stop)
+    source = KafkaSource(early.consumer, stop, pending=early.take())
+    producer = until_connected(lambda: make_deadletter_producer(settings), "Kafka", stop)
     bridge = Bridge(
         settings,
         consumer=source,
@@ -218,17 +197,17 @@ def build_bridge(
         watermarks=store.record_watermarks,
         deadletters=DeadLetters(producer, settings.deadletter_topic),
     )
-    listener.bridge = bridge
+    early.listener.on_revoked = bridge.on_revoked
     return bridge, source, producer
 
 
-def run_bridge(settings: Settings, stop: threading.Event | None = None) -> Bridge:
-    """Run the bridge until SIGTERM/SIGINT (or `stop`): then flush, commit and exit."""
+def run_bridge(settings: Settings, stop: threading.Event | None = None, early: EarlyJoin | None = None) -> Bridge:
+    """Run the bridge until SIGTERM/SIGINT (or `stop`): then flush, commit and exit. `early`: see
+    `build_bridge`."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-    bridge, source, producer = build_bridge(settings, stop=stop)
+        stop_on_signals(stop)
+    bridge, source, producer = build_bridge(settings, stop=stop, early=early)
     server = None
     if settings.bridge_metrics_port:
         server = serve_metrics(settings.bridge_metrics_port, bridge, source.lag, settings.metrics_address)

@@ -222,6 +222,27 @@ def test_a_database_outage_is_waited_out_not_dead_lettered(proxied_pipeline):
     assert "retry" in p.log("worker-persist").lower()
 
 
+def test_a_bridge_started_while_postgresql_is_unreachable_joins_once_it_is_back(proxied_pipeline):
+    """The bridge starts its group join before it connects to PostgreSQL (evmonitor.bridge.joining);
+    when the database is not there it waits, and once connected it joins (again) and drains
+    everything exactly."""
+    p = proxied_pipeline
+    p.start_workers()
+    p.proxies["postgres"].cut()
+    events = many_sessions(20)
+    targets = p.publish(as_messages(events))
+    p.start_bridge(wait=False)
+    wait_for(lambda: "waiting for PostgreSQL" in p.log("bridge"), timeout_s=30,
+             what="the bridge to wait for PostgreSQL", hint=p.logs_hint())  # fmt: skip
+    wait_for(lambda: "retrying in 4s" in p.log("bridge"), timeout_s=60,
+             what="the bridge to wait past its join (3 s at the broker)", hint=p.logs_hint())  # fmt: skip
+    assert "bridge: assigned" not in p.log("bridge")
+    p.proxies["postgres"].restore()
+    p.wait_drained(targets)
+    assert p.sql("SELECT count(*) AS n FROM charging_sessions")[0].n == 20
+    assert p.deadletters() == []
+
+
 def test_a_killed_bridge_resumes_from_committed_offsets_without_loss(pipeline):
     """SIGKILL the bridge mid-stream; the restarted one replays, and totals stay exact."""
     pipeline.start_workers()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
+from evmonitor.bridge.joining import _join_sent, start_joining
 from evmonitor.bridge.wiring import KafkaSource
 from evmonitor.names import EVENT_TOPICS
 from evmonitor.stack.procs import wait_for
@@ -82,3 +83,33 @@ def test_two_consumers_busy_between_polls_share_the_partitions_after_a_rebalance
             if member is not None:
                 member.done.set()
                 member.join(timeout=30)
+
+
+def test_the_join_a_bridge_starts_before_it_is_built_gets_it_every_partition_and_record(pipeline):
+    """`start_joining` leaves a JoinGroup in flight (so the broker's ~3 s wait runs while the
+    bridge imports and connects); a source made afterwards, with what the early polls returned,
+    gets every partition and every record. The pause stands for building the bridge (~1 s)."""
+    topic = str(EVENT_TOPICS[0])
+    sent = pipeline.publish([(topic, f"station-{i}".encode(), b"{}") for i in range(30)])
+    stop = threading.Event()
+    early = start_joining(pipeline.settings, stop)
+    source = None
+    try:
+        assert _join_sent(early.consumer), "start_joining returned before its JoinGroup was sent"
+        time.sleep(1.0)  # stands for the bridge's imports and connections (not a wait for anything)
+        source = KafkaSource(early.consumer, stop, pending=early.take())
+        got: dict[tuple[str, int], int] = {}
+
+        def everything() -> bool:
+            for tp, records in source.poll(timeout_ms=250, max_records=100).items():
+                got[(tp.topic, tp.partition)] = records[-1].offset + 1
+            return got == {tp: end for tp, end in sent.items() if end}
+
+        wait_for(everything, timeout_s=30, what="the records of the early-joined consumer")
+        partitions = {(t, p) for t in EVENT_TOPICS for p in range(pipeline.settings.topic_partitions)}
+        assert {(tp.topic, tp.partition) for tp in source.assignment()} == partitions
+    finally:
+        if source is not None:
+            source.close()
+        else:
+            early.consumer.close()

@@ -38,3 +38,21 @@ def test_the_celery_app_does_not_load_matplotlib():
     assert "matplotlib" not in loaded
     assert "matplotlib" in loaded_after("from evmonitor.reports.charts import _figure\n_figure(1.0)")
 
+
+
+def test_the_bridge_starts_its_group_join_before_loading_sqlalchemy_celery_or_the_models():
+    """`evmonitor bridge` sends its JoinGroup (a ~3 s wait at the broker) first and imports the
+    rest during that wait (evmonitor.bridge.joining): what that needs loads none of them."""
+    loaded = loaded_after("import evmonitor.cli, evmonitor.bridge.joining")
+    heavy = {"sqlalchemy", "celery", "kombu", "psycopg2", "evmonitor.bridge.wiring", "evmonitor.storage.postgres"}
+    assert not {m for m in loaded if m.split(".")[0] in heavy or m in heavy}
+
+
+def test_bridge_names_still_import_from_the_package():
+    from evmonitor import bridge
+    from evmonitor.bridge import batching, offsets, wiring
+    from evmonitor.bridge import bridge as loop
+
+    modules = {"batching": batching, "bridge": loop, "offsets": offsets, "wiring": wiring}
+    for name in bridge.__all__:
+        assert getattr(bridge, name) is getattr(modules[bridge._LAZY[name]], name)
