@@ -21,7 +21,7 @@ tansu 0.6's group unable to assign partitions to the next member for 40 s and mo
 close 0.5 s after the JoinGroup, a new member of the group had nothing 40 s later; closed after
 the join ended, 3.3 s), and every bridge waits for the same database anyway.
 
-Kept free of the heavy imports (SQLAlchemy, Celery, the models): `evmonitor bridge` calls this
+Kept free of the heavy imports (SQLAlchemy, psycopg2, Celery): `evmonitor bridge` calls this
 before importing `evmonitor.bridge.wiring`.
 """
 
