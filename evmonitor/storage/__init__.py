@@ -13,8 +13,9 @@ one store does not pay for the others' drivers (the bridge never loads the Elast
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evmonitor.lazy import lazy_names
 
 if TYPE_CHECKING:
     from evmonitor.storage.kafka import ensure_topics, make_consumer, make_producer
@@ -51,10 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY, globals())
