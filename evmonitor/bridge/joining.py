@@ -16,10 +16,10 @@ the next poll (`KafkaSource`): the bridge then gets its partitions when it used 
 
 A bridge that has to wait for PostgreSQL at start stays in the join: kafka-python finishes it in
 the background, and the bridge's first poll, once connected, joins again (~3 s, as before). It
-does not leave the group while it waits: a consumer closed while its JoinGroup is held leaves
-tansu 0.6's group unable to assign partitions to the next member for 40 s and more (measured:
-close 0.5 s after the JoinGroup, a new member of the group had nothing 40 s later; closed after
-the join ended, 3.3 s), and every bridge waits for the same database anyway.
+does not leave the group while it waits: a consumer that leaves while its JoinGroup is held
+leaves tansu 0.6's group unable to assign partitions to the next member (measured: closed 0.5 s
+after its JoinGroup, a new member of the group had nothing 150 s later; see `KafkaSource.close`),
+and every bridge waits for the same database anyway.
 
 Kept free of the heavy imports (SQLAlchemy, psycopg2, Celery): `evmonitor bridge` calls this
 before importing `evmonitor.bridge.wiring`.

@@ -113,3 +113,24 @@ def test_the_join_a_bridge_starts_before_it_is_built_gets_it_every_partition_and
             source.close()
         else:
             early.consumer.close()
+
+
+def test_a_consumer_closed_during_its_join_leaves_the_group_usable(pipeline):
+    """Stopping a bridge during its start (or a rebalance) must not strand the next one: tansu 0.6
+    assigns nothing to the group's next member for minutes when a member leaves while its
+    JoinGroup is held, so `KafkaSource.close` finishes the join first."""
+    stop = threading.Event()
+    early = start_joining(pipeline.settings, stop)
+    assert _join_sent(early.consumer)
+    KafkaSource(early.consumer, stop, pending=early.take()).close()  # the JoinGroup still held
+    source = KafkaSource(make_consumer(pipeline.settings, *EVENT_TOPICS))
+    try:
+        partitions = {(t, p) for t in EVENT_TOPICS for p in range(pipeline.settings.topic_partitions)}
+
+        def assigned() -> bool:
+            source.poll(timeout_ms=250, max_records=10)
+            return {(tp.topic, tp.partition) for tp in source.assignment()} == partitions
+
+        wait_for(assigned, timeout_s=30, what="the next member's partitions after a close during a join")
+    finally:
+        source.close()
