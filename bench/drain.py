@@ -31,6 +31,7 @@ from bench.pipeline import BENCH_SETTINGS, meter_for
 from bench.procstat import cpu_seconds, own_cpu_seconds, peak_rss_bytes
 from bench.stats import per_thousand, rate
 from bench.workload import Workload, check_exact, produce
+from evmonitor.bridge.joining import ASSIGNED
 from evmonitor.config import Settings
 from evmonitor.names import EVENT_TOPICS, SinkName
 from evmonitor.stack.procs import wait_for
@@ -39,7 +40,6 @@ from evmonitor.stack.sandbox import Sandbox
 __all__ = ["DRAIN_SCENARIOS", "DrainResult", "DrainScenario", "highwater_marks", "run_drain"]
 
 TPKey = tuple[str, int]
-ASSIGNED = "bridge: assigned"
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ log = logging.getLogger("evmonitor.bridge")
 
 T = TypeVar("T")
 
-ASSIGNED = "bridge: assigned"  # the log line of a completed join (tests and the bench wait for it)
+ASSIGNED = "bridge: assigned"  # the log line of a completed join (the sandbox and the bench wait for it)
 
 # how long `start_joining` polls at most before leaving the join to kafka-python's thread
 KICK_BUDGET_S = 1.0

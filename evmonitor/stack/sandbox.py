@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from evmonitor.bridge.joining import ASSIGNED
 from evmonitor.config import Settings
 from evmonitor.errors import ConfigError
 from evmonitor.names import INGEST_POOL, Queue, WorkerPool
@@ -214,11 +215,10 @@ class Sandbox:
 
     def start_bridge(self, wait: bool = True) -> Proc:
         """Start the bridge; with `wait`, return once it has joined its group and got partitions."""
-        marker = "bridge: assigned"
-        before = self.log("bridge").count(marker)
+        before = self.log("bridge").count(ASSIGNED)
         proc = self.start("bridge", "bridge")
         if wait:
-            wait_for(lambda: self.log("bridge").count(marker) > before, timeout_s=60,
+            wait_for(lambda: self.log("bridge").count(ASSIGNED) > before, timeout_s=60,
                      what="the bridge to join its group", hint=f"Logs: {self.logs}")  # fmt: skip
         return proc
 
